@@ -1,0 +1,31 @@
+"""The signal chain in one place.
+
+Every number that shapes a feature lives here; derived values are computed, not retyped.
+A checkpoint records these values (see :mod:`melodex.checkpoint`), so a model trained with
+one set of constants is never fed features made with another.
+"""
+
+from __future__ import annotations
+
+SAMPLE_RATE = 22050  # Hz, what every file is decoded and resampled to
+SEGMENT_SECONDS = 30.0  # one analysis segment
+SEGMENT_SAMPLES = int(SAMPLE_RATE * SEGMENT_SECONDS)  # 661500 samples
+
+N_FFT = 2048  # STFT window, samples (~93 ms)
+HOP_LENGTH = 1024  # STFT hop, samples (~46 ms)
+N_MELS = 128  # mel bands before the DCT
+N_MFCC = 20  # cepstral coefficients kept
+FMIN = 0.0  # Hz
+FMAX = SAMPLE_RATE / 2  # Hz
+TOP_DB = 80.0  # dynamic range kept by power_to_db, per segment
+AMIN = 1e-10  # floor of the power spectrum before the log
+
+# librosa (center=True) gives 1 + SEGMENT_SAMPLES // HOP_LENGTH = 646 frames for 30 s;
+# the model takes a fixed 640 (the first 29.7 s), as the original Melodex did.
+N_FRAMES = 640
+FRAMES_PER_SEGMENT = 1 + SEGMENT_SAMPLES // HOP_LENGTH  # 646
+
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".m4a", ".ogg")
+
+DEFAULT_CACHE_DIR = "data/fma_mfccs_precomputed"
+DEFAULT_OUTPUT_ROOT = "training_outputs"

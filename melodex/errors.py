@@ -1,0 +1,41 @@
+"""The exceptions Melodex raises on purpose.
+
+Everything derives from :class:`MelodexError`, so a caller (or the CLI) can tell a
+problem with the input, which it reports in one line, from a bug, which it lets surface.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MelodexError(Exception):
+    """Base class of every error Melodex raises deliberately."""
+
+
+class AudioLoadError(MelodexError):
+    """An audio file could not be read or decoded.
+
+    ``path`` names the file, ``reason`` says why in the decoder's words.
+    """
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelLoadError(MelodexError):
+    """A model file is missing, is not a Melodex checkpoint, or is unsafe to load."""
+
+
+class DatasetError(MelodexError):
+    """A dataset's layout or metadata is not what Melodex expects."""
+
+
+class OutputError(MelodexError):
+    """A result file could not be written (full disk, permissions, bad format name)."""
+
+
+class DeviceError(MelodexError):
+    """The requested compute device is not available."""

@@ -1,0 +1,105 @@
+"""Decoding: every format in both letter cases, duration limits, streaming, typed errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from melodex.audio import find_audio_files, load_audio, stream_audio
+from melodex.constants import SAMPLE_RATE
+from melodex.errors import AudioLoadError
+
+FORMATS = ["wav", "flac", "ogg", "mp3", "m4a"]
+
+
+@pytest.mark.parametrize("ext", FORMATS + [e.upper() for e in FORMATS])
+def test_every_format_decodes_to_mono_22050(make_audio, ext):
+    path = make_audio(f"clip.{ext}", seconds=3.0, sr=44100)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    # AAC and mp3 add encoder priming/padding; everything is 3 s give or take 0.1 s.
+    assert abs(audio.size / SAMPLE_RATE - 3.0) < 0.1
+    # the tone's energy survives: RMS of 0.3*sin + 0.1*sin is ~0.22 before the stereo mix
+    assert 0.1 < float(np.sqrt(np.mean(audio**2))) < 0.4
+
+
+def test_duration_limits_what_is_decoded(make_audio):
+    path = make_audio("long.flac", seconds=12.0)
+    audio = load_audio(path, duration=5.0)
+    assert audio.size == 5 * SAMPLE_RATE
+
+
+def test_equals_librosa_load_on_mp3(make_audio):
+    librosa = pytest.importorskip("librosa")
+    path = make_audio("ref.mp3", seconds=4.0)
+    ref, _ = librosa.load(path, sr=SAMPLE_RATE, duration=3.0)
+    ours = load_audio(path, duration=3.0)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("ext", ["wav", "mp3", "m4a"])
+def test_stream_matches_one_shot(make_audio, ext):
+    path = make_audio(f"s.{ext}", seconds=25.0, sr=44100)  # longer than one 10-s block
+    whole = load_audio(path)
+    chunks = list(stream_audio(path))
+    assert len(chunks) > 1
+    streamed = np.concatenate(chunks)
+    assert abs(streamed.size - whole.size) <= 2
+    n = min(streamed.size, whole.size) - 200  # resampler edge at the very end
+    np.testing.assert_allclose(streamed[:n], whole[:n], atol=1e-4)
+
+
+def test_native_rate_is_not_resampled(make_audio):
+    path = make_audio("native.wav", seconds=1.0, sr=SAMPLE_RATE, channels=1)
+    assert load_audio(path).size == SAMPLE_RATE
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty"),
+        (b"this is not audio at all\n" * 20, "cannot decode"),
+        (bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "cannot decode"),
+    ],
+)
+def test_bad_files_raise_typed_error_naming_file(tmp_path, content, reason):
+    path = tmp_path / "bad.mp3"
+    path.write_bytes(content)
+    with pytest.raises(AudioLoadError) as info:
+        load_audio(path)
+    assert str(path) in str(info.value)
+    assert reason in info.value.reason
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioLoadError, match="no such file"):
+        load_audio(tmp_path / "gone.wav")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(make_audio):
+    path = make_audio("locked.wav", seconds=0.5)
+    path.chmod(0)
+    with pytest.raises(AudioLoadError, match="permission denied"):
+        load_audio(path)
+
+
+def test_find_audio_files_recursive_sorted_any_case(tmp_path, make_audio):
+    make_audio("b/Second.MP3", seconds=0.2)
+    make_audio("a/first.wav", seconds=0.2)
+    make_audio("a/deep/third.Flac", seconds=0.2)
+    (tmp_path / "a" / "notes.txt").write_text("not audio")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")  # a symlink loop must not hang the scan
+    found = find_audio_files([tmp_path])
+    names = [p.name for p in found]
+    assert {"Second.MP3", "first.wav", "third.Flac"} == set(names)
+    assert found == sorted(found, key=str)
+    assert len(found) == 3
+
+
+def test_find_audio_files_missing_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        find_audio_files([tmp_path / "nowhere"])
