@@ -194,8 +194,32 @@ class _SegmentStream(torch.utils.data.IterableDataset):
             yield from _file_items(index, self.paths[index], self.settings)
 
 
-def _worker_init(_worker_id: int) -> None:
-    torch.set_num_threads(1)  # each worker decodes one file at a time on one core
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel end this worker when the main process dies, even by SIGKILL (Linux).
+
+    Without it a killed run leaves its workers blocked forever on a queue nobody reads.
+    """
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: torch's own watchdog is the fallback
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class _WorkerInit:
+    """Set up each decoding worker: one torch thread, and die with the main process."""
+
+    def __init__(self) -> None:
+        self.parent_pid = os.getpid()
+
+    def __call__(self, _worker_id: int) -> None:
+        torch.set_num_threads(1)  # each worker decodes one file at a time on one core
+        _die_with_parent(self.parent_pid)
 
 
 def _identity(item):
@@ -230,6 +254,17 @@ class _Accumulator:
             probabilities=(self.prob_sum / n).astype(np.float32),
             embedding=None if self.emb_sum is None else (self.emb_sum / n).astype(np.float32),
         )
+
+
+def _main_threads(workers: int) -> int:
+    """Torch threads for the main process: the cores the decoding workers leave, at most 4.
+
+    This CNN runs a segment in ~7 ms on one thread; on a small machine a second thread
+    competing with busy workers costs more in synchronisation than it gains (measured 2-20x
+    slower per segment on 2 cores under load), so the main process keeps to what is free.
+    """
+    cores = default_num_workers(os.cpu_count() or 1)
+    return max(1, min(4, cores - workers if workers else cores // 2))
 
 
 @contextlib.contextmanager
@@ -353,18 +388,19 @@ class Predictor:
 
     def _predict_legacy(self, files: list[Path], settings: _DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
         mode = self._mode(settings)
-        for index, path in enumerate(files):
-            acc = _Accumulator(path, mode, self.labels, embeddings)
-            items = list(_file_items(index, path, settings))
-            if items[-1].error is not None:
-                yield FileResult.failed(str(path), mode, self.labels, items[-1].error)
-                continue
-            for lo in range(0, len(items), self.batch_size):
-                chunk = items[lo : lo + self.batch_size]
-                probs, embs = self._forward([it.mfcc for it in chunk])
-                for item, p, e in zip(chunk, probs, embs):
-                    acc.add(item, p, e)
-            yield acc.result(items[-1].duration)
+        with _torch_threads(_main_threads(0)):
+            for index, path in enumerate(files):
+                acc = _Accumulator(path, mode, self.labels, embeddings)
+                items = list(_file_items(index, path, settings))
+                if items[-1].error is not None:
+                    yield FileResult.failed(str(path), mode, self.labels, items[-1].error)
+                    continue
+                for lo in range(0, len(items), self.batch_size):
+                    chunk = items[lo : lo + self.batch_size]
+                    probs, embs = self._forward([it.mfcc for it in chunk])
+                    for item, p, e in zip(chunk, probs, embs):
+                        acc.add(item, p, e)
+                yield acc.result(items[-1].duration)
 
     def _predict_streaming(self, files: list[Path], settings: _DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
         if not files:
@@ -376,11 +412,9 @@ class Predictor:
             batch_size=None,
             collate_fn=_identity,
             num_workers=workers,
-            worker_init_fn=_worker_init if workers else None,
+            worker_init_fn=_WorkerInit() if workers else None,
             prefetch_factor=max(2, math.ceil(self.batch_size / workers)) if workers else None,
         )
-        cores = default_num_workers(os.cpu_count() or 1)
-        threads = max(1, min(4, cores - workers)) if workers else torch.get_num_threads()
         open_files: dict[int, _Accumulator] = {}
         ready: dict[int, FileResult] = {}  # the reorder buffer: finished, waiting for earlier files
         batch: list[_Item] = []
@@ -398,7 +432,7 @@ class Predictor:
                     del open_files[item.file_index]
             batch.clear()
 
-        with _torch_threads(threads):
+        with _torch_threads(_main_threads(workers)):
             stream = iter(loader)
             try:
                 for item in stream:

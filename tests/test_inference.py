@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import torch
 
@@ -294,13 +296,21 @@ def test_resume_after_sigkill_gives_every_file_once(checkpoint, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, str(ROOT / "inference.py"), "--model", str(checkpoint), "--audio", str(music),
            "--output", str(out), "--num-workers", "2", "--batch-size", "1", "-q"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    workers = []
     try:
         while proc.poll() is None and (not out.exists() or out.read_bytes().count(b"\n") < 3):
+            if not workers:
+                workers = psutil.Process(proc.pid).children()
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
-    finally:
         proc.wait(timeout=60)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, "the decoding workers outlived the killed run"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave a worker behind, even when the test fails
     before = out.read_bytes().count(b"\n")
     assert 3 <= before < 40, "the run was killed after some files and before the last"
     resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
