@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = default_num_workers(os.cpu_count() or 1)
     default_workers = default_num_workers(4)
-    print(f"cores: {cores}; default workers: {default_workers}; preparing {max(args.files, *args.rss_files)} mp3s ...",
+    print(f"load average before: {os.getloadavg()[0]:.1f}; cores: {cores}; default workers: {default_workers}; preparing {max(args.files, *args.rss_files)} mp3s ...",
           flush=True)
     make_corpus(max(args.files, *args.rss_files))
     paths = make_corpus(args.files)
@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         for count, m in ((small, rss_small), (large, rss_large)):
             print(f"{count:6d} {m['peak_rss'] / 2**20:15.0f} {count / m['seconds']:8.1f} "
                   f"{m['peak_rss'] / rss_small['peak_rss']:14.2f}")
-        print("\ntargets: 2 workers >= 60% of the decode ceiling; large-count RSS within 10% of small-count RSS")
+        print(f"\nload average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
+        print("targets: 2 workers >= 60% of the decode ceiling; large-count RSS within 10% of small-count RSS")
     return 0
 
 

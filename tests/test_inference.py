@@ -359,3 +359,32 @@ def test_no_audio_found_and_bad_options_exit_2(checkpoint, tmp_path, capsys):
     assert infer("--model", checkpoint, "--audio", tmp_path / "empty", "--hop", "10") == 2
     err = capsys.readouterr().err
     assert "no audio files" in err and "--hop and --last apply to --full" in err
+
+
+def test_unreadable_files_are_recorded_and_the_rest_processed(checkpoint, tmp_path):
+    write_audio(tmp_path / "good.wav", tone(1.0, 22050, 440.0, 1), 22050)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.ogg").write_text("this is not audio\n" * 20)
+    out = tmp_path / "r.jsonl"
+    assert infer("--model", checkpoint, "--audio", tmp_path, tmp_path / "vanished.mp3", "--output", out) == 1
+    records = {Path(r["audio_file"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert sorted(records) == ["empty.wav", "good.wav", "text.ogg", "vanished.mp3"]
+    assert "empty" in records["empty.wav"]["error"]
+    assert "no such file" in records["vanished.mp3"]["error"]
+    assert records["text.ogg"]["error"] and "error" not in records["good.wav"]
+
+
+def test_the_checkpoints_feature_config_drives_decoding(tmp_path):
+    """A model trained on 10-s windows of 16 MFCCs at 16 kHz gets exactly those features."""
+    features = FeatureConfig(sample_rate=16000, segment_seconds=10.0, n_mfcc=16, n_frames=150, fmax=8000.0)
+    torch.manual_seed(0)
+    model = GenreCNN(ModelConfig(n_classes=2, n_mfcc=16, n_frames=150))
+    ckpt = save_checkpoint(tmp_path / "m.pth", model, ["A", "B"], features)
+    write_audio(tmp_path / "song.wav", tone(25.0, 44100, 300.0, 2), 44100)
+    predictor = Predictor(ckpt, num_workers=0)
+    (full,) = predictor.predict([tmp_path / "song.wav"], full=True)
+    assert [(s.start_time, s.end_time) for s in full.segments] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
+    assert full.duration == pytest.approx(25.0) and full.top(3) == full.top(2)  # two labels only
+    first = predictor.predict_file(tmp_path / "song.wav")
+    assert [(s.start_time, s.end_time) for s in first.segments] == [(0.0, 10.0)]
+    np.testing.assert_allclose(first.probabilities, full.segments[0].probabilities, atol=1e-5)
