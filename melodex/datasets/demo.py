@@ -39,9 +39,9 @@ STYLE_ARTISTS: dict[str, tuple[str, str, str]] = {
 }
 DRIFTER = ("Drift Machine", "Pluck Folk", "Synth Pulse")  # name, from style, to style
 FIRST_YEAR, LAST_YEAR = 2005, 2016
-TRACKS_PER_ALBUM = 6
+TRACKS_PER_ALBUM = 3
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
-CONTAMINATION = (0.4, 0.15, 0.4)  # probability that a stable artist's track holds a second style, its weight range
+CONTAMINATION = (0.4, 0.1, 0.35)  # probability that a stable artist's track holds a second style, its weight range
 SAMPLE_RATE = 22050
 _WORDS = ("Circuit", "Meadow", "Signal", "Harbor", "Lattice", "Ember", "Orbit", "Willow", "Static", "Prism",
           "Tide", "Copper", "Haze", "Relay", "Fable", "Quartz")

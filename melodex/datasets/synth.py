@@ -157,7 +157,7 @@ def _drone_ambient(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.
     buf += 0.1 * np.sin(_TWO_PI * 2 * drone_hz * t + 0.5)
     chord_len = int(2 * bar * sr)
     pad = _partials("triangle", 3)
-    env = _envelope(chord_len + sr, sr, 1.5, 1.5)
+    env = _envelope(min(chord_len + sr, n), sr, 1.5, 1.5)
     tp = np.arange(env.size) / sr
     voices: dict[int, np.ndarray] = {}
     for c, start in enumerate(range(0, n, chord_len)):
@@ -235,7 +235,7 @@ def _pluck_folk(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.nda
     amps = np.abs(np.sin(np.pi * k * p["pluck"])) / k  # a string plucked at a fraction of its length
     decay = 1.0 / (1.2 / k**0.7)
     progression = (0, 3, 4, 0) if p["up"] else (0, 5, 3, 4)
-    length = int(1.0 * sr)
+    length = int(0.8 * sr)
     env = _envelope(length, sr, 0.002, 0.05)
     plucks: dict[int, np.ndarray] = {}
     for s in range(n // step + 1):
@@ -328,11 +328,11 @@ def render_track(
             continue
         layer = _RENDER[style](rng, n, sr, params[style])
         out += (weight / total) * layer / _rms(layer)
-    if dull > 0:
-        from scipy.signal import lfilter
-
+    if dull > 0:  # a one-pole low-pass applied in the frequency domain (no scipy import per worker)
         a = np.exp(-_TWO_PI * 1200.0 / sr)
-        out = (1.0 - dull) * out + dull * lfilter([1.0 - a], [1.0, -a], out)
+        w = _TWO_PI * np.fft.rfftfreq(n)
+        response = (1.0 - a) / (1.0 - a * np.exp(-1j * w))
+        out = np.fft.irfft(np.fft.rfft(out) * ((1.0 - dull) + dull * response), n)
     if noise_db is not None:
         out += rng.standard_normal(n) * _rms(out) * 10.0 ** (noise_db / 20.0)
     out *= loudness / _rms(out)
