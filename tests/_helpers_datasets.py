@@ -28,14 +28,34 @@ FIXTURE = {
 }
 
 
-def _row(genre, split, subset="small", *, artist="Artist A", artist_id=7, album="Album One",
-         released="2009-01-05 00:00:00", created="2008-11-26 01:48:12", title="Song"):
+def _row(
+    genre,
+    split,
+    subset="small",
+    *,
+    artist="Artist A",
+    artist_id=7,
+    album="Album One",
+    released="2009-01-05 00:00:00",
+    created="2008-11-26 01:48:12",
+    title="Song",
+):
     return {
-        ("track", "genre_top"): genre, ("set", "split"): split, ("set", "subset"): subset,
-        ("artist", "name"): artist, ("artist", "id"): artist_id, ("album", "title"): album,
-        ("album", "date_released"): released, ("track", "date_created"): created, ("track", "title"): title,
-        ("track", "genres"): [12], ("track", "genres_all"): [12, 1], ("track", "tags"): ["demo", "it's"],
-        ("album", "tags"): [], ("artist", "tags"): ["x"], ("album", "type"): "Album",
+        ("track", "genre_top"): genre,
+        ("set", "split"): split,
+        ("set", "subset"): subset,
+        ("artist", "name"): artist,
+        ("artist", "id"): artist_id,
+        ("album", "title"): album,
+        ("album", "date_released"): released,
+        ("track", "date_created"): created,
+        ("track", "title"): title,
+        ("track", "genres"): [12],
+        ("track", "genres_all"): [12, 1],
+        ("track", "tags"): ["demo", "it's"],
+        ("album", "tags"): [],
+        ("artist", "tags"): ["x"],
+        ("album", "type"): "Album",
         ("artist", "active_year_begin"): "1990-01-01",
     }
 
@@ -43,8 +63,16 @@ def _row(genre, split, subset="small", *, artist="Artist A", artist_id=7, album=
 def fixture_records() -> dict[int, dict]:
     return {
         2: _row("Rock", "training", title="First"),
-        3: _row("Hip-Hop", "validation", artist="Beat Person", artist_id=8, album="Loops", released=None,
-                created="2011-03-04 10:00:00", title="Second"),
+        3: _row(
+            "Hip-Hop",
+            "validation",
+            artist="Beat Person",
+            artist_id=8,
+            album="Loops",
+            released=None,
+            created="2011-03-04 10:00:00",
+            title="Second",
+        ),
         5: _row("Rock", "test"),
         10: _row("Folk", "training", artist="Fiddler", artist_id=9),
         11: _row("Folk", "test", artist="Fiddler", artist_id=9),
@@ -62,7 +90,9 @@ def clip(seconds: float, freq: float = 330.0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def write_fma_fixture(root: Path, records: dict[int, dict] | None = None, audio_folder: str = "fma_small") -> Path:
+def write_fma_fixture(
+    root: Path, records: dict[int, dict] | None = None, audio_folder: str = "fma_small"
+) -> Path:
     """Write tracks.csv and clips under ``root``; return the audio folder."""
     from melodex.datasets.fma import audio_path, tracks_frame, write_tracks_csv
     from melodex.encode import write_audio

@@ -10,8 +10,14 @@ import pandas as pd
 import pytest
 
 from melodex.datasets import KINDS, Dataset, load_dataset
-from melodex.datasets.fma import (ALL_COLUMNS, load_fma, load_tracks, subset_of_folder, tracks_frame,
-                                  write_tracks_csv)
+from melodex.datasets.fma import (
+    ALL_COLUMNS,
+    load_fma,
+    load_tracks,
+    subset_of_folder,
+    tracks_frame,
+    write_tracks_csv,
+)
 from melodex.encode import write_audio
 from melodex.errors import DatasetError
 from tests._helpers_datasets import SR, clip, fixture_records, write_fma_fixture
@@ -69,10 +75,13 @@ def test_load_tracks_parses_like_fma_utils_and_round_trips(tmp_path):
     pd.testing.assert_frame_equal(again, tracks)
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (lambda f: f.drop(columns=[("set", "split")]), "('set', 'split')"),
-    (lambda f: f.drop(columns=[("track", "genre_top")]), "('track', 'genre_top')"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda f: f.drop(columns=[("set", "split")]), "('set', 'split')"),
+        (lambda f: f.drop(columns=[("track", "genre_top")]), "('track', 'genre_top')"),
+    ],
+)
 def test_a_missing_required_column_is_named(tmp_path, edit, expected):
     path = write_tracks_csv(edit(tracks_frame(fixture_records())), tmp_path / "tracks.csv")
     with pytest.raises(DatasetError) as exc:
@@ -80,11 +89,14 @@ def test_a_missing_required_column_is_named(tmp_path, edit, expected):
     assert expected in one_line(exc) and "missing required column" in str(exc.value)
 
 
-@pytest.mark.parametrize("column, value, expected", [
-    (("track", "genres"), "[1, 2", "track 5: column ('track', 'genres')"),
-    (("album", "date_released"), "not a date", "track 5: column ('album', 'date_released')"),
-    (("set", "subset"), "tiny", "track 5: ('set', 'subset') is 'tiny'"),
-])
+@pytest.mark.parametrize(
+    "column, value, expected",
+    [
+        (("track", "genres"), "[1, 2", "track 5: column ('track', 'genres')"),
+        (("album", "date_released"), "not a date", "track 5: column ('album', 'date_released')"),
+        (("set", "subset"), "tiny", "track 5: ('set', 'subset') is 'tiny'"),
+    ],
+)
 def test_a_bad_value_is_named_by_track_and_column(tmp_path, column, value, expected):
     records = fixture_records()
     records[5][column] = value
@@ -105,7 +117,7 @@ def test_a_plain_csv_is_not_taken_for_fma(tmp_path):
 def test_a_non_integer_track_id_is_named(tmp_path):
     path = write_tracks_csv(tracks_frame(fixture_records()), tmp_path / "tracks.csv")
     lines = path.read_text().splitlines()
-    lines[4] = "abc" + lines[4][lines[4].index(","):]
+    lines[4] = "abc" + lines[4][lines[4].index(",") :]
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DatasetError, match="data row 2: track_id 'abc'"):
         load_tracks(path)
@@ -128,12 +140,23 @@ def test_fma_small_labels_splits_and_fields(fma, caplog):
     assert ds.labels == ["Folk", "Hip-Hop", "Rock"]  # Pop is only in medium
     assert sorted(tracks) == ["000002", "000003", "000005", "000010", "000011", "000012", "098565"]
     assert {k: t.split for k, t in tracks.items()} == {
-        "000002": "training", "000003": "validation", "000005": "test", "000010": "training",
-        "000011": "test", "000012": "training", "098565": "training"}
+        "000002": "training",
+        "000003": "validation",
+        "000005": "test",
+        "000010": "training",
+        "000011": "test",
+        "000012": "training",
+        "098565": "training",
+    }
     first = tracks["000002"]
     assert first.path == fma / "000" / "000002.mp3"
     assert (first.label, first.artist, first.artist_id, first.title, first.album) == (
-        "Rock", "Artist A", "7", "First", "Album One")
+        "Rock",
+        "Artist A",
+        "7",
+        "First",
+        "Album One",
+    )
     assert (first.date, first.date_source) == ("2009-01-05", "album.date_released")
     assert (tracks["000003"].date, tracks["000003"].date_source) == ("2011-03-04", "track.date_created")
     assert tracks["098565"].path == fma / "098" / "098565.mp3"
@@ -149,7 +172,9 @@ def test_an_explicit_subset_and_the_folder_name_choose_the_tracks(fma, tmp_path)
     assert "Pop" in medium.labels and "000030" in by_key(medium)
     assert subset_of_folder(tmp_path / "fma_small") == "small"
     assert subset_of_folder(tmp_path / "fma_medium") == "medium"
-    assert subset_of_folder(tmp_path / "fma_large") is None and subset_of_folder(tmp_path / "fma_full") is None
+    assert (
+        subset_of_folder(tmp_path / "fma_large") is None and subset_of_folder(tmp_path / "fma_full") is None
+    )
     with pytest.raises(DatasetError, match="unknown FMA subset 'huge'"):
         load_fma(fma, subset="huge")
 
@@ -195,10 +220,18 @@ def test_folder_dataset_labels_keys_and_an_80_10_10_split(tmp_path, caplog):
     (tmp_path / "gtzan" / "jazz" / "notes.txt").write_text("not audio")
     ds = load_dataset(tmp_path / "gtzan", seed=3)
     assert ds.labels == ["blues", "jazz"] and len(ds) == 30
-    assert {(lab, s): sum(t.label == lab and t.split == s for t in ds) for lab in ds.labels
-            for s in ("training", "validation", "test")} == {
-        ("blues", "training"): 8, ("blues", "validation"): 1, ("blues", "test"): 1,
-        ("jazz", "training"): 16, ("jazz", "validation"): 2, ("jazz", "test"): 2}
+    assert {
+        (lab, s): sum(t.label == lab and t.split == s for t in ds)
+        for lab in ds.labels
+        for s in ("training", "validation", "test")
+    } == {
+        ("blues", "training"): 8,
+        ("blues", "validation"): 1,
+        ("blues", "test"): 1,
+        ("jazz", "training"): 16,
+        ("jazz", "validation"): 2,
+        ("jazz", "test"): 2,
+    }
     keys = [t.key for t in ds]
     assert len(set(keys)) == len(keys) and all(SAFE_KEY.match(k) for k in keys)
     assert "jazz__live_set__jazz_00.wav" in keys
@@ -241,7 +274,13 @@ def test_manifest_resolves_relative_paths_and_reads_its_columns(tmp_path, audio_
     assert ds.labels == ["Pop", "Rock"] and sorted(tracks) == ["t0.wav", "t1.wav", "t2.wav"]
     t0 = tracks["t0.wav"]
     assert t0.path == tmp_path / "audio" / "t0.wav"
-    assert (t0.artist, t0.date, t0.title, t0.album, t0.split) == ("Ann", "2004-05-06", "One", "LP", "training")
+    assert (t0.artist, t0.date, t0.title, t0.album, t0.split) == (
+        "Ann",
+        "2004-05-06",
+        "One",
+        "LP",
+        "training",
+    )
     assert t0.extra == {"mood": "calm"} and t0.key == "audio__t0.wav"
     assert (tracks["t1.wav"].split, tracks["t1.wav"].album) == ("validation", None)
     assert ds.skipped == [("audio/missing.wav", "line 5: audio file missing")]
@@ -254,19 +293,31 @@ def test_manifest_without_split_gets_the_folder_split(tmp_path, audio_files):
     assert sorted(splits) == ["test", "training", "training", "training", "training", "validation"]
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("path,genre\na.wav,Rock\n", "line 1: missing column label"),
-    ("path,label\naudio/t0.wav,Rock,extra\n", "line 2: 3 fields, the header has 2"),
-    ("path,label\naudio/t0.wav,\n", "line 2: empty label"),
-    ("path,label\n,Rock\n", "line 2: empty path"),
-    ("path,label,date\naudio/t0.wav,Rock,2020\naudio/t1.wav,Rock,05/06/2020\n", "line 3: date '05/06/2020'"),
-    ("path,label,split\naudio/t0.wav,Rock,holdout\n", "line 2: split 'holdout'"),
-    ("path,label\naudio/t0.wav,Rock\n\naudio/./t0.wav,Pop\n", "line 4: path 'audio/./t0.wav' is listed twice"),
-    ("path,label,label\na,b,c\n", "line 1: column label appears twice"),
-    ("path,label\naudio/t0.wav,Rock\naudio/t1.wav," + "x" * 5000 + "\n", "line 3: field 'label' is 5000 characters"),
-    ("path,label\naudio/t0.wav,\"" + "y" * 200_000 + "\"\n", "line 2: malformed CSV"),
-    ("", "empty manifest"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("path,genre\na.wav,Rock\n", "line 1: missing column label"),
+        ("path,label\naudio/t0.wav,Rock,extra\n", "line 2: 3 fields, the header has 2"),
+        ("path,label\naudio/t0.wav,\n", "line 2: empty label"),
+        ("path,label\n,Rock\n", "line 2: empty path"),
+        (
+            "path,label,date\naudio/t0.wav,Rock,2020\naudio/t1.wav,Rock,05/06/2020\n",
+            "line 3: date '05/06/2020'",
+        ),
+        ("path,label,split\naudio/t0.wav,Rock,holdout\n", "line 2: split 'holdout'"),
+        (
+            "path,label\naudio/t0.wav,Rock\n\naudio/./t0.wav,Pop\n",
+            "line 4: path 'audio/./t0.wav' is listed twice",
+        ),
+        ("path,label,label\na,b,c\n", "line 1: column label appears twice"),
+        (
+            "path,label\naudio/t0.wav,Rock\naudio/t1.wav," + "x" * 5000 + "\n",
+            "line 3: field 'label' is 5000 characters",
+        ),
+        ('path,label\naudio/t0.wav,"' + "y" * 200_000 + '"\n', "line 2: malformed CSV"),
+        ("", "empty manifest"),
+    ],
+)
 def test_malformed_manifests_name_the_line_and_the_problem(tmp_path, audio_files, body, expected):
     manifest = tmp_path / "bad.csv"
     manifest.write_text(body)

@@ -21,7 +21,9 @@ SECONDS = 4.0
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """96 tracks of 4 s: 6 per artist, enough for centroids and a visible drift."""
-    return write_demo_corpus(tmp_path_factory.mktemp("demo"), tracks_per_artist=6, seconds=SECONDS, seed=0, workers=1)
+    return write_demo_corpus(
+        tmp_path_factory.mktemp("demo"), tracks_per_artist=6, seconds=SECONDS, seed=0, workers=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +62,11 @@ def test_layout_is_fmas_and_load_dataset_reads_it(corpus, truth):
         assert track.path == corpus / "fma_small" / tid[:3] / f"{tid}.mp3" and track.path.is_file()
         assert track.artist and track.artist_id and track.title and track.album and track.date
         assert 2005 <= int(track.date[:4]) <= 2016
-        assert track.label == truth["tracks"][tid]["label"] == max(truth["tracks"][tid]["mix"].items(),
-                                                                      key=lambda kv: kv[1])[0]
+        assert (
+            track.label
+            == truth["tracks"][tid]["label"]
+            == max(truth["tracks"][tid]["mix"].items(), key=lambda kv: kv[1])[0]
+        )
     assert {t.date_source for t in ds} == {"album.date_released", "track.date_created"}
     tracks = load_tracks(corpus / "fma_metadata" / "tracks.csv")
     assert (tracks["set", "subset"] == "small").all() and tracks.shape[1] == 52
@@ -71,7 +76,10 @@ def test_layout_is_fmas_and_load_dataset_reads_it(corpus, truth):
 def test_truth_names_the_styles_and_the_drifting_artist(truth):
     name, a, b = DRIFTER
     assert set(truth["styles"]) == set(STYLE_ARTISTS) and len(truth["styles"]) == 5
-    assert truth["drifting_artist"]["name"] == name and (truth["drifting_artist"]["from"], truth["drifting_artist"]["to"]) == (a, b)
+    assert truth["drifting_artist"]["name"] == name and (
+        truth["drifting_artist"]["from"],
+        truth["drifting_artist"]["to"],
+    ) == (a, b)
     drifting = sorted((t["date"], t["mix"][b]) for t in truth["tracks"].values() if t["artist"] == name)
     weights = [w for _, w in drifting]
     assert weights[0] == 0.0 and weights[-1] == 1.0 and weights == sorted(weights)
@@ -115,7 +123,9 @@ def test_the_drifting_artist_moves_from_a_to_b_and_stable_artists_do_not(truth, 
     axis = centre_b - centre_a
 
     def positions(artist: str) -> np.ndarray:  # 0 at style A's centroid, 1 at style B's, in date order
-        keys = sorted((k for k in features if info[k]["artist"] == artist), key=lambda k: (info[k]["date"], k))
+        keys = sorted(
+            (k for k in features if info[k]["artist"] == artist), key=lambda k: (info[k]["date"], k)
+        )
         return np.array([(features[k] - centre_a) @ axis / (axis @ axis) for k in keys])
 
     def movement(p: np.ndarray) -> float:  # the last third's mean minus the first third's
@@ -135,21 +145,57 @@ def test_the_drifting_artist_moves_from_a_to_b_and_stable_artists_do_not(truth, 
 
 def test_make_demo_command_writes_and_reports(tmp_path, capsys):
     out = tmp_path / "demo_data"
-    assert main(["make-demo", "--out", str(out), "--tracks-per-artist", "1", "--seconds", "1",
-                 "--seed", "3", "--workers", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "make-demo",
+                "--out",
+                str(out),
+                "--tracks-per-artist",
+                "1",
+                "--seconds",
+                "1",
+                "--seed",
+                "3",
+                "--workers",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "16 tracks" in printed and str(out) in printed
     assert len(load_dataset(out / "fma_small")) == 16
     # a second run with fewer tracks leaves no stale audio behind
-    assert main(["make-demo", "--out", str(out), "--tracks_per_artist", "1", "--seconds", "1",
-                 "--seed", "4", "--workers", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "make-demo",
+                "--out",
+                str(out),
+                "--tracks_per_artist",
+                "1",
+                "--seconds",
+                "1",
+                "--seed",
+                "4",
+                "--workers",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert len(list((out / "fma_small").rglob("*.mp3"))) == 16
 
 
 def test_make_demo_refuses_to_overwrite_a_real_fma_and_bad_sizes(tmp_path, capsys):
     (tmp_path / "fma_metadata").mkdir()
     (tmp_path / "fma_metadata" / "tracks.csv").write_text("real data\n")
-    assert main(["make-demo", "--out", str(tmp_path), "--tracks-per-artist", "1", "--seconds", "1", "-q"]) == 2
-    assert "refusing to overwrite" in capsys.readouterr().err
+    assert (
+        main(["make-demo", "--out", str(tmp_path), "--tracks-per-artist", "1", "--seconds", "1", "-q"]) == 2
+    )
+    assert "not overwriting it" in capsys.readouterr().err
     assert (tmp_path / "fma_metadata" / "tracks.csv").read_text() == "real data\n"
     assert main(["make-demo", "--out", str(tmp_path / "x"), "--tracks-per-artist", "0"]) == 2
