@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError("--tracks-per-artist must be at least 1")
     if not 1.0 <= args.seconds <= 600.0:
         raise DatasetError("--seconds must be between 1 and 600")
+    if args.workers is not None and args.workers < 1:
+        raise DatasetError("--workers must be at least 1")
     start = time.perf_counter()
     out = write_demo_corpus(
         args.out,
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         seed=args.seed,
         workers=args.workers,
+        progress=False if args.quiet else None,
     )
     truth = json.loads((out / "demo_truth.json").read_text())
     counts = f"{len(truth['styles'])} styles, {len(truth['artists'])} artists"
@@ -90,6 +93,7 @@ def write_demo_corpus(
     seconds: float = 30.0,
     seed: int = 0,
     workers: int | None = None,
+    progress: bool | None = None,
 ) -> Path:
     """Write the demo corpus (see the module docstring) and return ``out_dir``.
 
@@ -106,6 +110,8 @@ def write_demo_corpus(
         Fixes everything: metadata, splits and audio.
     workers : int, optional
         Processes rendering and encoding audio; default ``os.cpu_count()``. 1 runs in-process.
+    progress : bool, optional
+        Show a progress bar on stderr; default: when stderr is a terminal.
     """
     from ..errors import OutputError
     from ..fileio import atomic_write
@@ -124,7 +130,7 @@ def write_demo_corpus(
          {"loudness": t["loudness"], "noise_db": t["noise_db"], "dull": t["dull"]})
         for t in tracks
     ]  # fmt: skip
-    _render_all(jobs, workers)
+    _render_all(jobs, workers, progress)
     _remove_stale(audio_dir, {Path(job[0]).name for job in jobs})
     write_tracks_csv(
         tracks_table(tracks, seconds=seconds, bit_rate=BIT_RATE), out / "fma_metadata" / "tracks.csv"
@@ -133,7 +139,7 @@ def write_demo_corpus(
                          tracks_per_artist=tracks_per_artist)  # fmt: skip
     with atomic_write(out / "demo_truth.json", "w", encoding="utf-8") as handle:
         json.dump(truth, handle, indent=1, sort_keys=True)
-    log.info("wrote %d demo tracks to %s", len(tracks), out)
+    log.debug("wrote %d demo tracks to %s", len(tracks), out)
     return out
 
 
@@ -161,11 +167,12 @@ def _render_one(job: tuple) -> str:
     return path
 
 
-def _render_all(jobs: list[tuple], workers: int | None) -> None:
+def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -> None:
     from tqdm import tqdm
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc="demo audio", unit="track", disable=None, leave=False)
+    disable = None if progress is None else not progress
+    bar = tqdm(total=len(jobs), desc="demo audio", unit="track", disable=disable, leave=False)
     try:
         if workers == 1:
             for job in jobs:

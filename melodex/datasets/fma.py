@@ -164,26 +164,43 @@ def _check_index(path: Path, tracks: pd.DataFrame) -> None:
 
 
 def _parse_lists(path: Path, column: pd.Series, name: tuple[str, str]) -> pd.Series:
-    def parse(tid: int, value: Any) -> list:
-        if isinstance(value, list):
-            return value
-        if not isinstance(value, str):  # an empty cell (NaN): FMA writes '[]', be lenient
-            return []
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            parsed = None
-        if not isinstance(parsed, list):
-            raise DatasetError(f"{path}: track {tid}: column {name} holds {value[:40]!r}, not a list literal")
-        return parsed
+    """``ast.literal_eval`` of each cell, once per distinct text (tags and genres repeat a lot).
 
-    return column.__class__([parse(tid, v) for tid, v in column.items()], index=column.index, dtype=object)
+    Every cell gets its own list object, so changing one track's list changes no other.
+    """
+    import pandas as pd
+
+    parsed: dict[str, list] = {}
+    out = []
+    for tid, value in column.items():
+        if isinstance(value, list):
+            out.append(value)
+            continue
+        if not isinstance(value, str):  # an empty cell (NaN): FMA writes '[]', be lenient
+            out.append([])
+            continue
+        if value not in parsed:
+            try:
+                result = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                result = None
+            if not isinstance(result, list):
+                raise DatasetError(
+                    f"{path}: track {tid}: column {name} holds {value[:40]!r}, not a list literal"
+                )
+            parsed[value] = result
+        out.append(list(parsed[value]))
+    return pd.Series(out, index=column.index, dtype=object)
 
 
 def _parse_dates(path: Path, column: pd.Series, name: tuple[str, str]) -> pd.Series:
+    """Dates as datetime64; ISO 8601 text (FMA's) fast, anything else pandas can read slowly."""
     import pandas as pd
 
-    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    parsed = pd.to_datetime(column, errors="coerce", format="ISO8601")
+    retry = column.notna() & parsed.isna()
+    if retry.any():
+        parsed[retry] = pd.to_datetime(column[retry], errors="coerce", format="mixed")
     bad = column.notna() & parsed.isna()
     if bad.any():
         tid = column.index[bad.to_numpy()][0]
