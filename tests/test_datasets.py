@@ -265,7 +265,7 @@ def test_manifest_resolves_relative_paths_and_reads_its_columns(tmp_path, audio_
     manifest.write_text(
         "path,label,artist,date,title,album,split,mood\n"
         "audio/t0.wav,Rock,Ann,2004-05-06,One,LP,train,calm\n"
-        "audio/t1.wav,Pop,Bob,2010,Two,,valid,\n"
+        "audio/t1.wav,Pop,Bob,2010-07-08 12:30:00,Two,,valid,\n"
         f"{audio_files[2]},Rock,,,,,test,loud\n"
         "audio/missing.wav,Pop,,,,,training,\n"
     )
@@ -282,7 +282,13 @@ def test_manifest_resolves_relative_paths_and_reads_its_columns(tmp_path, audio_
         "training",
     )
     assert t0.extra == {"mood": "calm"} and t0.key == "audio__t0.wav"
-    assert (tracks["t1.wav"].split, tracks["t1.wav"].album) == ("validation", None)
+    t1 = tracks["t1.wav"]
+    assert (t1.split, t1.album, t1.date, t1.date_source) == (
+        "validation",
+        None,
+        "2010-07-08",
+        "manifest.date",
+    )
     assert ds.skipped == [("audio/missing.wav", "line 5: audio file missing")]
 
 

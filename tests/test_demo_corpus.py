@@ -15,12 +15,12 @@ from melodex.datasets.demo import DRIFTER, STYLE_ARTISTS, write_demo_corpus
 from melodex.datasets.fma import load_tracks
 from melodex.features import FeatureConfig, compute_mfcc
 
-SECONDS = 4.0
+SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """96 tracks of 4 s: 6 per artist, enough for centroids and a visible drift."""
+    """96 tracks of 3 s: 6 per artist, enough for centroids and a visible drift."""
     return write_demo_corpus(
         tmp_path_factory.mktemp("demo"), tracks_per_artist=6, seconds=SECONDS, seed=0, workers=1
     )
@@ -46,7 +46,7 @@ def features(corpus) -> dict[str, np.ndarray]:
 
 
 def small_corpus(out: Path, seed: int = 0, workers: int = 1) -> Path:
-    return write_demo_corpus(out, tracks_per_artist=2, seconds=2.0, seed=seed, workers=workers)
+    return write_demo_corpus(out, tracks_per_artist=1, seconds=2.0, seed=seed, workers=workers)
 
 
 def test_layout_is_fmas_and_load_dataset_reads_it(corpus, truth):
@@ -95,7 +95,7 @@ def test_same_seed_same_corpus_whatever_the_workers(tmp_path):
     csv = lambda root: (root / "fma_metadata" / "tracks.csv").read_bytes()  # noqa: E731
     assert csv(one) == csv(two) and csv(one) != csv(other)
     files = sorted(p.relative_to(one) for p in (one / "fma_small").rglob("*.mp3"))
-    assert len(files) == 32
+    assert len(files) == 16
     assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
     assert (one / "demo_truth.json").read_bytes() == (two / "demo_truth.json").read_bytes()
 

@@ -4,7 +4,7 @@
   required. Other columns are kept in ``Track.extra``.
 * A relative ``path`` is resolved against the manifest's folder, so a manifest travels with
   its audio.
-* ``date`` is ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``. ``split`` is ``training``/``validation``/
+* ``date`` is ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (a time after it is dropped). ``split`` is ``training``/``validation``/
   ``test`` (``train``, ``val``, ``valid`` are accepted). When the column is present every row
   must name a split; without it the deterministic split of
   :func:`melodex.datasets.splits.stratified_split` is used.
@@ -39,7 +39,7 @@ _SPLIT_ALIASES = {
     "validation": "validation",
     "test": "test",
 }
-_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
+_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])([ T]\d\d:\d\d(:\d\d)?)?)?)?$")
 
 
 def load_manifest(manifest: str | Path, *, seed: int = 0) -> Dataset:
@@ -164,6 +164,8 @@ def _validate(manifest: Path, line: int, record: dict[str, str], has_split: bool
     date = record.get("date", "")
     if date and not _DATE.match(date):
         raise fail(f"date {date[:40]!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    if len(date) > 10:  # a time of day: keep the date
+        record["date"] = date[:10]
     if has_split:
         split = _SPLIT_ALIASES.get(record["split"].lower())
         if split is None:
