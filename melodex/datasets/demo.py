@@ -33,7 +33,6 @@ from .demo_plan import DRIFTER, STYLE_ARTISTS  # noqa: F401  (re-exported: the c
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050  # Hz; mono
-BIT_RATE = 64000  # bit/s of the mp3s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,11 +129,11 @@ def write_demo_corpus(
          {"loudness": t["loudness"], "noise_db": t["noise_db"], "dull": t["dull"]})
         for t in tracks
     ]  # fmt: skip
-    _render_all(jobs, workers, progress)
+    sizes = _render_all(jobs, workers, progress)
+    for track, size in zip(tracks, sizes, strict=True):
+        track["bit_rate"] = int(round(size * 8 / seconds))  # the mp3's mean bit rate, as FMA reports it
     _remove_stale(audio_dir, {Path(job[0]).name for job in jobs})
-    write_tracks_csv(
-        tracks_table(tracks, seconds=seconds, bit_rate=BIT_RATE), out / "fma_metadata" / "tracks.csv"
-    )
+    write_tracks_csv(tracks_table(tracks, seconds=seconds), out / "fma_metadata" / "tracks.csv")
     truth = ground_truth(tracks, seed=seed, seconds=seconds, sample_rate=SAMPLE_RATE,
                          tracks_per_artist=tracks_per_artist)  # fmt: skip
     with atomic_write(out / "demo_truth.json", "w", encoding="utf-8") as handle:
@@ -153,67 +152,48 @@ def _params(track: dict[str, Any]) -> dict[str, dict]:
     return {style: track_params(style, signature[style], rng) for style in sorted(track["mix"])}
 
 
-def _render_one(job: tuple) -> str:
-    """Render and encode one clip (runs in a worker process)."""
+def _render_one(job: tuple) -> int:
+    """Render and encode one clip (runs in a worker process); return the mp3's size in bytes."""
     import numpy as np
 
+    from ..encode import write_audio
     from .synth import render_track
 
     path, mix, params, seconds, seed, post = job
     audio = render_track(
         mix, params, seconds=seconds, sr=SAMPLE_RATE, rng=np.random.default_rng([seed, 2]), **post
     )
-    write_mp3(path, audio, SAMPLE_RATE)
-    return path
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.mp3")  # a crash never leaves a truncated mp3
+    write_audio(tmp, audio, SAMPLE_RATE)
+    os.replace(tmp, path)
+    return os.path.getsize(path)
 
 
-def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -> None:
+def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -> list[int]:
+    """Render every job, in-process or in a pool of ``workers`` processes; the mp3 sizes in job order."""
     from tqdm import tqdm
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     disable = None if progress is None else not progress
     bar = tqdm(total=len(jobs), desc="demo audio", unit="track", disable=disable, leave=False)
+    sizes: list[int] = []
     try:
         if workers == 1:
             for job in jobs:
-                _render_one(job)
+                sizes.append(_render_one(job))
                 bar.update()
-            return
+            return sizes
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # spawn, not fork: the parent may hold torch's threads, and fork would copy their locks.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for _ in pool.map(_render_one, jobs, chunksize=4):
+            for size in pool.map(_render_one, jobs, chunksize=4):
+                sizes.append(size)
                 bar.update()
     finally:
         bar.close()
-
-
-def write_mp3(path: str | Path, audio, sr: int) -> Path:
-    """Encode mono float32 ``audio`` to an mp3 at ``path`` atomically, with LAME's fastest setting.
-
-    libsndfile's mp3 writer (:func:`melodex.encode.write_audio`) runs LAME at its default
-    quality, about twice as slow; the demo's ~45-s budget on two cores needs ``-q 9``.
-    """
-    import av
-    import numpy as np
-
-    from ..fileio import atomic_write
-
-    planar = np.ascontiguousarray(np.asarray(audio, dtype=np.float32)[None, :])
-    with atomic_write(path, "wb") as handle:
-        with av.open(handle, "w", format="mp3") as container:
-            stream = container.add_stream("libmp3lame", rate=sr, layout="mono")
-            stream.bit_rate = BIT_RATE
-            stream.codec_context.options = {"compression_level": "9"}
-            frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="mono")
-            frame.sample_rate = sr
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)
-    return Path(path)
+    return sizes
 
 
 def _remove_stale(audio_dir: Path, keep: set[str]) -> None:

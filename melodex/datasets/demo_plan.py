@@ -131,7 +131,7 @@ def _date(rng, year: float) -> str:
     return f"{y:04d}-{month:02d}-{int(rng.integers(1, 29)):02d}"
 
 
-def tracks_table(tracks: list[dict[str, Any]], *, seconds: float, bit_rate: int):
+def tracks_table(tracks: list[dict[str, Any]], *, seconds: float):
     """The plan as a DataFrame with FMA's 52 columns, for :func:`~melodex.datasets.fma.write_tracks_csv`."""
     from .fma import tracks_frame
 
@@ -150,7 +150,7 @@ def tracks_table(tracks: list[dict[str, Any]], *, seconds: float, bit_rate: int)
             "set.split": t["split"], "set.subset": "small",
             "track.title": t["title"], "track.genre_top": t["label"], "track.number": t["number"],
             "track.genres": genre, "track.genres_all": genre, "track.date_created": created,
-            "track.duration": int(round(seconds)), "track.bit_rate": bit_rate,
+            "track.duration": int(round(seconds)), "track.bit_rate": t.get("bit_rate"),
             "track.license": "Synthetic audio (CC0)", "track.tags": [], "track.listens": 0,
             "track.favorites": 0, "track.interest": 0, "track.comments": 0,
         }  # fmt: skip
