@@ -5,9 +5,9 @@
 * A relative ``path`` is resolved against the manifest's folder, so a manifest travels with
   its audio.
 * ``date`` is ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (a time after it is dropped).
-  ``split`` is ``training``/``validation``/``test`` (``train``, ``val``, ``valid`` are accepted). When the column is present every row
-  must name a split; without it the deterministic split of
-  :func:`melodex.datasets.splits.stratified_split` is used.
+  ``split`` is ``training``/``validation``/``test`` (``train``, ``val``, ``valid`` are
+  accepted). When the column is present every row must name a split; without it the
+  deterministic split of :func:`melodex.datasets.splits.stratified_split` is used.
 * A row whose audio file does not exist is skipped with a warning and listed in
   ``Dataset.skipped``. Anything malformed (a missing column, a row with too many or too few
   fields, an empty path or label, a bad date or split, a duplicate path, a field longer than
