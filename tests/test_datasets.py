@@ -356,3 +356,15 @@ def test_kinds_registry_and_bad_arguments(tmp_path, fma, monkeypatch):
     monkeypatch.setitem(KINDS, "custom", custom)
     assert len(load_dataset(fma, kind="custom", seed=5)) == 7 and seen["args"] == (fma, 5)
     assert load_dataset(fma, kind="folder").labels == ["000", "098", "099"]  # forced: FMA read as folders
+
+
+def test_an_unreadable_tracks_csv_is_one_line(tmp_path, monkeypatch):
+    path = write_tracks_csv(tracks_frame(fixture_records()), tmp_path / "tracks.csv")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pd, "read_csv", refuse)
+    with pytest.raises(DatasetError) as exc:
+        load_tracks(path)
+    assert one_line(exc) == f"{path}: cannot read (Permission denied)"

@@ -109,6 +109,8 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
         tracks = pd.read_csv(path, index_col=0, header=[0, 1], low_memory=False)
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, IndexError) as exc:
         raise DatasetError(f"{path}: not FMA's tracks.csv layout ({_first_line(exc)})") from None
     if not isinstance(tracks.columns, pd.MultiIndex) or tracks.columns.nlevels != 2:
