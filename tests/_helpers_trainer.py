@@ -37,10 +37,10 @@ def _clip(genre: str, seconds: float, seed: int) -> np.ndarray:
 
 
 def make_fma_fixture(root: Path, seconds: float = 2.0) -> Path:
-    import pandas as pd
+    from melodex.datasets.fma import tracks_frame, write_tracks_csv
 
     audio_dir = root / "fma_small"
-    rows = []
+    records = {}
     for n, (track_id, genre, split) in enumerate(LAYOUT):
         key = f"{int(track_id):06d}"
         path = audio_dir / key[:3] / f"{key}.mp3"
@@ -49,14 +49,10 @@ def make_fma_fixture(root: Path, seconds: float = 2.0) -> Path:
             path.write_bytes(b"ID3 but no audio frames follow" * 20)
         else:
             write_audio(path, _clip(genre, 1.0 if key == SHORT_KEY else seconds, n), SR)
-        rows.append({
+        records[int(track_id)] = {
             ("set", "split"): split, ("set", "subset"): "small", ("track", "genre_top"): genre,
             ("track", "title"): f"Track {key}", ("artist", "name"): f"Artist {n % 4}", ("artist", "id"): n % 4,
             ("album", "title"): f"Album {n % 5}", ("album", "date_released"): "2010-01-01 00:00:00",
-            ("track", "date_created"): "2011-02-03 00:00:00", ("track", "genres"): "[]",
-        })
-    table = pd.DataFrame(rows, index=pd.Index([int(t) for t, _, _ in LAYOUT], name="track_id"))
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    (root / "fma_metadata").mkdir(parents=True, exist_ok=True)
-    table.to_csv(root / "fma_metadata" / "tracks.csv")
+        }
+    write_tracks_csv(tracks_frame(records), root / "fma_metadata" / "tracks.csv")
     return audio_dir

@@ -147,12 +147,12 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, 
 
 
 def test_training_reads_the_cache_instead_of_the_audio(fma_dir, cache_dir, tmp_path, capsys):
-    # Copy the fixture and remove one cached track's audio: training must not miss it.
+    # Copy the fixture and spoil one cached track's audio: training must not notice.
     import shutil
 
     data = tmp_path / "copy" / "fma_small"
     shutil.copytree(fma_dir.parent, tmp_path / "copy")
-    (data / "000" / "000002.mp3").unlink()
+    (data / "000" / "000002.mp3").write_bytes(b"no longer audio")
     argv = ["--data_dir", str(data), "--epochs", "1", "--batch_size", "8", "--cache_dir", str(cache_dir),
             "--output_dir", str(tmp_path / "out"), "-q"]
     assert script_main("train", argv) == 0
