@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import random
 from dataclasses import dataclass, replace
@@ -127,8 +128,11 @@ class Trainer:
         point_latest(run_dir)
         trainer = cls(config, device, dataset, run_dir)
         log.info("run %s: %s", run_dir.name, ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
-        mean, std = feature_statistics(trainer._loader("training"), trainer.failures["training"],
-                                       progress=config.progress)
+        try:
+            mean, std = feature_statistics(trainer._loader("training"), trainer.failures["training"],
+                                           progress=config.progress)
+        except ValueError as exc:
+            raise DatasetError(f"{config.data_dir}: {exc}") from None
         trainer.model.set_normalization(mean, std)
         write_json(run_dir / PARAMS_NAME, trainer.params())
         return trainer
@@ -171,6 +175,14 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        try:
+            self._epochs()
+        except KeyboardInterrupt:
+            log.warning("interrupted; continue with: melodex train --resume %s", self.run_dir)
+            raise
+        return self._finish()
+
+    def _epochs(self) -> None:
         cfg = self.config
         history = open_history(self.run_dir, keep_epochs=self.start_epoch - 1)
         with history:
@@ -195,7 +207,6 @@ class Trainer:
                          cfg.epochs, train_loss, train_acc, val_loss, val_acc, seconds, "  (best)" if better else "")
                 if self.stopped_early:
                     log.info("no better validation accuracy for %d epochs: stopping early", cfg.patience)
-        return self._finish()
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         from tqdm import tqdm
@@ -205,7 +216,7 @@ class Trainer:
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data)).tolist()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
         loader = make_loader(data, order, batch_size=cfg.batch_size, num_workers=self.num_workers,
-                             seed=_epoch_seed(cfg.seed, epoch))
+                             seed=_epoch_seed(cfg.seed, epoch), pin_memory=self.device.type == "cuda")
         self.model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(loader, total=math.ceil(len(data) / cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
@@ -214,7 +225,7 @@ class Trainer:
             self.failures["training"].note(batch)
             if not len(batch):
                 continue
-            x, y = batch.x.to(self.device), batch.y.to(self.device)
+            x, y = batch.x.to(self.device, non_blocking=True), batch.y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
@@ -288,7 +299,8 @@ class Trainer:
 
     def _loader(self, split: str):
         data = self.data[split]
-        return make_loader(data, range(len(data)), batch_size=self.config.batch_size, num_workers=self.num_workers)
+        return make_loader(data, range(len(data)), batch_size=self.config.batch_size, num_workers=self.num_workers,
+                           pin_memory=self.device.type == "cuda")
 
     def _save_weights(self, epoch: int, val_acc: float, val_loss: float, train_acc: float) -> None:
         metadata = {"run": self.run_dir.name, "epoch": epoch, "val_accuracy": _num(val_acc),
@@ -311,6 +323,9 @@ class Trainer:
         cfg = self.config
         hyper = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "progress", "device", "num_workers",
                                                                     "output_dir")}
+        for name in ("data_dir", "metadata_dir", "cache_dir"):  # absolute, so --resume works from anywhere
+            if hyper[name] is not None:
+                hyper[name] = os.path.abspath(hyper[name])
         hyper.update(optimizer="Adam", betas=[0.9, 0.999], loss="cross_entropy")
         sizes = {s: len(d) for s, d in self.data.items()}
         return {

@@ -228,9 +228,13 @@ def _finite(array) -> bool:
 
 
 def _worker_init() -> None:
+    import signal
+
     import torch
 
     torch.set_num_threads(1)
+    # Ctrl-C is the parent's to handle: it cancels what is queued and lets running files finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterator[tuple[str, str, float, str | None]]:

@@ -196,3 +196,24 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert script_main("train", ["--resume", "--output_dir", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "no such run directory" in err and str(tmp_path / "none" / "latest") in err
+
+
+def test_patience_stops_early_and_keeps_the_best_epoch(fma_dir, cache_dir, tmp_path, monkeypatch):
+    from melodex.loop import Trainer
+
+    real_evaluate = Trainer.evaluate
+
+    def flat_validation(self, split):
+        if split == "validation":  # validation never improves after epoch 1
+            return 1.0, 0.5, [], []
+        return real_evaluate(self, split)
+
+    monkeypatch.setattr(Trainer, "evaluate", flat_validation)
+    result = train(TrainConfig(data_dir=fma_dir, epochs=5, batch_size=8, patience=2, device="cpu",
+                               cache_dir=cache_dir, output_dir=tmp_path / "out", progress=False))
+    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
+    assert [row["epoch"] for row in _history(result.run_dir)] == ["1", "2", "3"]
+    assert torch.load(result.weights_path, weights_only=True)["metadata"]["epoch"] == 1
+    params = json.loads((result.run_dir / "params.json").read_text())
+    assert params["result"]["stopped_early"] is True and params["result"]["best_epoch"] == 1
+    assert "epoch 1 of 3" in result.report
