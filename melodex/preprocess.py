@@ -227,14 +227,26 @@ def _finite(array) -> bool:
     return bool(np.isfinite(array).all())
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     import signal
+    import threading
 
     import torch
 
     torch.set_num_threads(1)
     # Ctrl-C is the parent's to handle: it cancels what is queued and lets running files finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent killed outright (SIGKILL) cannot stop its pool, and a forked worker waiting for
+    # work would wait forever: leave as soon as the parent is gone.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterator[tuple[str, str, float, str | None]]:
@@ -257,7 +269,8 @@ def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterato
     context = multiprocessing.get_context(method)
     pending = iter(jobs)
     in_flight: set = set()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         try:
             for job in pending:  # keep a bounded window of submitted jobs
                 in_flight.add(pool.submit(_extract_one, *job))
@@ -275,7 +288,11 @@ def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterato
 
 @contextlib.contextmanager
 def _exclusive(root: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``root/.lock`` so two runs never write one cache at once."""
+    """Hold an advisory lock on ``root/.lock`` so two runs never write one cache at once.
+
+    A POSIX record lock (``lockf``) belongs to this process alone: forked workers do not
+    inherit it, and it goes when the process dies, however it dies.
+    """
     from .errors import MelodexError
 
     try:
@@ -285,10 +302,10 @@ def _exclusive(root: Path) -> Iterator[None]:
         return
     with open(root / ".lock", "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise MelodexError(f"{root}: another preprocess run is writing to this cache") from None
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.lockf(handle, fcntl.LOCK_UN)
