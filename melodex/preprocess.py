@@ -65,7 +65,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -
     group.add_argument("--metadata_dir", "--metadata-dir", default=None, metavar="DIR",
                        help="FMA metadata holding tracks.csv (default: DATA_DIR/../fma_metadata)")
     group.add_argument("--kind", default="auto", help="dataset layout: auto, or a kind melodex.datasets knows (default: auto)")
-    group.add_argument("--subset", default=None, help="FMA subset to use (small, medium, large, full; default: what DATA_DIR holds)")
+    group.add_argument("--subset", default=None, help="FMA subset to use: small, medium or large (default: what DATA_DIR holds)")
     group.add_argument("--cache_dir", "--cache-dir", default=DEFAULT_CACHE_DIR, metavar="DIR", help=cache_help)
 
 
