@@ -87,7 +87,7 @@ def library_versions() -> dict[str, str]:
 class Trainer:
     """One run: its data, model, optimizer and where it stands. Build with :meth:`start` or :meth:`resume`."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, dataset: Dataset, run_dir: Path):
+    def __init__(self, config: TrainConfig, device: torch.device, dataset: Dataset, run_dir: Path | None):
         self.config = config
         self.device = device
         self.dataset = dataset
@@ -115,7 +115,6 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.start_epoch = 1
         self.best = Best()
-        self.finished = False
         self.stopped_early = False
 
     # -- construction ----------------------------------------------------------------------
@@ -124,16 +123,18 @@ class Trainer:
         config = replace(config, epochs=config.epochs if config.epochs is not None else DEFAULT_EPOCHS)
         _check_settings(config)
         dataset = _load(config)
-        run_dir = new_run_dir(config.output_dir)
-        point_latest(run_dir)
-        trainer = cls(config, device, dataset, run_dir)
-        log.info("run %s: %s", run_dir.name, ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
+        trainer = cls(config, device, dataset, None)
+        log.info("tracks: %s", ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
         try:
             mean, std = feature_statistics(trainer._loader("training"), trainer.failures["training"],
                                            progress=config.progress)
         except ValueError as exc:
             raise DatasetError(f"{config.data_dir}: {exc}") from None
         trainer.model.set_normalization(mean, std)
+        # The run directory appears once the data is known to be usable.
+        run_dir = trainer.run_dir = new_run_dir(config.output_dir)
+        point_latest(run_dir)
+        log.info("run %s", run_dir.name)
         write_json(run_dir / PARAMS_NAME, trainer.params())
         return trainer
 
@@ -370,8 +371,6 @@ def _check_settings(config: TrainConfig) -> None:
 def _load(config: TrainConfig) -> Dataset:
     from .datasets import load_dataset
 
-    dataset = load_dataset(config.data_dir, metadata_dir=config.metadata_dir, kind=config.kind,
-                           subset=config.subset, seed=config.seed)
-    if dataset.skipped:
-        log.warning("the dataset loader skipped %d tracks (e.g. %s: %s)", len(dataset.skipped), *dataset.skipped[0])
-    return dataset
+    # The loader itself reports the tracks it leaves out (no label, missing mp3).
+    return load_dataset(config.data_dir, metadata_dir=config.metadata_dir, kind=config.kind,
+                        subset=config.subset, seed=config.seed)

@@ -33,7 +33,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PreprocessSummary", "preprocess_dataset", "extract_track", "add_arguments", "run"]
+__all__ = ["PreprocessSummary", "preprocess_dataset", "extract_track", "FeatureCache", "CacheMismatchError",
+           "add_arguments", "run"]
+
+
+def __getattr__(name: str):
+    """``FeatureCache`` and ``CacheMismatchError`` live in :mod:`melodex.cache` (numpy loads on first use)."""
+    if name in ("FeatureCache", "CacheMismatchError"):
+        from . import cache
+
+        return getattr(cache, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -85,16 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = load_dataset_from_args(args)
-    if dataset.skipped:
-        log.warning("the dataset loader skipped %d tracks (e.g. %s: %s)", len(dataset.skipped), *dataset.skipped[0])
+    dataset = load_dataset_from_args(args)  # the loader itself reports tracks it leaves out
     summary = preprocess_dataset(dataset, args.cache_dir, workers=args.workers,
                                  progress=not getattr(args, "quiet", False), retry_failed=args.retry_failed)
     done = summary.total - len(summary.failures)
     log.info("%d of %d tracks have MFCCs in %s (%d written now, %d cached before)",
              done, summary.total, summary.cache_dir, summary.written, summary.cached_before)
     if summary.failures:
-        log.warning("%d files failed; the list is in %s", len(summary.failures), summary.failures_path)
+        n = len(summary.failures)
+        log.warning("%d file%s failed; the list is in %s", n, "" if n == 1 else "s", summary.failures_path)
         return 1
     return 0
 

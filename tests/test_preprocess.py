@@ -124,7 +124,7 @@ def test_cli_reports_failures_with_exit_1_and_resumes(tmp_path, capsys):
     argv = ["--data_dir", str(data_dir), "--cache-dir", str(cache_dir), "--workers", "2", "-q"]
     assert script_main("preprocess", argv) == 1
     err = capsys.readouterr().err
-    assert "1 files failed" in err and str(cache_dir / "failures.csv") in err
+    assert "1 file failed" in err and str(cache_dir / "failures.csv") in err
     assert BROKEN_KEY in (cache_dir / "failures.csv").read_text()
     npys = sorted(p.stem for p in cache_dir.glob("*/*.npy"))
     assert SHORT_KEY in npys and BROKEN_KEY not in npys
