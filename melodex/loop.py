@@ -125,12 +125,7 @@ class Trainer:
         dataset = _load(config)
         trainer = cls(config, device, dataset, None)
         log.info("tracks: %s", ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
-        try:
-            mean, std = feature_statistics(trainer._loader("training"), trainer.failures["training"],
-                                           progress=config.progress)
-        except ValueError as exc:
-            raise DatasetError(f"{config.data_dir}: {exc}") from None
-        trainer.model.set_normalization(mean, std)
+        trainer._normalise()
         # The run directory appears once the data is known to be usable.
         run_dir = trainer.run_dir = new_run_dir(config.output_dir)
         point_latest(run_dir)
@@ -144,17 +139,16 @@ class Trainer:
         params = read_json(run_dir / PARAMS_NAME)
         config = settings_for_resume(config, params)
         _check_settings(config)
-        try:
-            state = torch.load(run_dir / STATE_NAME, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ResumeError(f"{run_dir / STATE_NAME}: cannot read the saved state ({exc})") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ResumeError(f"{run_dir / STATE_NAME}: not a Melodex training state")
+        state = _read_state(run_dir)
         dataset = _load(config)
         if list(dataset.labels) != list(params.get("labels", [])):
             raise ResumeError(f"{run_dir}: the dataset's labels {dataset.labels} differ from the run's "
                               f"{params.get('labels')}")
         trainer = cls(config, device, dataset, run_dir)
+        if state is None:  # stopped before its first epoch ended: start it again, in the same place
+            log.info("run %s stopped before its first epoch ended; starting it again", run_dir.name)
+            trainer._normalise()
+            return trainer
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         done = int(state["epoch"])
@@ -173,6 +167,15 @@ class Trainer:
             write_json(run_dir / PARAMS_NAME, params)
         log.info("resuming run %s after epoch %d of %d", run_dir.name, done, config.epochs)
         return trainer
+
+    def _normalise(self) -> None:
+        """Set the model's per-coefficient mean and std from the training split."""
+        try:
+            mean, std = feature_statistics(self._loader("training"), self.failures["training"],
+                                           progress=self.config.progress)
+        except ValueError as exc:
+            raise DatasetError(f"{self.config.data_dir}: {exc}") from None
+        self.model.set_normalization(mean, std)
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -354,6 +357,20 @@ class Trainer:
 def _num(value: float) -> float | None:
     """A float for JSON: NaN (an empty split) becomes None."""
     return None if value is None or math.isnan(value) else float(value)
+
+
+def _read_state(run_dir: Path) -> dict[str, Any] | None:
+    """The run's saved training state (plain data, read with weights_only), None when there is none."""
+    path = run_dir / STATE_NAME
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ResumeError(f"{path}: cannot read the saved state ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ResumeError(f"{path}: not a Melodex training state")
+    return state
 
 
 def _check_settings(config: TrainConfig) -> None:

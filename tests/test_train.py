@@ -217,3 +217,27 @@ def test_patience_stops_early_and_keeps_the_best_epoch(fma_dir, cache_dir, tmp_p
     params = json.loads((result.run_dir / "params.json").read_text())
     assert params["result"]["stopped_early"] is True and params["result"]["best_epoch"] == 1
     assert "epoch 1 of 3" in result.report
+
+
+def test_run_stopped_in_its_first_epoch_resumes_from_the_start(fma_dir, cache_dir, tmp_path, monkeypatch):
+    from melodex.loop import Trainer
+
+    out = tmp_path / "out"
+    argv = ["--data_dir", str(fma_dir), "--epochs", "1", "--batch_size", "8", "--seed", "3",
+            "--cache_dir", str(cache_dir), "--output_dir", str(out), "-q"]
+    real_epoch = Trainer._train_epoch
+
+    def interrupt(self, epoch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt)
+    assert script_main("train", argv) == 130
+    stopped = out / os.readlink(out / "latest")
+    assert (stopped / "params.json").is_file() and not (stopped / "train_state.pth").exists()
+    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
+
+    assert script_main("train", ["--resume", str(stopped), "-q"]) == 0
+    assert script_main("train", argv) == 0  # the same run, never interrupted
+    straight = out / os.readlink(out / "latest")
+    assert straight != stopped and _same_weights(stopped, straight)
+    assert _history(stopped) == _history(straight)
