@@ -135,7 +135,7 @@ def train(config: TrainConfig) -> TrainResult:
         ``config.device`` is not available.
     """
     from .device import resolve_device
-    from .loop import Trainer
+    from .trainer import Trainer
 
     device = resolve_device(config.device)
     trainer = Trainer.resume(config, device) if config.resume is not None else Trainer.start(config, device)

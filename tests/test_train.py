@@ -116,7 +116,7 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, 
     assert _without_run_name(first.report) == _without_run_name(second.report)
 
     # Interrupt a third run during epoch 2, then resume it from the command line.
-    from melodex.loop import Trainer
+    from melodex.trainer import Trainer
 
     real_epoch = Trainer._train_epoch
 
@@ -199,7 +199,7 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, capsys):
 
 
 def test_patience_stops_early_and_keeps_the_best_epoch(fma_dir, cache_dir, tmp_path, monkeypatch):
-    from melodex.loop import Trainer
+    from melodex.trainer import Trainer
 
     real_evaluate = Trainer.evaluate
 
@@ -220,7 +220,7 @@ def test_patience_stops_early_and_keeps_the_best_epoch(fma_dir, cache_dir, tmp_p
 
 
 def test_run_stopped_in_its_first_epoch_resumes_from_the_start(fma_dir, cache_dir, tmp_path, monkeypatch):
-    from melodex.loop import Trainer
+    from melodex.trainer import Trainer
 
     out = tmp_path / "out"
     argv = ["--data_dir", str(fma_dir), "--epochs", "1", "--batch_size", "8", "--seed", "3",
