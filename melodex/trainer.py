@@ -246,7 +246,6 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[float, float, list[int], list[int]]:
         """Mean loss, accuracy, true and predicted class indices on one split (NaN when empty)."""
-        data = self.data[split]
         self.model.eval()
         loss_sum, y_true, y_pred = 0.0, [], []
         for batch in self._loader(split):

@@ -69,6 +69,7 @@ def test_train_script_writes_a_complete_run(fma_dir, tmp_path):
     broken = fma_dir / BROKEN_KEY[:3] / f"{BROKEN_KEY}.mp3"
     assert re.search(rf"skipping .*{re.escape(str(broken))}", proc.stderr)
     assert "epoch 2/2" in proc.stderr
+    assert f"{SHORT_KEY}.mp3" not in proc.stderr  # the 1-second file trains, padded, without complaint
 
     params = json.loads((run / "params.json").read_text())
     assert {"hyperparameters", "features", "labels", "dataset", "split_sizes", "seed", "device", "versions",
