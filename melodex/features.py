@@ -18,6 +18,7 @@ Because it is a :class:`torch.nn.Module`, the same code runs on a GPU with ``.to
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any
@@ -127,6 +128,9 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
     return basis
 
 
+_CPU_FRAME_BLOCK = 64  # frames per rfft block on the CPU: 64 x 2048 floats stay in L2
+
+
 class MFCC(torch.nn.Module):
     """Batched MFCC: ``(batch, samples)`` float audio -> ``(batch, n_mfcc, n_frames)``.
 
@@ -140,28 +144,46 @@ class MFCC(torch.nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(fb.copy()), persistent=False)
         self.register_buffer("dct", torch.from_numpy(dct_matrix(config.n_mels, config.n_mfcc).copy()), persistent=False)
         self.register_buffer("window", torch.hann_window(config.n_fft, periodic=True), persistent=False)
+        self._sparse_basis: torch.Tensor | None = None  # CPU only, built on first use
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """``audio`` [shape=(batch, samples)] -> MFCC [shape=(batch, n_mfcc, n_frames)]."""
         if audio.dim() == 1:
             audio = audio.unsqueeze(0)
         audio = audio.to(self.window.device, torch.float32)
-        if audio.device.type == "cpu" and audio.shape[0] > 1:
-            # On the CPU the intermediates of a whole batch fall out of cache: one segment
-            # at a time is about 3x faster per segment. A GPU takes the batch at once.
-            return torch.cat([self._mfcc(row) for row in audio.split(1)])
         return self._mfcc(audio)
+
+    def _mel_power(self, audio: torch.Tensor) -> torch.Tensor:
+        """Mel power spectrogram ``(B, T, n_mels)`` of ``audio`` ``(B, samples)``.
+
+        Frames are cut by hand (``center=True``, zero padding of ``n_fft // 2`` each side) and
+        transformed with a plain rfft: on the CPU that is ~4x faster than ``torch.stft``.
+        On the CPU the frames go through in blocks that stay in cache, and the mel filterbank
+        (about 2 non-zeros per FFT bin) is applied as a sparse matrix: together ~2x faster
+        than one dense pass. On a GPU the whole batch goes at once through dense kernels.
+        """
+        cfg = self.config
+        half = cfg.n_fft // 2
+        frames = torch.nn.functional.pad(audio, (half, half)).unfold(-1, cfg.n_fft, cfg.hop_length)
+        if audio.device.type != "cpu":
+            spec = torch.fft.rfft(frames * self.window)
+            return torch.matmul(spec.real.square() + spec.imag.square(), self.mel_basis.T)
+        if self._sparse_basis is None:
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul is stable
+                warnings.simplefilter("ignore", UserWarning)
+                self._sparse_basis = self.mel_basis.to_sparse_csr()
+        batch, n_frames = frames.shape[0], frames.shape[1]
+        out = torch.empty(batch, n_frames, cfg.n_mels)
+        for b in range(batch):
+            for lo in range(0, n_frames, _CPU_FRAME_BLOCK):
+                spec = torch.fft.rfft(frames[b, lo : lo + _CPU_FRAME_BLOCK] * self.window)
+                power = spec.real.square() + spec.imag.square()  # (t, 1 + n_fft/2)
+                out[b, lo : lo + _CPU_FRAME_BLOCK] = torch.matmul(self._sparse_basis, power.T).T
+        return out
 
     def _mfcc(self, audio: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        # Framing by hand and a plain rfft is ~4x faster on the CPU than torch.stft and
-        # gives the same frames: center=True with zero padding of n_fft // 2 on each side.
-        half = cfg.n_fft // 2
-        padded = torch.nn.functional.pad(audio, (half, half))
-        frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length)  # (B, T, n_fft)
-        spec = torch.fft.rfft(frames * self.window)  # (B, T, 1 + n_fft/2)
-        power = spec.real.square() + spec.imag.square()
-        mel = torch.matmul(power, self.mel_basis.T)  # (B, T, n_mels)
+        mel = self._mel_power(audio)  # (B, T, n_mels)
         log_mel = 10.0 * torch.log10(torch.clamp(mel, min=cfg.amin))
         floor = log_mel.amax(dim=(1, 2), keepdim=True) - cfg.top_db
         log_mel = torch.maximum(log_mel, floor)
