@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="file counts whose peak RSS is compared (default 200 2000)")
     parser.add_argument("--quick", action="store_true", help="50 files; RSS for 50 vs 200")
     parser.add_argument("--no-legacy", action="store_true", help="skip the legacy path")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS comparison")
     # internal: the child process that is measured
     parser.add_argument("--child-files", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=-1, help=argparse.SUPPRESS)
@@ -185,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = default_num_workers(os.cpu_count() or 1)
     default_workers = default_num_workers(4)
-    print(f"load average before: {os.getloadavg()[0]:.1f}; cores: {cores}; default workers: {default_workers}; preparing {max(args.files, *args.rss_files)} mp3s ...",
-          flush=True)
-    make_corpus(max(args.files, *args.rss_files))
+    needed = max(args.files, *([] if args.no_rss else args.rss_files))
+    print(f"load average before: {os.getloadavg()[0]:.1f}; cores: {cores}; default workers: {default_workers}; "
+          f"preparing {needed} mp3s ...", flush=True)
+    make_corpus(needed)
     paths = make_corpus(args.files)
     n = len(paths)
     with tempfile.TemporaryDirectory(prefix="melodex-bench-") as tmp:
@@ -211,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in rows:
             print(f"{name:<40} {seconds:8.2f} {n / seconds:8.1f} {ceiling1 / seconds:17.0%} {ceiling2 / seconds:17.0%}")
 
+        print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
+        if args.no_rss:
+            return 0
         small, large = args.rss_files
         rss_small = measure_child(small, model, workdir)
         rss_large = measure_child(large, model, workdir)
@@ -219,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         for count, m in ((small, rss_small), (large, rss_large)):
             print(f"{count:6d} {m['peak_rss'] / 2**20:15.0f} {count / m['seconds']:8.1f} "
                   f"{m['peak_rss'] / rss_small['peak_rss']:14.2f}")
-        print(f"\nload average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
-        print("targets: 2 workers >= 60% of the decode ceiling; large-count RSS within 10% of small-count RSS")
+        print("\ntargets: 2 workers >= 60% of the decode ceiling; large-count RSS within 10% of small-count RSS")
     return 0
 
 

@@ -25,6 +25,7 @@ A file that cannot be decoded does not stop the run: its :class:`FileResult` car
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
@@ -222,6 +223,11 @@ class _WorkerInit:
         _die_with_parent(self.parent_pid)
 
 
+# Take segments as workers finish them (torch >= 2.6); the reorder buffer restores file order.
+# In order, a worker busy with a long file would hold the others back item by item.
+_UNORDERED = {"in_order": False} if "in_order" in inspect.signature(torch.utils.data.DataLoader).parameters else {}
+
+
 def _identity(item):
     return item  # keep numpy arrays: a 50 kB MFCC pickles faster than a shared-memory tensor
 
@@ -417,6 +423,7 @@ class Predictor:
             num_workers=workers,
             worker_init_fn=_WorkerInit() if workers else None,
             prefetch_factor=max(2, math.ceil(self.batch_size / workers)) if workers else None,
+            **_UNORDERED,
         )
         open_files: dict[int, _Accumulator] = {}
         ready: dict[int, FileResult] = {}  # the reorder buffer: finished, waiting for earlier files
