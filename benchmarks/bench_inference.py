@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = default_num_workers(os.cpu_count() or 1)
     default_workers = default_num_workers(4)
-    needed = max(args.files, *([] if args.no_rss else args.rss_files))
+    needed = max([args.files] + ([] if args.no_rss else args.rss_files))
     print(f"load average before: {os.getloadavg()[0]:.1f}; cores: {cores}; default workers: {default_workers}; "
           f"preparing {needed} mp3s ...", flush=True)
     make_corpus(needed)
