@@ -38,6 +38,8 @@ __all__ = ["DecodeSettings", "SegmentItem", "SegmentStream", "WorkerInit", "file
 
 @dataclass(frozen=True)
 class DecodeSettings:
+    """How files become segments: the checkpoint's features, the mode, and full mode's windows."""
+
     config: FeatureConfig
     full: bool
     hop_seconds: float | None
@@ -185,4 +187,5 @@ UNORDERED = {"in_order": False} if "in_order" in inspect.signature(torch.utils.d
 
 
 def identity(item):
+    """The DataLoader's collate function: keep numpy arrays as they are."""
     return item  # keep numpy arrays: a 50 kB MFCC pickles faster than a shared-memory tensor
