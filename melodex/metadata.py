@@ -260,3 +260,51 @@ def merge(*layers: Mapping[str, str] | None) -> dict[str, str]:
                     else:
                         out.pop("date_source", None)
     return out
+
+
+def fma_tracks(path: str | Path) -> list[Any]:
+    """Every track of FMA's ``tracks.csv`` (a file, or a folder holding it) as a
+    :class:`~melodex.datasets.base.Track`, whether or not its audio is here.
+
+    Unlike :func:`melodex.datasets.load_dataset`, no audio folder is needed and tracks without
+    ``genre_top`` are kept (their genre stays missing): this is a catalogue to look files up in
+    (by their 6-digit FMA file name). ``date`` is ``album.date_released``, else
+    ``track.date_created``, with ``date_source`` naming the column. ``path`` is the FMA-relative
+    ``<id>[:3]/<id>.mp3``.
+    """
+    import pandas as pd
+
+    from .datasets.base import Track
+    from .datasets.fma import audio_path, load_tracks
+
+    path = Path(path)
+    csv_path = path / "tracks.csv" if path.is_dir() else path
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: not found (FMA's tracks.csv; pass the file or the fma_metadata folder)")
+    frame = load_tracks(csv_path)
+
+    def column(group: str, name: str) -> list[Any]:
+        if (group, name) not in frame.columns:
+            return [None] * len(frame)
+        return [None if pd.isna(v) else v for v in frame[group, name]]
+
+    genre, artist, artist_id = column("track", "genre_top"), column("artist", "name"), column("artist", "id")
+    title, album = column("track", "title"), column("album", "title")
+    released, created = column("album", "date_released"), column("track", "date_created")
+    out = []
+    for i, tid in enumerate(frame.index):
+        date, source = None, None
+        for value, name in ((released[i], "album.date_released"), (created[i], "track.date_created")):
+            if value is not None:
+                date, source = normalize_date(pd.Timestamp(value).strftime("%Y-%m-%d")), name
+                break
+        out.append(Track(key=f"{int(tid):06d}", path=audio_path("", tid), label=_clean(genre[i]),
+                         artist=_clean(artist[i]), artist_id=_id_text(artist_id[i]), title=_clean(title[i]),
+                         album=_clean(album[i]), date=date, date_source=source))
+    return out
+
+
+def _id_text(value: Any) -> str | None:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _clean(value)

@@ -46,25 +46,14 @@ class MetadataSources:
 
     def __init__(self, fma_tracks: Iterable[Any] = (), manifest: dict[str, dict[str, str]] | None = None,
                  read_file_tags: bool = True):
-        from .store import resolved_path
-
-        self.by_path: dict[str, Any] = {}
-        self.by_key: dict[str, Any] = {}
-        for track in fma_tracks:
-            self.by_path[resolved_path(track.path)] = track
-            self.by_key[str(track.key)] = track
+        self.by_key: dict[str, Any] = {str(track.key): track for track in fma_tracks}
         self.manifest = manifest or {}
         self.read_file_tags = read_file_tags
 
     def fma_track(self, path: str | Path) -> Any | None:
-        """The catalogue track of a file: by resolved path, else by a 6-digit FMA file name."""
-        from .store import resolved_path
-
-        track = self.by_path.get(resolved_path(path))
+        """The catalogue track of a file, found by its 6-digit FMA file name (``000002.mp3``)."""
         stem = Path(path).stem
-        if track is None and _FMA_STEM.match(stem):
-            track = self.by_key.get(stem)
-        return track
+        return self.by_key.get(stem) if _FMA_STEM.match(stem) else None
 
     def track_id(self, path: str | Path) -> str:
         """The store key of a file: its FMA id when the catalogue knows it, else a path hash."""
@@ -220,15 +209,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_fma_tracks(tracks_csv: str | None, fma_dir: str | None) -> list[Any]:
-    """The FMA :class:`~melodex.datasets.base.Track` list from ``tracks.csv`` or its folder."""
-    if not tracks_csv and not fma_dir:
-        return []
-    from . import datasets
+    """FMA's catalogue from ``tracks.csv`` or the folder holding it (empty when neither is given)."""
+    from .metadata import fma_tracks
 
-    target = Path(tracks_csv) if tracks_csv else Path(fma_dir)
-    if not target.exists():
-        raise DatasetError(f"{target}: no such file or folder")
-    return list(datasets.load_fma_metadata(target))
+    target = tracks_csv or fma_dir
+    return fma_tracks(target) if target else []
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,3 +48,17 @@ def synthetic_store(root: Path, rng: np.random.Generator, n_per: int = 20, n_clu
     store = LibraryStore(root)
     store.add(records)
     return store, cluster
+
+
+def mfcc_summary_embeddings(paths: list[Path]) -> np.ndarray:
+    """A stand-in for learned embeddings: per-file MFCC means and standard deviations (40 values),
+    z-scored per dimension over the given files, so no dimension (like c0, loudness) dominates."""
+    from melodex.audio import load_audio
+    from melodex.features import compute_mfcc
+
+    rows = []
+    for path in paths:
+        mfcc = compute_mfcc(load_audio(path))
+        rows.append(np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)]))
+    x = np.asarray(rows, dtype=np.float64)
+    return ((x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)).astype(np.float32)

@@ -140,3 +140,26 @@ def test_cli_errors(tmp_path, capsys):
     assert "no artist 'Nobody'" in capsys.readouterr().err
     assert main(["evolution", "--all", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_demo_corpus_drifting_artist_is_found_through_the_cli(tmp_path):
+    """The demo corpus, MFCC-summary embeddings, index from a JSONL with FMA metadata, evolution --all."""
+    import json
+
+    from melodex.datasets.demo import write_demo_corpus
+    from tests._helpers_store import jsonl_line, mfcc_summary_embeddings, write_jsonl
+
+    demo = write_demo_corpus(tmp_path / "demo", tracks_per_artist=8, seconds=2.0, seed=1, workers=1)
+    truth = json.loads((demo / "demo_truth.json").read_text())
+    files = sorted((demo / "fma_small").rglob("*.mp3"))
+    emb = mfcc_summary_embeddings(files)
+    write_jsonl(tmp_path / "r.jsonl", [jsonl_line(str(f), e, {"Pop": 0.5, "Rock": 0.5}) for f, e in zip(files, emb)])
+    store_dir, out = tmp_path / "lib", tmp_path / "evo"
+    assert main(["index", "--store", str(store_dir), "--from-jsonl", str(tmp_path / "r.jsonl"),
+                 "--fma-metadata", str(demo / "fma_metadata"), "-q"]) == 0
+    tracks = LibraryStore(store_dir).tracks()
+    assert (tracks["source"] == "fma").all() and tracks["artist"].notna().all() and tracks["year"].notna().all()
+    assert main(["evolution", "--all", "--store", str(store_dir), "--out", str(out), "-q"]) == 0
+    artists = pd.read_csv(out / "artists.csv")
+    assert set(artists.loc[artists["drifting"], "artist"]) == {truth["drifting_artist"]["name"]}
+    assert len(artists) == len(truth["artists"])
