@@ -211,7 +211,7 @@ def _positions(track_ids: pd.Series, coords: pd.DataFrame) -> np.ndarray:
 
     lookup = coords.assign(track_id=coords["track_id"].astype(str)).drop_duplicates("track_id", keep="last")
     aligned = lookup.set_index("track_id").reindex(track_ids.astype(str).to_numpy())[["x", "y"]]
-    return aligned.to_numpy(dtype=np.float64)
+    return np.array(aligned.to_numpy(dtype=np.float64))  # a writable copy
 
 
 def update_map(store, *, refit: bool = False, n_neighbors: int | None = None, min_dist: float | None = None,

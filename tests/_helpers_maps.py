@@ -28,8 +28,12 @@ def clustered_embeddings(n_styles: int = 5, per_style: int = 60, dim: int = 512,
 
 
 def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: int = 0, audio_dir: Path | None = None,
-                 hostile: bool = False, start: int = 0):
-    """A :class:`LibraryStore` at ``root`` holding a synthetic library; returns ``(store, styles)``.
+                 hostile: bool = False, start: int = 0, hold_out: int = 0):
+    """A :class:`LibraryStore` at ``root`` holding a synthetic library.
+
+    Returns ``(store, styles, held_out, held_styles)``: the style index of each stored track and
+    ``hold_out`` further tracks per style (embeddings [shape=(n_styles*hold_out, 512)]) that are
+    drawn like the others but not stored.
 
     Artists: three per style; dates spread over 1990-2020 with every 7th missing; every 11th
     track has no genre tag. With ``audio_dir`` each track gets a short generated WAV file.
@@ -38,7 +42,10 @@ def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: in
     from melodex.encode import write_audio
     from melodex.store import LibraryStore, TrackRecord
 
-    emb, styles = clustered_embeddings(n_styles, per_style, seed=seed)
+    emb, styles = clustered_embeddings(n_styles, per_style + hold_out, seed=seed)
+    held = np.arange(len(emb)) % (per_style + hold_out) >= per_style
+    held_out, held_styles = emb[held], styles[held]
+    emb, styles = emb[~held], styles[~held]
     records = []
     for i, (e, s) in enumerate(zip(emb, styles)):
         k = start + i
@@ -58,4 +65,4 @@ def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: in
             date=date, genre=None if k % 11 == 5 else STYLES[s], source="tags", duration=0.4))
     store = LibraryStore(root)
     store.add(records)
-    return store, styles
+    return store, styles, held_out, held_styles
