@@ -23,7 +23,9 @@ html, body { margin: 0; height: 100%; font-family: system-ui, sans-serif; font-s
 #bar { display: flex; gap: 14px; align-items: center; padding: 6px 10px; height: 44px;
        box-sizing: border-box; border-bottom: 1px solid #ddd; white-space: nowrap; overflow: hidden; }
 #map { position: absolute; top: 44px; bottom: 0; left: 0; right: 0; }
-#now, #search-status { color: #444; overflow: hidden; text-overflow: ellipsis; }
+#now, #search-status { color: #444; overflow: hidden; text-overflow: ellipsis; min-width: 0; }
+#search-status { max-width: 260px; }
+#now { flex: 1 1 auto; }
 #player { height: 30px; }
 </style>
 <script type="text/javascript">__PLOTLYJS__</script>

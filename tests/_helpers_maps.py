@@ -66,3 +66,13 @@ def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: in
     store = LibraryStore(root)
     store.add(records)
     return store, styles, held_out, held_styles
+
+
+def save_plain_map(store) -> None:
+    """Save a map without running UMAP (points on a circle), for tests about serving and pages."""
+    import pandas as pd
+
+    ids = store.tracks()["track_id"].astype(str)
+    angle = np.linspace(0, 2 * np.pi, len(ids), endpoint=False)
+    store.save_coordinates(pd.DataFrame({"track_id": ids, "x": np.cos(angle), "y": np.sin(angle)}),
+                           {"method": "test circle"})
