@@ -215,12 +215,14 @@ def _positions(track_ids: pd.Series, coords: pd.DataFrame) -> np.ndarray:
 
 
 def update_map(store, *, refit: bool = False, n_neighbors: int | None = None, min_dist: float | None = None,
-               seed: int | None = 42, fast: bool = False) -> tuple[pd.DataFrame, str]:
+               seed: int | None = None, fast: bool = False) -> tuple[pd.DataFrame, str]:
     """Bring the store's map up to date; returns ``(coordinates, what was done)``.
 
-    A store without a map, ``refit=True``, parameters that differ from the stored map's, or a map
-    that covers less than half of the tracks get a fresh fit; otherwise tracks without coordinates
-    are placed with :func:`place_on_map` and the others keep their positions.
+    A store without a map, ``refit=True``, parameters given that differ from the stored map's, or
+    a map that covers less than half of the tracks get a fresh fit; otherwise tracks without
+    coordinates are placed with :func:`place_on_map` and the others keep their positions.
+    Parameters left None take :data:`DEFAULTS` in a new fit and do not force one; ``fast`` fits
+    without a seed on all cores.
     """
     import numpy as np
     import pandas as pd
@@ -229,9 +231,9 @@ def update_map(store, *, refit: bool = False, n_neighbors: int | None = None, mi
         raise MapError("the store has no tracks to map; add some with 'melodex index'")
     params = {"n_neighbors": n_neighbors if n_neighbors is not None else DEFAULTS["n_neighbors"],
               "min_dist": min_dist if min_dist is not None else DEFAULTS["min_dist"],
-              "seed": None if fast else seed}
+              "seed": None if fast else (seed if seed is not None else DEFAULTS["seed"])}
     coords, info = store.coordinates(), store.map_info() or {}
-    reason = _refit_reason(store, coords, info, refit, n_neighbors, min_dist, params["seed"])
+    reason = _refit_reason(store, coords, info, refit, n_neighbors, min_dist, seed)
     if reason:
         log.info("fitting a new map (%s)", reason)
         return fit_map(store, **params), f"fitted ({reason})"
@@ -262,7 +264,7 @@ def _refit_reason(store, coords, info: dict, refit: bool, n_neighbors, min_dist,
         if value is not None and info.get(key) not in (None, value) and not (
                 key == "n_neighbors" and info.get(key) == _clamped_neighbors(len(coords), value)):
             return f"{key} changed from {info.get(key)} to {value}"
-    if "seed" in info and info["seed"] != seed:
+    if seed is not None and "seed" in info and info["seed"] != seed:
         return f"seed changed from {info['seed']} to {seed}"
     known = set(coords["track_id"].astype(str))
     on_map = store.tracks()["track_id"].astype(str).isin(known).sum()
@@ -288,7 +290,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"UMAP n_neighbors (default {DEFAULTS['n_neighbors']}; clamped on tiny stores)")
     parser.add_argument("--min-dist", "--min_dist", dest="min_dist", type=float, default=None,
                         help=f"UMAP min_dist (default {DEFAULTS['min_dist']})")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed: same seed, same map (default 42)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help=f"random seed: same seed, same map (default {DEFAULTS['seed']})")
     parser.add_argument("--fast", action="store_true",
                         help="no seed, all cores (n_jobs=-1): faster on big stores, not reproducible")
     parser.add_argument("--refit", action="store_true",
@@ -302,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n_neighbors is not None and args.n_neighbors < 2:
         raise MapError("--n-neighbors must be at least 2")
+    if args.fast and args.seed is not None:
+        raise MapError("--fast fits without a seed; drop --seed or --fast")
     if args.min_dist is not None and not 0.0 <= args.min_dist <= 1.0:
         raise MapError("--min-dist must be between 0 and 1")
     if not Path(args.store).is_dir():

@@ -173,6 +173,15 @@ def test_map_command_fits_then_places_new_tracks(tmp_path, capsys):
 
     assert main([*args, "--refit", "--seed", "7"]) == 0
     assert store.map_info()["placed"] == 0 and store.map_info()["seed"] == 7
+    assert main([*args, "--n-neighbors", "5"]) == 0  # a setting that differs from the map's: refit
+    assert store.map_info()["n_neighbors"] == 5 and store.map_info()["seed"] == 42  # unset: the default
+
+
+def test_map_command_rejects_contradictory_options(tmp_path, capsys):
+    store, *_ = make_library(tmp_path / "library", n_styles=1, per_style=3)
+    assert main(["map", "--store", str(tmp_path / "library"), "--fast", "--seed", "3"]) == 2
+    assert "--fast" in capsys.readouterr().err
+    assert main(["map", "--store", str(tmp_path / "library"), "--n-neighbors", "1"]) == 2
 
 
 def test_map_command_reports_a_missing_store(tmp_path, capsys):
