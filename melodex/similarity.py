@@ -39,24 +39,28 @@ class QueryError(MelodexError):
     """The query is neither a track in the store nor a readable audio file."""
 
 
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` [shape=(n, d)] scaled to unit L2 norm (all-zero rows stay zero), float32."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
+def normalize_rows(x: np.ndarray, *, copy: bool = True) -> np.ndarray:
+    """Rows of ``x`` [shape=(n, d)] scaled to unit L2 norm (all-zero rows stay zero), float32.
+
+    ``copy=False`` scales a float32 ``x`` in place (and returns it), saving a copy of a big matrix."""
+    x = np.array(x, dtype=np.float32, copy=True, ndmin=2) if copy else np.asarray(x, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # no (n, d) temporary, unlike linalg.norm
+    x /= np.where(norms > 0, norms, np.float32(1.0))
+    return x
 
 
 class SimilarityIndex:
     """Cosine nearest-neighbour search over a fixed set of embeddings [shape=(n, d)].
 
     ``method``: ``"exact"`` (matrix product + argpartition), ``"ann"`` (pynndescent), or
-    ``"auto"`` (exact up to :data:`ANN_THRESHOLD` rows).
+    ``"auto"`` (exact up to :data:`ANN_THRESHOLD` rows). ``copy=False`` lets the index normalise
+    ``embeddings`` in place (for a matrix nobody else uses, such as a fresh ``store.embeddings()``).
     """
 
-    def __init__(self, embeddings: np.ndarray, *, method: str = "auto", seed: int = 0):
+    def __init__(self, embeddings: np.ndarray, *, method: str = "auto", seed: int = 0, copy: bool = True):
         if method not in ("auto", "exact", "ann"):
             raise ValueError(f"method must be auto, exact or ann, not {method!r}")
-        self.unit_ = normalize_rows(embeddings)
+        self.unit_ = normalize_rows(embeddings, copy=copy)
         self.method_ = "ann" if method == "ann" or (method == "auto" and len(self.unit_) > ANN_THRESHOLD) else "exact"
         self._ann = None
         if self.method_ == "ann":
@@ -75,6 +79,8 @@ class SimilarityIndex:
         """
         exclude = exclude or set()
         q = normalize_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        if q.size != self.unit_.shape[1]:
+            raise QueryError(f"the query embedding has {q.size} values; the store's have {self.unit_.shape[1]}")
         want = min(k + len(exclude), len(self.unit_))
         if want <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -94,7 +100,8 @@ class SimilarityIndex:
 
 
 def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | None = None,
-                  predictor: Any = None, model: str | Path | None = None, device: str = "auto") -> tuple[np.ndarray, set[int]]:
+                  embeddings: np.ndarray | None = None, predictor: Any = None, model: str | Path | None = None,
+                  device: str = "auto") -> tuple[np.ndarray, set[int]]:
     """The query's embedding [shape=(512,)] and the store rows that are the query itself.
 
     ``query`` is a track_id, a stored path, an audio file (embedded with ``predictor`` or a
@@ -111,7 +118,8 @@ def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | Non
     for column, value in (("track_id", text), ("path", resolved_path(text)), ("track_id", path_key(text))):
         hits = np.flatnonzero((tracks[column] == value).fillna(False).to_numpy(dtype=bool))
         if hits.size:
-            return store.embeddings()[hits[0]], set(hits.tolist())
+            row = (embeddings if embeddings is not None else store.embeddings())[hits[0]]
+            return np.array(row, dtype=np.float32), set(hits.tolist())
     path = Path(text)
     if not path.is_file():
         raise QueryError(f"{text}: not a track_id or path in the store at {store.root}, nor an audio file")
@@ -143,9 +151,11 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
     tracks = store.tracks()
     if len(tracks) == 0:
         raise QueryError(f"the store at {store.root} is empty; run 'melodex index' first")
-    vector, itself = resolve_query(store, query, tracks=tracks, predictor=predictor, model=model, device=device)
+    embeddings = store.embeddings() if index is None else None
+    vector, itself = resolve_query(store, query, tracks=tracks, embeddings=embeddings, predictor=predictor,
+                                   model=model, device=device)
     if index is None:
-        index = SimilarityIndex(store.embeddings(), method=method)
+        index = SimilarityIndex(embeddings, method=method, copy=False)  # ours: normalise in place
     rows, sims = index.query(vector, k, exclude=itself)
     picked = tracks.iloc[rows]
     return pd.DataFrame({

@@ -9,15 +9,19 @@ A store is a directory (by default ``melodex_outputs/library``) of Parquet files
       map/map_info.json                    # the same info, for people to read
 
 Why Parquet (through pyarrow): it is columnar, so ``keys()`` reads one column and ``tracks()``
-skips the embeddings; it is compressed; appending is writing one more part file (atomically:
-written under a temporary name, then renamed), so an interrupted ``melodex index`` loses at most
-the batch in flight and old parts are never touched; and a 512-d float32 embedding is stored as a
-``FixedSizeList<float32>[512]`` column whose buffer becomes an ``(N, 512)`` numpy array without a
-per-row copy. The embedding column is stored uncompressed (zstd on ReLU embeddings saves ~40% of
-disk but doubles load time); the metadata columns are zstd-compressed. Measured on the shared 2-core
-development machine (``benchmarks/bench_analysis.py``): 100,000 tracks load (metadata + embeddings)
-in about 0.4-0.8 s; a separate ``.npy`` per part loads the embeddings in about the same time when
-cached, so the single self-describing file per batch wins.
+skips the embeddings; it is compressed;
+appending is writing one more part file (atomically: written under a temporary name, then
+renamed), so an interrupted ``melodex index`` loses at most the batch in flight and old parts are
+never touched; one self-describing file per batch holds metadata, probabilities and embeddings.
+
+Embeddings are stored as a ``FixedSizeBinary(4 * 512)`` column: each row is the embedding's
+little-endian float32 bytes, so loading is one ``memcpy`` per part. Measured on the (shared,
+2-core) development machine at 100,000 tracks, reading that column takes about 0.3-0.4 s
+against about 1.0-1.2 s for a ``FixedSizeList<float32>[512]`` column (Parquet stores a list with
+one repetition level per float, 51 million of them) and about 0.3 s for one ``.npy`` per part,
+which would need a second file per batch kept in step with the first. The embedding column is
+not compressed (zstd saves ~40% on ReLU embeddings but doubles the load time); the metadata
+columns are zstd-compressed. ``benchmarks/bench_analysis.py`` measures the whole load.
 
 Missing metadata stays missing: strings are ``<NA>`` and ``year`` is ``<NA>`` when unknown.
 """
@@ -194,10 +198,17 @@ class LibraryStore:
         table = self._table()
         if table.num_rows == 0 or "embedding" not in table.column_names:
             return np.zeros((0, 512), dtype=np.float32)
-        column = table.column("embedding").combine_chunks()
-        dim = column.type.list_size
-        values = column.values.to_numpy(zero_copy_only=False)
-        return np.asarray(values, dtype=np.float32).reshape(-1, dim)
+        column = table.column("embedding")
+        dim = column.type.byte_width // 4
+        out = np.empty((table.num_rows, dim), dtype=np.float32)
+        row = 0
+        for chunk in column.chunks:  # each chunk's data buffer is the rows' float32 bytes, back to back
+            n = len(chunk)
+            if n:
+                data = np.frombuffer(chunk.buffers()[1], dtype="<f4", count=(chunk.offset + n) * dim)
+                out[row:row + n] = data[chunk.offset * dim:].reshape(n, dim)
+            row += n
+        return out
 
     # ---- writing ------------------------------------------------------------------------
     def add(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> int:
@@ -246,7 +257,7 @@ class LibraryStore:
         files = self._part_files()
         if not files:
             return None
-        return pq.read_schema(files[0]).field("embedding").type.list_size
+        return pq.read_schema(files[0]).field("embedding").type.byte_width // 4
 
     def _write_part(self, batch: list[TrackRecord], dim: int) -> int:
         import pyarrow.parquet as pq
@@ -339,8 +350,9 @@ def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
     columns["duration"] = pa.array([None if r.duration is None else float(r.duration) for r in batch], pa.float64())
     for label in labels:
         columns[PROB_PREFIX + label] = pa.array([r.probabilities.get(label) for r in batch], pa.float64())
-    flat = np.concatenate([np.asarray(r.embedding, dtype=np.float32).reshape(-1) for r in batch])
-    columns["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
+    flat = np.concatenate([np.asarray(r.embedding, dtype="<f4").reshape(-1) for r in batch])
+    columns["embedding"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), len(batch),
+                                                                [None, pa.py_buffer(flat.tobytes())])
     return pa.table(columns)
 
 
