@@ -20,11 +20,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import MelodexError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
 
     from .store import LibraryStore
@@ -43,6 +42,7 @@ def normalize_rows(x: np.ndarray, *, copy: bool = True) -> np.ndarray:
     """Rows of ``x`` [shape=(n, d)] scaled to unit L2 norm (all-zero rows stay zero), float32.
 
     ``copy=False`` scales a float32 ``x`` in place (and returns it), saving a copy of a big matrix."""
+    import numpy as np
     x = np.array(x, dtype=np.float32, copy=True, ndmin=2) if copy else np.asarray(x, dtype=np.float32)
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # no (n, d) temporary, unlike linalg.norm
     x /= np.where(norms > 0, norms, np.float32(1.0))
@@ -77,6 +77,7 @@ class SimilarityIndex:
 
         Returns ``(rows [shape=(m,)] int, cosine similarity [shape=(m,)] float32)``, m <= k.
         """
+        import numpy as np
         exclude = exclude or set()
         q = normalize_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
         if q.size != self.unit_.shape[1]:
@@ -108,6 +109,7 @@ def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | Non
     :class:`~melodex.predict.Predictor` built from ``model``), or an embedding vector.
     Raises :class:`QueryError` when it is none of these.
     """
+    import numpy as np
     from .store import path_key, resolved_path
 
     if tracks is None:
@@ -144,6 +146,7 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
     distance (1 - cosine similarity, in [0, 2]) and similarity. See :func:`resolve_query`
     for what ``query`` may be; pass a prebuilt ``index`` to answer many queries quickly.
     """
+    import numpy as np
     import pandas as pd
 
     if k < 1:
@@ -197,12 +200,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _missing(value: Any) -> bool:
+    import numpy as np
     import pandas as pd
 
     return value is None or (not isinstance(value, (list, np.ndarray)) and bool(pd.isna(value)))
 
 
 def _plain(value: Any) -> Any:
+    import numpy as np
     if isinstance(value, np.generic):
         return value.item()
     return str(value)

@@ -38,12 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import MelodexError
 from .fileio import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -195,6 +194,7 @@ class LibraryStore:
 
     def embeddings(self) -> np.ndarray:
         """The embeddings [shape=(N, 512)] float32; row i belongs to ``tracks()`` row i."""
+        import numpy as np
         table = self._table()
         if table.num_rows == 0 or "embedding" not in table.column_names:
             return np.zeros((0, 512), dtype=np.float32)
@@ -219,6 +219,7 @@ class LibraryStore:
         never rewritten. A record whose embedding size differs from the store's raises
         :class:`StoreError` before anything of its batch is written.
         """
+        import numpy as np
         present = self.keys()
         dim = self._embedding_dim()
         added = 0
@@ -279,6 +280,7 @@ class LibraryStore:
         """Save a 2-D map: ``coords`` has columns track_id, x, y; ``info`` (UMAP settings...) is
         stored in the same Parquet file's metadata, so coordinates and info are replaced together
         in one atomic rename; ``map_info.json`` beside it is a readable copy."""
+        import numpy as np
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -320,6 +322,7 @@ class LibraryStore:
 
 def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
     """A batch of records as an Arrow table with the store's schema."""
+    import numpy as np
     import pyarrow as pa
 
     labels: list[str] = []
