@@ -56,7 +56,8 @@ STRING_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "
 BASE_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source", "year",
                 "genre", "predicted_label", "confidence", "source", "duration")
 DEFAULT_BATCH = 1000  # records per part file
-_PART_RE = re.compile(r"^part-(\d{6,})-[0-9a-f]{8}\.parquet$")
+_PART_RE = re.compile(r"^part-(\d{6,})(?:-(\d{6,}))?-[0-9a-f]{8}\.parquet$")  # part-FIRST[-LAST]-uuid
+COMPACT_ROWS = 20_000  # compact() merges small parts into parts of up to this many tracks
 
 
 class StoreError(MelodexError):
@@ -125,10 +126,26 @@ class LibraryStore:
     def map_dir(self) -> Path:
         return self.root / "map"
 
-    def _part_files(self) -> list[Path]:
+    def _all_parts(self) -> list[tuple[int, int, Path]]:
+        """(first seq, last seq, path) of every part file, by first seq then widest range."""
         if not self.parts_dir.is_dir():
             return []
-        return sorted(p for p in self.parts_dir.iterdir() if _PART_RE.match(p.name))
+        found = []
+        for path in self.parts_dir.iterdir():
+            match = _PART_RE.match(path.name)
+            if match:
+                first = int(match.group(1))
+                found.append((first, int(match.group(2) or first), path))
+        return sorted(found, key=lambda item: (item[0], -item[1], item[2].name))
+
+    def _part_files(self, *, superseded: bool = False) -> list[Path]:
+        """The live parts in order; with ``superseded=True``, the ones a compacted part replaced
+        (left behind only when a compaction was interrupted before it removed them)."""
+        live, dead, covered = [], [], -1
+        for first, last, path in self._all_parts():
+            (dead if last <= covered else live).append(path)
+            covered = max(covered, last)
+        return dead if superseded else live
 
     def _table(self, columns: list[str] | None = None) -> pa.Table:
         """All parts as one Arrow table (label columns unified; missing ones are null)."""
@@ -219,10 +236,16 @@ class LibraryStore:
         never rewritten. A record whose embedding size differs from the store's raises
         :class:`StoreError` before anything of its batch is written.
         """
+        return sum(self.add_batches(records, batch_size=batch_size))
+
+    def add_batches(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> Iterator[int]:
+        """Like :meth:`add`, but yields the number written after each part, for progress bars."""
         import numpy as np
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         present = self.keys()
         dim = self._embedding_dim()
-        added = 0
         batch: list[TrackRecord] = []
         for record in records:
             if record.track_id in present:
@@ -232,25 +255,15 @@ class LibraryStore:
                 dim = emb.size
             if emb.size != dim or emb.size == 0:
                 raise StoreError(f"{record.path}: embedding has {emb.size} values; this store holds {dim}")
+            if record.source not in SOURCES:
+                raise StoreError(f"{record.path}: unknown source {record.source!r}; expected one of {SOURCES}")
             present.add(record.track_id)
             batch.append(record)
             if len(batch) >= batch_size:
-                added += self._write_part(batch, dim)
+                yield self._write_part(batch, dim)
                 batch = []
         if batch:
-            added += self._write_part(batch, dim)
-        return added
-
-    def add_batches(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> Iterator[int]:
-        """Like :meth:`add`, but yields the number written after each part, for progress bars."""
-        batch: list[TrackRecord] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= batch_size:
-                yield self.add(batch, batch_size=batch_size)
-                batch = []
-        if batch:
-            yield self.add(batch, batch_size=batch_size)
+            yield self._write_part(batch, dim)
 
     def _embedding_dim(self) -> int | None:
         import pyarrow.parquet as pq
@@ -261,19 +274,67 @@ class LibraryStore:
         return pq.read_schema(files[0]).field("embedding").type.byte_width // 4
 
     def _write_part(self, batch: list[TrackRecord], dim: int) -> int:
+        parts = self._all_parts()
+        seq = max((last for _, last, _ in parts), default=-1) + 1
+        name = f"part-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
+        self._write_table(_records_table(batch, dim), name)
+        log.debug("store: wrote %s (%d tracks)", name, len(batch))
+        return len(batch)
+
+    def _write_table(self, table: pa.Table, name: str) -> None:
         import pyarrow.parquet as pq
 
-        table = _records_table(batch, dim)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        seq = len(self._part_files())
-        name = f"part-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
         with atomic_write(self.parts_dir / name, "wb") as handle:
             # metadata compresses well; the embedding column is stored plain, because decoding
             # compressed floats costs more load time than it saves disk (see the module docstring)
-            codecs = {name: ("none" if name == "embedding" else "zstd") for name in table.column_names}
+            codecs = {column: ("none" if column == "embedding" else "zstd") for column in table.column_names}
             pq.write_table(table, handle, compression=codecs)
-        log.debug("store: wrote %s (%d tracks)", name, len(batch))
-        return len(batch)
+
+    def compact(self, *, target_rows: int = COMPACT_ROWS) -> int:
+        """Merge runs of small consecutive parts into parts of up to ``target_rows`` tracks.
+
+        Many small parts (``melodex index`` appends a few hundred tracks at a time) make loading
+        slow, since every file has a fixed cost. The merged part is written first (atomically);
+        its name carries the range of parts it replaces (``part-FIRST-LAST-...``), so a reader
+        ignores the old parts even if the process dies before deleting them. Row order is kept.
+        Returns the number of part files removed. Run it with no other writer on the store.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        removed = 0
+        for stale in self._part_files(superseded=True):
+            stale.unlink(missing_ok=True)
+            removed += 1
+        groups: list[list[tuple[int, int, Path]]] = [[]]
+        rows_in_group = 0
+        live = {p for p in self._part_files()}
+        for first, last, path in self._all_parts():
+            if path not in live:
+                continue
+            rows = pq.ParquetFile(path).metadata.num_rows
+            if rows >= target_rows // 2:  # already big: left alone, and it ends the current run
+                groups += [[(first, last, path)], []]
+                rows_in_group = 0
+                continue
+            if groups[-1] and rows_in_group + rows > target_rows:
+                groups.append([])
+                rows_in_group = 0
+            groups[-1].append((first, last, path))
+            rows_in_group += rows
+        for group in groups:
+            if len(group) < 2:
+                continue
+            tables = [pq.read_table(path) for _, _, path in group]
+            merged = pa.concat_tables(tables, promote_options="default")
+            name = f"part-{group[0][0]:06d}-{group[-1][1]:06d}-{uuid.uuid4().hex[:8]}.parquet"
+            self._write_table(merged, name)
+            for _, _, path in group:
+                path.unlink(missing_ok=True)
+                removed += 1
+        self._cache = None
+        return removed
 
     # ---- the map --------------------------------------------------------------------------
     def save_coordinates(self, coords: pd.DataFrame, info: dict) -> None:
@@ -346,9 +407,6 @@ def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
             confidence.append(None)
     columns["predicted_label"] = pa.array(predicted, pa.string())
     columns["confidence"] = pa.array(confidence, pa.float64())
-    for r in batch:
-        if r.source not in SOURCES:
-            raise StoreError(f"{r.path}: unknown source {r.source!r}; expected one of {SOURCES}")
     columns["source"] = pa.array([r.source for r in batch], pa.string())
     columns["duration"] = pa.array([None if r.duration is None else float(r.duration) for r in batch], pa.float64())
     for label in labels:
