@@ -5,11 +5,17 @@
   melodex similar new.flac --model training_outputs/latest -k 20 --json
 
 The query itself is never among its results. Search is exact: embeddings are L2-normalised
-once, a query costs one matrix-vector product and an ``argpartition`` (about 10-30 ms at
-100,000 tracks on 2 cores; see ``benchmarks/bench_analysis.py``). Above
-:data:`ANN_THRESHOLD` tracks (or with ``method="ann"``) an approximate index from
-``pynndescent`` (installed with umap-learn) is used instead; for stores of many millions, a
-dedicated ANN library such as FAISS or hnswlib is the better tool.
+once, a query costs one matrix-vector product and an ``argpartition`` (about 20 ms of CPU at
+100,000 tracks; see ``benchmarks/bench_analysis.py``), which stays the right tool up to a few
+hundred thousand tracks.
+
+For much larger stores answering many queries, build a :class:`SimilarityIndex` once with
+``method="ann"``: an approximate nearest-neighbour graph from ``pynndescent`` (installed with
+umap-learn), whose build takes minutes but whose queries take about a millisecond; ``"auto"``
+picks it above :data:`ANN_THRESHOLD` tracks. A single ``melodex similar`` call stays exact unless
+``--method ann`` is given, since building a graph for one query costs more than the exact scan.
+For tens of millions of tracks a dedicated ANN library (FAISS, hnswlib) with a persisted index is
+the better tool.
 """
 
 from __future__ import annotations
@@ -158,7 +164,8 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
     vector, itself = resolve_query(store, query, tracks=tracks, embeddings=embeddings, predictor=predictor,
                                    model=model, device=device)
     if index is None:
-        index = SimilarityIndex(embeddings, method=method, copy=False)  # ours: normalise in place
+        one_shot = "exact" if method == "auto" else method  # a graph built for one query never pays off
+        index = SimilarityIndex(embeddings, method=one_shot, copy=False)  # ours: normalise in place
     rows, sims = index.query(vector, k, exclude=itself)
     picked = tracks.iloc[rows]
     return pd.DataFrame({
@@ -179,7 +186,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--method", choices=("auto", "exact", "ann"), default="auto",
-                        help=f"exact search, or approximate (pynndescent); auto = exact up to {ANN_THRESHOLD:,} tracks")
+                        help="exact search (auto, exact) or an approximate pynndescent graph (ann), "
+                             "which only pays off for stores of millions of tracks")
 
 
 def run(args: argparse.Namespace) -> int:
