@@ -103,6 +103,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     """1 - cosine similarity between vectors or rows of ``a`` and vector ``b`` (zero vectors: 1)."""
     import numpy as np
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     na = np.linalg.norm(a, axis=-1)
     nb = np.linalg.norm(b)
@@ -113,6 +114,7 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
 def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
     """Row numbers of ``artist`` (matched by name, any letter case, or by artist_id)."""
     import numpy as np
+
     name = tracks["artist"].astype("string").str.casefold()
     hits = (name == artist.casefold()).fillna(False) | (tracks["artist_id"].astype("string") == artist).fillna(False)
     return np.flatnonzero(hits.to_numpy(dtype=bool))
@@ -128,6 +130,7 @@ def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarr
     (a saved map) is given.
     """
     import numpy as np
+
     part = tracks.iloc[rows].copy()
     part["t"] = [fractional_year(d if isinstance(d, str) else None) for d in part["date"].astype(object)]
     keep = np.isfinite(part["t"].to_numpy(dtype=float))
@@ -176,8 +179,9 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
     Exact over all permutations for up to ``exact_max`` points (ties get average ranks),
     otherwise the usual t approximation. (nan, nan) for fewer than 3 points or constant input.
     """
-    import numpy as np
     import itertools
+
+    import numpy as np
 
     from scipy.stats import rankdata
     from scipy.stats import t as student_t
@@ -203,6 +207,7 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
 def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = None) -> ArtistDrift:
     """The :class:`ArtistDrift` of a timeline from :func:`artist_timeline`."""
     import numpy as np
+
     t = timeline["t"].to_numpy(dtype=float)
     d = timeline["dist_first"].to_numpy(dtype=float)
     release = timeline["release"].to_numpy(dtype=int)

@@ -49,6 +49,7 @@ def normalize_rows(x: np.ndarray, *, copy: bool = True) -> np.ndarray:
 
     ``copy=False`` scales a float32 ``x`` in place (and returns it), saving a copy of a big matrix."""
     import numpy as np
+
     x = np.array(x, dtype=np.float32, copy=True, ndmin=2) if copy else np.asarray(x, dtype=np.float32)
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # no (n, d) temporary, unlike linalg.norm
     x /= np.where(norms > 0, norms, np.float32(1.0))
@@ -84,6 +85,7 @@ class SimilarityIndex:
         Returns ``(rows [shape=(m,)] int, cosine similarity [shape=(m,)] float32)``, m <= k.
         """
         import numpy as np
+
         exclude = exclude or set()
         q = normalize_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
         if q.size != self.unit_.shape[1]:
@@ -216,6 +218,7 @@ def _missing(value: Any) -> bool:
 
 def _plain(value: Any) -> Any:
     import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     return str(value)

@@ -212,6 +212,7 @@ class LibraryStore:
     def embeddings(self) -> np.ndarray:
         """The embeddings [shape=(N, 512)] float32; row i belongs to ``tracks()`` row i."""
         import numpy as np
+
         table = self._table()
         if table.num_rows == 0 or "embedding" not in table.column_names:
             return np.zeros((0, 512), dtype=np.float32)
