@@ -128,7 +128,7 @@ APP_JS = r"""
     if (undated.length) traces.push(pointTrace(undated, "year unknown", GREY, {}));
     if (dated.length) traces.push(pointTrace(dated, "dated", years, {
       marker: { size: SIZE, color: years, colorscale: "Viridis", showscale: true, opacity: 0.85,
-        colorbar: { title: { text: "year" }, thickness: 12 } } }));
+        colorbar: { title: { text: "year" }, thickness: 12, len: 0.5, y: 0, yanchor: "bottom" } } }));
     return traces;
   }
 

@@ -79,17 +79,27 @@ def _years(frame: pd.DataFrame) -> list[int | None]:
 
 
 def _audio_urls(paths: list[str | None], page_dir: Path) -> list[str | None]:
-    """URLs of the audio files relative to the page's folder (so file:// and any web server work)."""
+    """URLs of the audio files relative to the page's folder (so file:// and any web server work).
+
+    The relative path is worked out once per folder, not once per file.
+    """
+    folders: dict[str, str] = {}
+    start = os.path.abspath(page_dir)
     urls: list[str | None] = []
     for p in paths:
         if p is None:
             urls.append(None)
             continue
-        target = Path(p).absolute()
-        try:
-            urls.append(quote(Path(os.path.relpath(target, page_dir)).as_posix(), safe="/"))
-        except ValueError:  # another drive on Windows: no relative path exists
-            urls.append(target.as_uri())
+        folder, name = os.path.split(os.path.abspath(p))
+        prefix = folders.get(folder)
+        if prefix is None:
+            try:
+                rel = os.path.relpath(folder, start)
+                prefix = "" if rel == os.curdir else quote(rel.replace(os.sep, "/"), safe="/") + "/"
+            except ValueError:  # another drive on Windows: no relative path exists
+                prefix = Path(folder).as_uri() + "/"
+            folders[folder] = prefix
+        urls.append(prefix + quote(name, safe=""))
     return urls
 
 
