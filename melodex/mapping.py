@@ -34,7 +34,8 @@ DEFAULT_FIGURE = "melodex_outputs/map.png"
 COLOR_CHOICES = ("genre", "predicted", "artist", "year")
 DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42}
 EXACT_DISTANCE = 1e-6  # a new embedding this close to a stored one is that track: it lands on it
-PLACE_EPOCHS = 100  # umap-learn's transform uses 100 epochs for up to 10,000 new points
+PLACE_EPOCHS = 100
+EXACT_KNN_MAX = 20_000  # up to this many tracks the neighbour graph is exact (brute force)  # umap-learn's transform uses 100 epochs for up to 10,000 new points
 
 
 class MapError(MelodexError):
@@ -96,14 +97,30 @@ def embed_2d(emb: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, m
     if k != n_neighbors:
         log.info("only %d tracks: using n_neighbors=%d instead of %d", n, k, n_neighbors)
     info["n_neighbors"] = k
-    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, n_components=2,
+    knn = _exact_knn(emb, k, metric) if n <= EXACT_KNN_MAX else (None, None, None)
+    info["knn"] = "exact" if knn[0] is not None else "nndescent"
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, n_components=2, precomputed_knn=knn,
                         random_state=seed, n_jobs=1 if seed is not None else -1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
         warnings.filterwarnings("ignore", message=".*k >= N for N \\* N square matrix.*")
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*transform.*unavailable.*")
         coords = reducer.fit_transform(emb)
     info["umap_version"] = umap.__version__
     return np.asarray(coords, dtype=np.float32), info
+
+
+def _exact_knn(emb: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray, None]:
+    """Exact k nearest neighbours (each point's first neighbour is itself), as umap-learn wants them.
+
+    Up to :data:`EXACT_KNN_MAX` points a brute-force search is quick, exact and needs no
+    pynndescent, whose numba compilation dominates the first map made in a fresh process.
+    """
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    dists, indices = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(emb).kneighbors(emb)
+    return indices.astype(np.int32), np.maximum(dists, 0.0).astype(np.float32), None
 
 
 def fit_map(store, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "cosine",
