@@ -44,7 +44,8 @@ def synthetic_store(root: Path, n_points: int, *, n_styles: int = 16, seed: int 
     centres = rng.standard_normal((n_styles, 512)) * 2.0
     bases = rng.standard_normal((n_styles, 4, 512))
     latent = rng.uniform(-1, 1, size=(n_points, 4))
-    emb = centres[styles] + np.einsum("nk,nkd->nd", latent, bases[styles]) + 0.3 * rng.standard_normal((n_points, 512))
+    sheets = np.einsum("nk,nkd->nd", latent, bases[styles])
+    emb = centres[styles] + sheets + 0.3 * rng.standard_normal((n_points, 512))
     emb = np.maximum(emb, 0).astype(np.float32)
     names = [f"Style {s}" for s in range(n_styles)]
 
@@ -94,7 +95,8 @@ def bench_map(n_points: int, *, fast_baseline: bool = True) -> dict:
 
 def _in_fresh_process(n_points: int, cache_dir: str, fast_baseline: bool) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_maps import bench_map; "
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); "
+            "from benchmarks.bench_maps import bench_map; "
             f"print(json.dumps(bench_map({n_points}, fast_baseline={fast_baseline})))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -119,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(("cold (numba disk cache)", cached["first"]))
         runs += [("warm (seeded, 1 thread)", warm), ("warm --fast (all cores)", fast)]
         for name, r in runs:
-            print(f"  {name:<28}{r['fit_s']:>8.1f}s{r['html_s']:>7.1f}s{r['png_s']:>7.1f}s{r['total_s']:>8.1f}s")
+            cells = f"{r['fit_s']:>8.1f}s{r['html_s']:>7.1f}s{r['png_s']:>7.1f}s{r['total_s']:>8.1f}s"
+            print(f"  {name:<28}{cells}")
         print(f"  seeded / fast total: {warm['total_s'] / fast['total_s']:.2f}x; "
-              f"HTML {warm['html_bytes'] / 1e6:.1f} MB ({warm['html_bytes'] / n:.0f} B/point incl. plotly.js)")
+              f"HTML {warm['html_bytes'] / 1e6:.1f} MB "
+              f"({warm['html_bytes'] / n:.0f} B/point incl. plotly.js)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -152,10 +153,8 @@ def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_b
                      color_by=color_by)
     parts = {"__TITLE__": html.escape(title), "__PLOTLYJS__": get_plotlyjs(), "__DATA__": script_json(data),
              "__APP__": APP_JS}
-    page = PAGE_TEMPLATE
-    for key in ("__TITLE__", "__DATA__", "__APP__", "__PLOTLYJS__"):  # plotly.js last: never re-scanned
-        page = page.replace(key, parts[key], 1)
-    return page
+    # one pass over the template: text put in is never scanned for placeholders again
+    return re.sub("__(?:TITLE|PLOTLYJS|DATA|APP)__", lambda m: parts[m.group(0)], PAGE_TEMPLATE)
 
 
 def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | None = None,
@@ -179,8 +178,8 @@ def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | 
 # static figure
 
 
-def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = "genre", title: str | None = None,
-                     dpi: int = 200) -> Path:
+def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = "genre",
+                     title: str | None = None, dpi: int = 200) -> Path:
     """Write the map as a static figure (PNG, SVG or PDF by extension) with a legend, no axes.
 
     Categorical colourings name the ``MAX_LEGEND`` largest categories and draw the rest as
@@ -230,14 +229,15 @@ def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: fl
 
     counts = collections.Counter(v for v in values if v is not None)
     named = [name for name, _ in counts.most_common(MAX_LEGEND)]
-    labels = np.array([v if v in named else ("unknown" if v is None else "other") for v in values], dtype=object)
+    labels = np.array([v if v in named else ("unknown" if v is None else "other") for v in values],
+                      dtype=object)
     cmap = matplotlib.colormaps["tab20"]
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     for k, name in enumerate([*named, "other", "unknown"]):
         mask = labels == name
         if not mask.any():
             continue
-        color = cmap(k % 20) if name not in ("other", "unknown") else ("#8a8a8a" if name == "other" else "#cccccc")
+        color = {"other": "#8a8a8a", "unknown": "#cccccc"}.get(name) or cmap(k % 20)
         ax.scatter(x[mask], y[mask], s=size, color=color, label=f"{name} ({int(mask.sum())})",
                    linewidths=0, alpha=0.85, rasterized=True)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 12 / size))
@@ -250,8 +250,8 @@ def _draw_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     unknown = np.isnan(years)
     if unknown.any():
-        ax.scatter(x[unknown], y[unknown], s=size, color="#cccccc", label=f"year unknown ({int(unknown.sum())})",
-                   linewidths=0, rasterized=True)
+        ax.scatter(x[unknown], y[unknown], s=size, color="#cccccc", linewidths=0, rasterized=True,
+                   label=f"year unknown ({int(unknown.sum())})")
         ax.legend(loc="lower left", frameon=False)
     if (~unknown).any():
         points = ax.scatter(x[~unknown], y[~unknown], s=size, c=years[~unknown], cmap="viridis", linewidths=0,
