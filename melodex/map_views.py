@@ -37,7 +37,9 @@ def map_frame(store_or_frames: Any) -> pd.DataFrame:
     if hasattr(store_or_frames, "tracks") and hasattr(store_or_frames, "coordinates"):
         tracks, coords = store_or_frames.tracks(), store_or_frames.coordinates()
         if coords is None:
-            raise OutputError("the store has no map yet: run 'melodex map' first")
+            from .mapping import MapError
+
+            raise MapError("the store has no map yet: run 'melodex map' first")
     elif isinstance(store_or_frames, tuple):
         tracks, coords = store_or_frames
     elif isinstance(store_or_frames, pd.DataFrame):
@@ -108,12 +110,16 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
               color_by: str = "genre") -> dict:
     """The compact per-point arrays the page reads (one list per field, not one dict per point)."""
     import numpy as np
+    import pandas as pd
 
     n = len(frame)
     artist, artists = _codes(_strings(frame.get("artist"), n))
     genre, genres = _codes(_strings(frame.get("genre"), n))
     pred, preds = _codes(_strings(frame.get("predicted_label"), n))
-    conf = frame["confidence"].astype("float64").round(3) if "confidence" in frame else None
+    conf = None
+    if "confidence" in frame:
+        numbers = pd.to_numeric(frame["confidence"], errors="coerce")
+        conf = np.round(numbers.to_numpy("float64", na_value=np.nan), 3)
     data = {
         "pageTitle": title,
         "colorBy": color_by,
@@ -126,7 +132,7 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "artist": artist, "artists": artists,
         "genre": genre, "genres": genres,
         "pred": pred, "preds": preds,
-        "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],
+        "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],  # NaN -> null
         "audioBase": audio_base,
         "url": None if audio_base else _audio_urls(_strings(frame.get("path"), n), page_dir),
     }

@@ -146,6 +146,13 @@ def test_page_data_is_compact(tmp_path):
     assert data["artists"] == sorted({f"Artist {i % 50}" for i in range(n)}, key=str.casefold)
 
 
+def test_missing_confidence_is_null_not_invented(tmp_path):
+    frame = pd.DataFrame({"track_id": ["a", "b"], "confidence": pd.array([0.91234, None], dtype="Float64"),
+                          "x": [0.0, 1.0], "y": [1.0, 0.0]})
+    data = page_data(frame, page_dir=tmp_path, audio_base="/audio/", title="t")
+    assert data["conf"] == [0.912, None]
+
+
 def test_frames_without_optional_columns_show_unknown(tmp_path):
     tracks = pd.DataFrame({"track_id": ["a", "b", "c"], "path": [None, "/x/b.wav", "/x/c.wav"]})
     coords = pd.DataFrame({"track_id": ["a", "b"], "x": [0.0, 1.0], "y": [1.0, 0.0]})
