@@ -185,21 +185,39 @@ APP_JS = r"""
     for (var i = 0; i < N; i++) if (D.artist[i] === code) (known(D.date[i]) ? dated : undated).push(i);
     dated.sort(function (a, b) { return D.date[a] < D.date[b] ? -1 : D.date[a] > D.date[b] ? 1 : a - b; });
     var name = D.artists[code];
-    pathTraces = [];
-    if (dated.length) pathTraces.push({ type: "scattergl", mode: "lines+markers", name: esc(name + " (by date)"),
+    var traces = [];
+    if (dated.length) traces.push({ type: "scattergl", mode: "lines+markers", name: esc(name + " (by date)"),
       x: pick(D.x, dated), y: pick(D.y, dated), customdata: dated, text: pick(hover, dated), hoverinfo: "text",
       line: { color: "#111111", width: 2 }, marker: { size: SIZE + 5, color: "#111111", symbol: "circle" } });
-    if (undated.length) pathTraces.push({ type: "scattergl", mode: "markers", name: esc(name + " (date unknown)"),
+    if (undated.length) traces.push({ type: "scattergl", mode: "markers", name: esc(name + " (date unknown)"),
       x: pick(D.x, undated), y: pick(D.y, undated), customdata: undated, text: pick(hover, undated), hoverinfo: "text",
       marker: { size: SIZE + 5, color: "#ffffff", line: { color: "#111111", width: 2 } } });
     statusEl.textContent = name + ": " + (dated.length + undated.length) + " tracks, " + dated.length + " dated";
-    return draw(colorSel.value);
+    pathTraces = traces;
+    return showPath(traces);
+  }
+
+  function range(from, to) { var out = []; for (var k = from; k < to; k++) out.push(k); return out; }
+
+  // swap only the path traces (addTraces/deleteTraces) and dim the rest: no redraw of 100k points.
+  // Changes run one after another so that a quick second search never sees a half-done first.
+  var queue = Promise.resolve();
+  function showPath(traces) {
+    queue = queue.then(function () {
+      var old = range(baseCount, gd.data.length);
+      var step = old.length ? Plotly.deleteTraces(gd, old) : Promise.resolve(gd);
+      if (traces.length) step = step.then(function () { return Plotly.addTraces(gd, traces); });
+      return step.then(function () {
+        return Plotly.restyle(gd, { opacity: traces.length ? 0.3 : 1 }, range(0, baseCount));
+      });
+    });
+    return queue;
   }
 
   function clearPath() {
     if (!pathTraces.length) return Promise.resolve(gd);
     pathTraces = [];
-    return draw(colorSel.value);
+    return showPath([]);
   }
 
   // ---- wiring ---------------------------------------------------------------------------------
@@ -211,11 +229,17 @@ APP_JS = r"""
   for (var c = 0; c < D.artists.length; c++) { var o = document.createElement("option"); o.value = D.artists[c]; frag.appendChild(o); }
   list.appendChild(frag);
 
-  colorSel.addEventListener("change", function () { draw(colorSel.value); });
-  searchBox.addEventListener("change", function () { search(searchBox.value); });
-  searchBox.addEventListener("keydown", function (e) { if (e.key === "Enter") search(searchBox.value); });
+  var lastQuery = "";
+  function searchOnce() {  // Enter and the following change event ask for the same search
+    if (searchBox.value === lastQuery) return;
+    lastQuery = searchBox.value;
+    search(lastQuery);
+  }
+  colorSel.addEventListener("change", function () { queue = queue.then(function () { return draw(colorSel.value); }); });
+  searchBox.addEventListener("change", searchOnce);
+  searchBox.addEventListener("keydown", function (e) { if (e.key === "Enter") searchOnce(); });
   document.getElementById("clear-search").addEventListener("click", function () {
-    searchBox.value = ""; statusEl.textContent = ""; clearPath();
+    searchBox.value = lastQuery = ""; statusEl.textContent = ""; clearPath();
   });
 
   var ready = draw(colorSel.value).then(function () {
@@ -224,6 +248,7 @@ APP_JS = r"""
     });
     return gd;
   });
+  queue = ready;
 
   window.melodexMap = { data: D, graph: gd, ready: ready, search: search, play: play,
     baseTraceCount: function () { return baseCount; } };

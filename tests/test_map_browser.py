@@ -133,8 +133,13 @@ def test_artist_search_draws_the_path_in_date_order(site, page):
     assert page.inner_text("#search-status").startswith(artist)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "map.png"))
+
+    page.select_option("#color-by", "artist")  # recolouring keeps the path on top
+    page.wait_for_function("window.melodexMap.baseTraceCount() === 1")
+    assert page.evaluate("window.melodexMap.graph.data[1].customdata") == expected
     page.click("#clear-search")
-    page.wait_for_function(f"window.melodexMap.graph.data.length === {base}")
+    page.wait_for_function("window.melodexMap.graph.data.length === 1")
+    assert page.inner_text("#search-status") == ""
 
 
 def test_colour_selector_recolours(site, page):
