@@ -63,10 +63,7 @@ APP_JS = r"""
   var player = document.getElementById("player");
   var nowEl = document.getElementById("now");
   var statusEl = document.getElementById("search-status");
-  var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79"];
-  var GREY = "#c8c8c8";
+  var PALETTE = D.palette, GREY = D.unknownColor;
   var SIZE = N > 20000 ? 3 : N > 2000 ? 4 : 7;
   var pathTraces = [];
   var baseCount = 0;

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 COLOR_COLUMNS = {"genre": "genre", "predicted": "predicted_label", "artist": "artist", "year": "year"}
 STATIC_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_LEGEND = 12  # categories named in a static legend; the rest are drawn as "other"
+# category colours of the page and the figure: tab10, then lighter tones, all told apart easily
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#393b79", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+           "#f7b6d2", "#9edae5", "#dbdb8d", "#7f7f7f")
+UNKNOWN_COLOR, OTHER_COLOR = "#c8c8c8", "#8a8a8a"
 
 
 def map_frame(store_or_frames: Any) -> pd.DataFrame:
@@ -133,6 +138,7 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "genre": genre, "genres": genres,
         "pred": pred, "preds": preds,
         "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],  # NaN -> null
+        "palette": list(PALETTE), "unknownColor": UNKNOWN_COLOR,
         "audioBase": audio_base,
         "url": None if audio_base else _audio_urls(_strings(frame.get("path"), n), page_dir),
     }
@@ -186,17 +192,14 @@ def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | 
 
 def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = "genre",
                      title: str | None = None, dpi: int = 200) -> Path:
-    """Write the map as a static figure (PNG, SVG or PDF by extension) with a legend, no axes.
+    """Write the map as a static figure (PNG, SVG or PDF by extension; Agg) with a legend, no axes.
 
     Categorical colourings name the ``MAX_LEGEND`` largest categories and draw the rest as
     "other"; unknown values are grey. ``color_by="year"`` uses a colour bar. Returns ``path``.
     """
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay untouched
 
     path = Path(path)
     fmt = STATIC_FORMATS.get(path.suffix.lower())
@@ -207,21 +210,19 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     frame = map_frame(store_or_frames)
     n = len(frame)
     size = 2 if n > 20000 else 6 if n > 2000 else 14
-    fig, ax = plt.subplots(figsize=(8, 7))
-    try:
-        if color_by == "year":
-            _draw_years(ax, fig, frame, size)
-        else:
-            _draw_categories(ax, frame, _strings(frame.get(COLOR_COLUMNS[color_by]), n), size)
-        ax.set_axis_off()
-        ax.set_aspect("equal", adjustable="datalim")
-        if title:
-            ax.set_title(title)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 7))
+    ax = fig.subplots()
+    if color_by == "year":
+        _draw_years(ax, fig, frame, size)
+    else:
+        _draw_categories(ax, frame, _strings(frame.get(COLOR_COLUMNS[color_by]), n), size)
+    ax.set_axis_off()
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
     with atomic_write(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return path
@@ -230,20 +231,18 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
 def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: float) -> None:
     import collections
 
-    import matplotlib
     import numpy as np
 
     counts = collections.Counter(v for v in values if v is not None)
     named = [name for name, _ in counts.most_common(MAX_LEGEND)]
     labels = np.array([v if v in named else ("unknown" if v is None else "other") for v in values],
                       dtype=object)
-    cmap = matplotlib.colormaps["tab20"]
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     for k, name in enumerate([*named, "other", "unknown"]):
         mask = labels == name
         if not mask.any():
             continue
-        color = {"other": "#8a8a8a", "unknown": "#cccccc"}.get(name) or cmap(k % 20)
+        color = {"other": OTHER_COLOR, "unknown": UNKNOWN_COLOR}.get(name) or PALETTE[k % len(PALETTE)]
         ax.scatter(x[mask], y[mask], s=size, color=color, label=f"{name} ({int(mask.sum())})",
                    linewidths=0, alpha=0.85, rasterized=True)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 12 / size))
@@ -256,7 +255,7 @@ def _draw_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     unknown = np.isnan(years)
     if unknown.any():
-        ax.scatter(x[unknown], y[unknown], s=size, color="#cccccc", linewidths=0, rasterized=True,
+        ax.scatter(x[unknown], y[unknown], s=size, color=UNKNOWN_COLOR, linewidths=0, rasterized=True,
                    label=f"year unknown ({int(unknown.sum())})")
         ax.legend(loc="lower left", frameon=False)
     if (~unknown).any():
