@@ -123,7 +123,7 @@ APP_JS = r"""
     for (var i = 0; i < N; i++) { if (known(D.year[i])) { dated.push(i); years.push(D.year[i]); } else undated.push(i); }
     var traces = [];
     if (undated.length) traces.push(pointTrace(undated, "year unknown", GREY, {}));
-    if (dated.length) traces.push(pointTrace(dated, "dated", years, {
+    if (dated.length) traces.push(pointTrace(dated, "year known", years, {
       marker: { size: SIZE, color: years, colorscale: "Viridis", showscale: true, opacity: 0.85,
         colorbar: { title: { text: "year" }, thickness: 12, len: 0.5, y: 0, yanchor: "bottom" } } }));
     return traces;
