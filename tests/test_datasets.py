@@ -150,13 +150,8 @@ def test_fma_small_labels_splits_and_fields(fma, caplog):
     }
     first = tracks["000002"]
     assert first.path == fma / "000" / "000002.mp3"
-    assert (first.label, first.artist, first.artist_id, first.title, first.album) == (
-        "Rock",
-        "Artist A",
-        "7",
-        "First",
-        "Album One",
-    )
+    fields = (first.label, first.artist, first.artist_id, first.title, first.album)
+    assert fields == ("Rock", "Artist A", "7", "First", "Album One")
     assert (first.date, first.date_source) == ("2009-01-05", "album.date_released")
     assert (tracks["000003"].date, tracks["000003"].date_source) == ("2011-03-04", "track.date_created")
     assert tracks["098565"].path == fma / "098" / "098565.mp3"
@@ -274,13 +269,8 @@ def test_manifest_resolves_relative_paths_and_reads_its_columns(tmp_path, audio_
     assert ds.labels == ["Pop", "Rock"] and sorted(tracks) == ["t0.wav", "t1.wav", "t2.wav"]
     t0 = tracks["t0.wav"]
     assert t0.path == tmp_path / "audio" / "t0.wav"
-    assert (t0.artist, t0.date, t0.title, t0.album, t0.split) == (
-        "Ann",
-        "2004-05-06",
-        "One",
-        "LP",
-        "training",
-    )
+    fields = (t0.artist, t0.date, t0.title, t0.album, t0.split)
+    assert fields == ("Ann", "2004-05-06", "One", "LP", "training")
     assert t0.extra == {"mood": "calm"} and t0.key == "audio__t0.wav"
     t1 = tracks["t1.wav"]
     assert (t1.split, t1.album, t1.date, t1.date_source) == (

@@ -33,6 +33,7 @@ from .demo_plan import DRIFTER, STYLE_ARTISTS  # noqa: F401  (re-exported: the c
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050  # Hz; mono
+BIT_RATE = 96000  # bit/s, constant, of the demo's mp3s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,16 +157,13 @@ def _render_one(job: tuple) -> int:
     """Render and encode one clip (runs in a worker process); return the mp3's size in bytes."""
     import numpy as np
 
-    from ..encode import write_audio
     from .synth import render_track
 
     path, mix, params, seconds, seed, post = job
     audio = render_track(
         mix, params, seconds=seconds, sr=SAMPLE_RATE, rng=np.random.default_rng([seed, 2]), **post
     )
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.mp3")  # a crash never leaves a truncated mp3
-    write_audio(tmp, audio, SAMPLE_RATE)
-    os.replace(tmp, path)
+    write_mp3(path, audio, SAMPLE_RATE)
     return os.path.getsize(path)
 
 
@@ -194,6 +192,34 @@ def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -
     finally:
         bar.close()
     return sizes
+
+
+def write_mp3(path: str | Path, audio, sr: int) -> Path:
+    """Encode mono float32 ``audio`` to an mp3 at ``path`` atomically, with LAME's fastest setting.
+
+    LAME's ``-q 9`` through PyAV, constant :data:`BIT_RATE`. libsndfile's writer
+    (:func:`melodex.encode.write_audio`) runs LAME at its default quality and costs 1.3-1.6x the
+    CPU per clip (``benchmarks/bench_demo_corpus.py``); encoding is most of the corpus's time, and
+    with it a full corpus needed ~90 CPU-seconds, at the edge of the ~45-s budget on two cores.
+    """
+    import av
+    import numpy as np
+
+    from ..fileio import atomic_write
+
+    planar = np.ascontiguousarray(np.asarray(audio, dtype=np.float32)[None, :])
+    with atomic_write(path, "wb") as handle:
+        with av.open(handle, "w", format="mp3") as container:
+            stream = container.add_stream("libmp3lame", rate=sr, layout="mono")
+            stream.bit_rate = BIT_RATE
+            stream.codec_context.options = {"compression_level": "9"}
+            frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="mono")
+            frame.sample_rate = sr
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return Path(path)
 
 
 def _remove_stale(audio_dir: Path, keep: set[str]) -> None:
