@@ -1,14 +1,16 @@
 """Precompute every track's MFCC into a resumable cache, so training never decodes audio twice.
 
 For each track of a dataset the first 30 s are decoded, cut to one segment and turned into an
-MFCC of shape (20, 640), stored as ``<cache_dir>/<key[:3]>/<key>.npy`` (see
-:mod:`melodex.cache` for the whole layout). Files are processed by a pool of worker
-processes with a progress bar.
+MFCC of shape (20, 640), stored as <cache_dir>/<key[:3]>/<key>.npy; <cache_dir>/index.csv
+gets a line "key,seconds" (seconds of real audio in the segment, 30.0 unless the file is
+shorter) once the .npy is in place, and <cache_dir>/features.json records the feature
+parameters: a cache made with other parameters is refused, never mixed. Files are processed
+by a pool of worker processes with a progress bar.
 
 Run it again and it continues where it stopped: finished tracks are skipped, and a run
 that was interrupted (even killed) never leaves a half-written file behind that counts as
-done. Files that cannot be decoded are listed in ``<cache_dir>/failures.csv`` and skipped on
-later runs unless --retry_failed is given; the exit status is then 1.
+done. Files that cannot be decoded are listed in <cache_dir>/failures.csv (key,path,reason)
+and skipped on later runs unless --retry_failed is given; the exit status is then 1.
 """
 
 from __future__ import annotations
