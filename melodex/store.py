@@ -168,7 +168,10 @@ class LibraryStore:
                 raise StoreError(f"{part}: unreadable store part ({exc})") from exc
         if not tables:
             return _empty_table(columns)
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+        try:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+        except pa.ArrowException as exc:
+            raise StoreError(f"{self.root}: parts of incompatible formats ({exc}); re-index into a new store") from exc
         if columns is None:
             self._cache = (names, table)
         return table
@@ -212,17 +215,20 @@ class LibraryStore:
     def embeddings(self) -> np.ndarray:
         """The embeddings [shape=(N, 512)] float32; row i belongs to ``tracks()`` row i."""
         import numpy as np
+        import pyarrow as pa
 
         table = self._table()
         if table.num_rows == 0 or "embedding" not in table.column_names:
             return np.zeros((0, 512), dtype=np.float32)
         column = table.column("embedding")
-        dim = column.type.byte_width // 4
+        dim = _embedding_width(column.type)
         out = np.empty((table.num_rows, dim), dtype=np.float32)
         row = 0
-        for chunk in column.chunks:  # each chunk's data buffer is the rows' float32 bytes, back to back
+        for chunk in column.chunks:
             n = len(chunk)
-            if n:
+            if n and pa.types.is_fixed_size_list(chunk.type):  # stores written by early development builds
+                out[row:row + n] = chunk.flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
+            elif n:  # each row's float32 bytes, back to back
                 data = np.frombuffer(chunk.buffers()[1], dtype="<f4", count=(chunk.offset + n) * dim)
                 out[row:row + n] = data[chunk.offset * dim:].reshape(n, dim)
             row += n
@@ -272,7 +278,7 @@ class LibraryStore:
         files = self._part_files()
         if not files:
             return None
-        return pq.read_schema(files[0]).field("embedding").type.byte_width // 4
+        return _embedding_width(pq.read_schema(files[0]).field("embedding").type)
 
     def _write_part(self, batch: list[TrackRecord], dim: int) -> int:
         parts = self._all_parts()
@@ -416,6 +422,17 @@ def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
     columns["embedding"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), len(batch),
                                                                 [None, pa.py_buffer(flat.tobytes())])
     return pa.table(columns)
+
+
+def _embedding_width(kind: pa.DataType) -> int:
+    """Floats per row of an embedding column (FixedSizeBinary of float32, or FixedSizeList)."""
+    import pyarrow as pa
+
+    if pa.types.is_fixed_size_binary(kind):
+        return kind.byte_width // 4
+    if pa.types.is_fixed_size_list(kind):
+        return kind.list_size
+    raise StoreError(f"unexpected embedding column type {kind}; this store was not written by Melodex")
 
 
 def _text(value: Any) -> str | None:
