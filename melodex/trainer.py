@@ -33,7 +33,7 @@ from .errors import DatasetError
 from .features import DEFAULT_FEATURES
 from .fileio import atomic_write
 from .mfcc_data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
-from .model import GenreCNN, ModelConfig
+from .model import GenreCNN, ModelConfig, place_model
 from .runs import (
     PARAMS_NAME,
     REPORT_NAME,
@@ -111,7 +111,7 @@ class Trainer:
         self.num_workers = (config.num_workers if config.num_workers is not None
                             else default_num_workers(self.cached_fraction))
         seed_everything(config.seed)
-        self.model = GenreCNN(ModelConfig(n_classes=len(self.labels))).to(device)
+        self.model = place_model(GenreCNN(ModelConfig(n_classes=len(self.labels))), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.start_epoch = 1
         self.best = Best()
