@@ -17,7 +17,8 @@ The **drift score** works on releases, not tracks, because tracks of one album s
 * ``spearman``: Spearman's rank correlation, over the releases after the first work, of the
   release date vs the release's mean ``dist_first``; ``p_value``: its one-sided p-value (exact
   permutation test up to 8 releases, the t approximation above): does later music sit further
-  from the first work? ``track_spearman`` is the same at track level, for information.
+  from the first work? ``track_spearman`` is the same at track level, for information. Both
+  are nan with fewer than 3 releases after the first work (or 3 later tracks).
 * ``slope_per_year``: least-squares slope of ``dist_first`` (later tracks) against the date,
   in cosine distance per year;
 * ``displacement``: cosine distance between the first and the last release centroids;
