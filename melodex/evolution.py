@@ -27,8 +27,14 @@ The **drift score** works on releases, not tracks, because tracks of one album s
   release is no further from the first than from its predecessor); a steady drift over m
   releases moves it towards m.
 
+``relative_displacement`` is the displacement divided by the collection's **scale**, the
+median cosine distance between two random tracks of the store (:func:`collection_scale`): the
+ratio above is blind to size, and an artist whose releases are all but identical can show a
+"trend" of a thousandth of the distance between two songs.
+
 ``drifting`` is True when the artist has at least 5 releases, ``spearman >= 0.6``,
-``p_value < 0.05`` and ``displacement_ratio >= 1.5`` (:data:`DRIFT_THRESHOLDS`). With fewer
+``p_value < 0.05``, ``displacement_ratio >= 1.5`` and, when the scale is known,
+``relative_displacement >= 0.2`` (:data:`DRIFT_THRESHOLDS`). With fewer
 releases, drift cannot be told apart from albums that merely differ, so it is never flagged;
 the score is still reported. Of 400 stable synthetic artists with album-to-album variation
 (7 albums of 3 tracks each) the rule flagged none (``tests/test_evolution.py``); a perfectly
@@ -57,7 +63,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DRIFT_THRESHOLDS = {"min_releases": 5, "spearman": 0.6, "p_value": 0.05, "displacement_ratio": 1.5}
+DRIFT_THRESHOLDS = {"min_releases": 5, "spearman": 0.6, "p_value": 0.05, "displacement_ratio": 1.5,
+                    "relative_displacement": 0.2}
 DEFAULT_OUT = "melodex_outputs/evolution"
 
 
@@ -78,6 +85,7 @@ class ArtistDrift:
     displacement: float
     step: float
     displacement_ratio: float
+    relative_displacement: float
     drifting: bool
 
 
@@ -205,8 +213,27 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
     return rho, float(student_t.sf(stat, n - 2))
 
 
-def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = None) -> ArtistDrift:
-    """The :class:`ArtistDrift` of a timeline from :func:`artist_timeline`."""
+def collection_scale(embeddings: np.ndarray, *, pairs: int = 4000, seed: int = 0) -> float:
+    """Median cosine distance between random pairs of distinct rows: how far apart two songs are."""
+    import numpy as np
+
+    n = len(embeddings)
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n, pairs)
+    b = (a + rng.integers(1, n, pairs)) % n  # never the same row
+    u = unit(np.asarray(embeddings, dtype=np.float64))
+    return float(np.median(1.0 - np.einsum("ij,ij->i", u[a], u[b])))
+
+
+def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = None, *,
+                scale: float | None = None) -> ArtistDrift:
+    """The :class:`ArtistDrift` of a timeline from :func:`artist_timeline`.
+
+    ``scale`` is the collection's :func:`collection_scale`; without it the size criterion is
+    not applied (``relative_displacement`` is nan).
+    """
     import numpy as np
 
     t = timeline["t"].to_numpy(dtype=float)
@@ -224,14 +251,17 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
     steps = per_release["release_dist_prev"].dropna()
     step = float(steps.median()) if len(steps) else float("nan")
     ratio = displacement / step if step > 0 else float("nan")
+    relative = displacement / scale if scale and scale > 0 else float("nan")
     th = DRIFT_THRESHOLDS
     drifting = bool(n_releases >= th["min_releases"] and rho >= th["spearman"] and p < th["p_value"]
-                    and ratio >= th["displacement_ratio"])
+                    and ratio >= th["displacement_ratio"]
+                    and (np.isnan(relative) or relative >= th["relative_displacement"]))
     dates = timeline["date"].astype(str)
     return ArtistDrift(artist=artist, artist_id=artist_id, n_tracks=len(timeline), n_releases=n_releases,
                        first_date=dates.iloc[0] if len(dates) else "", last_date=dates.iloc[-1] if len(dates) else "",
                        spearman=rho, p_value=p, track_spearman=track_rho, slope_per_year=slope,
-                       displacement=displacement, step=step, displacement_ratio=float(ratio), drifting=drifting)
+                       displacement=displacement, step=step, displacement_ratio=float(ratio),
+                       relative_displacement=float(relative), drifting=drifting)
 
 
 def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndarray]:
@@ -254,12 +284,14 @@ def all_artists(tracks: pd.DataFrame, embeddings: np.ndarray, *, min_tracks: int
     import pandas as pd
 
     dated = tracks["year"].notna().to_numpy(dtype=bool)
+    scale = collection_scale(embeddings)
     scores = []
     for (name, artist_id), rows in _artist_groups(tracks).items():
         rows = rows[dated[rows]]
         if rows.size < min_tracks:
             continue
-        scores.append(asdict(drift_score(artist_timeline(tracks, embeddings, rows), name, artist_id)))
+        timeline = artist_timeline(tracks, embeddings, rows)
+        scores.append(asdict(drift_score(timeline, name, artist_id, scale=scale)))
     columns = list(ArtistDrift.__dataclass_fields__)
     frame = pd.DataFrame(scores, columns=columns)
     if len(frame):
@@ -332,7 +364,8 @@ def run(args: argparse.Namespace) -> int:
         timeline = artist_timeline(tracks, embeddings, rows, coords)
         if len(timeline) == 0:
             raise MelodexError(f"{name}: none of the artist's {rows.size} track(s) has a date")
-        score = drift_score(timeline, name, None if pd.isna(artist_id) else str(artist_id))
+        score = drift_score(timeline, name, None if pd.isna(artist_id) else str(artist_id),
+                            scale=collection_scale(embeddings))
         files = report.write_artist_report(out, score, timeline, tracks, coords)
         log.info("%s: %d dated track(s), spearman %.2f, drifting=%s; wrote %s", name, score.n_tracks,
                  score.spearman, score.drifting, ", ".join(str(f) for f in files))
