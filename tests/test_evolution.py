@@ -1,0 +1,165 @@
+"""Artist evolution: the drifting artist is found, stable ones are not; reports are safe and complete."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from melodex.cli import main
+from melodex.evolution import all_artists, artist_rows, artist_timeline, drift_score, fractional_year, year_centroids
+from melodex.store import LibraryStore, TrackRecord
+
+N_STABLE = 6
+
+
+def _corpus(root, seed: int = 7, n_releases: int = 6, per_release: int = 2, release_effect: float = 0.3):
+    """Six stable artists and one ("Shifter") whose centre moves from one style to another over time."""
+    rng = np.random.default_rng(seed)
+    dim, noise = 512, 0.5
+    styles = np.abs(rng.standard_normal((N_STABLE + 2, dim)))
+    labels = ["Folk", "Pop", "Rock"]
+    records = []
+    artists = [(f"Stable {a}", styles[a], styles[a]) for a in range(N_STABLE)]
+    artists.append(("Shifter", styles[N_STABLE], styles[N_STABLE + 1]))
+    for a, (name, start, end) in enumerate(artists):
+        for r in range(n_releases):
+            frac = r / (n_releases - 1)
+            centre = (1 - frac) * start + frac * end + release_effect * rng.standard_normal(dim)
+            for k in range(per_release):
+                vec = np.maximum(centre + noise * rng.standard_normal(dim), 0)
+                probs = rng.dirichlet(np.ones(3))
+                title = "<script>alert(1)</script>" if (a, r, k) == (0, 0, 0) else f"{name} song {r}.{k}"
+                records.append(TrackRecord(f"{a}-{r}-{k}", f"/m/{a}/{r}/{k}.mp3", vec, dict(zip(labels, probs)),
+                                           title=title, artist=name, artist_id=str(100 + a), album=f"Album {r}",
+                                           date=f"{2000 + 2 * r}-03-15", date_source="tags", source="manifest"))
+    records.append(TrackRecord("undated", "/m/u.mp3", styles[0], {"Folk": 1.0}, title="No date", artist="Stable 0",
+                               source="tags"))
+    store = LibraryStore(root)
+    store.add(records)
+    return store
+
+
+def test_fractional_year():
+    assert fractional_year("2004") == 2004.5
+    assert fractional_year("2004-01-01") == 2004.0
+    assert np.isnan(fractional_year(None)) and np.isnan(fractional_year("n/a"))
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_drifting_artist_is_found_and_stable_ones_are_not(tmp_path, seed):
+    store = _corpus(tmp_path / "lib", seed=seed)
+    scores = all_artists(store.tracks(), store.embeddings(), min_tracks=3)
+    assert len(scores) == N_STABLE + 1
+    flagged = set(scores.loc[scores["drifting"], "artist"])
+    assert flagged == {"Shifter"}, scores[["artist", "spearman", "p_value", "displacement_ratio"]]
+    top = scores.iloc[0]
+    assert top["artist"] == "Shifter" and top["spearman"] > 0.9 and top["n_releases"] == 6
+
+
+def test_false_alarm_rate_on_stable_artists_is_low():
+    """200 stable artists with album-to-album variation: the rule flags hardly any."""
+    from melodex.evolution import drift_score
+
+    rng = np.random.default_rng(3)
+    flagged = 0
+    n_artists, dim = 200, 64
+    for a in range(n_artists):
+        centre = np.abs(rng.standard_normal(dim))
+        emb, dates = [], []
+        for r in range(7):
+            album = centre + 0.3 * rng.standard_normal(dim)
+            for _ in range(3):
+                emb.append(np.maximum(album + 0.5 * rng.standard_normal(dim), 0))
+                dates.append(f"{2000 + r}-06-01")
+        tracks = pd.DataFrame({"track_id": [f"{a}-{i}" for i in range(21)], "title": "x", "album":
+                               [f"A{i // 3}" for i in range(21)], "date": dates, "predicted_label": "Pop"})
+        timeline = artist_timeline(tracks, np.array(emb), np.arange(21))
+        flagged += drift_score(timeline, str(a)).drifting
+    assert flagged / n_artists <= 0.03, flagged  # measured: 0 of 200 (seed 3; also 0 of 200 with seed 4)
+
+
+def test_timeline_is_in_date_order_with_first_work_measured_fairly(tmp_path):
+    store = _corpus(tmp_path / "lib")
+    tracks, emb = store.tracks(), store.embeddings()
+    rows = artist_rows(tracks, "stable 0")  # any letter case
+    assert rows.size == 13  # 12 dated + 1 undated
+    timeline = artist_timeline(tracks, emb, rows)
+    assert len(timeline) == 12 and list(timeline["t"]) == sorted(timeline["t"])
+    assert list(timeline["release"]) == [r for r in range(6) for _ in range(2)]
+    # leave-one-out: a first-work track is not compared with a centroid that contains it
+    assert timeline["dist_first"].iloc[:2].min() > 0.05
+    assert np.isnan(timeline["release_dist_prev"].iloc[0]) and (timeline["release_dist_prev"].iloc[2:] > 0).all()
+    score = drift_score(timeline, "Stable 0")
+    assert not score.drifting and score.n_tracks == 12
+
+
+def test_year_centroids_move_with_the_drifting_artist(tmp_path):
+    store = _corpus(tmp_path / "lib")
+    years = year_centroids(store.tracks(), store.embeddings())
+    assert list(years["year"]) == [2000, 2002, 2004, 2006, 2008, 2010]
+    assert (years["n_tracks"] == 14).all()  # 7 artists x 2 tracks; the undated track is left out
+    assert years.loc[0, "dist_first"] == 0 and (years["dist_first"].iloc[1:] > 0).all()
+    assert {"prob:Folk", "prob:Pop", "prob:Rock"} <= set(years.columns)
+
+
+def test_cli_artist_report_is_escaped_and_files_are_written(tmp_path):
+    store = _corpus(tmp_path / "lib")
+    out = tmp_path / "evo"
+    assert main(["evolution", "--artist", "Stable 0", "--store", str(store.root), "--out", str(out), "-q"]) == 0
+    page = (out / "artist-stable-0.html").read_text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "No map saved" in page and "data:image/png;base64," in page
+    assert (out / "artist-stable-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(out / "artist-stable-0.csv")
+    assert len(table) == 12 and {"date", "dist_first", "release_dist_prev", "prob:Folk"} <= set(table.columns)
+
+
+def test_cli_all_writes_ranked_artists_collection_and_map_trajectories(tmp_path):
+    store = _corpus(tmp_path / "lib")
+    tracks = store.tracks()
+    rng = np.random.default_rng(0)
+    store.save_coordinates(pd.DataFrame({"track_id": tracks["track_id"], "x": rng.random(len(tracks)),
+                                         "y": rng.random(len(tracks))}), {"n_neighbors": 5})
+    out = tmp_path / "evo"
+    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(out), "-q"]) == 0
+    artists = pd.read_csv(out / "artists.csv")
+    assert artists.loc[0, "artist"] == "Shifter" and artists["drifting"].sum() == 1
+    years = pd.read_csv(out / "collection_years.csv")
+    assert {"year", "dist_first", "dist_prev", "x", "y"} <= set(years.columns)
+    assert (out / "collection.png").is_file() and (out / "artist-shifter.png").is_file()
+    shifter = pd.read_csv(out / "artist-shifter.csv")
+    assert shifter[["x", "y"]].notna().all().all()
+    page = (out / "evolution.html").read_text()
+    assert "Shifter" in page and "<script>" not in page
+
+
+def test_cli_errors(tmp_path, capsys):
+    store = _corpus(tmp_path / "lib")
+    assert main(["evolution", "--artist", "Nobody", "--store", str(store.root), "--out", str(tmp_path / "o")]) == 2
+    assert "no artist 'Nobody'" in capsys.readouterr().err
+    assert main(["evolution", "--all", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_demo_corpus_drifting_artist_is_found_through_the_cli(tmp_path):
+    """The demo corpus, MFCC-summary embeddings, index from a JSONL with FMA metadata, evolution --all."""
+    import json
+
+    from melodex.datasets.demo import write_demo_corpus
+    from tests._helpers_store import jsonl_line, mfcc_summary_embeddings, write_jsonl
+
+    demo = write_demo_corpus(tmp_path / "demo", tracks_per_artist=8, seconds=2.0, seed=1, workers=1)
+    truth = json.loads((demo / "demo_truth.json").read_text())
+    files = sorted((demo / "fma_small").rglob("*.mp3"))
+    emb = mfcc_summary_embeddings(files)
+    write_jsonl(tmp_path / "r.jsonl", [jsonl_line(str(f), e, {"Pop": 0.5, "Rock": 0.5}) for f, e in zip(files, emb)])
+    store_dir, out = tmp_path / "lib", tmp_path / "evo"
+    assert main(["index", "--store", str(store_dir), "--from-jsonl", str(tmp_path / "r.jsonl"),
+                 "--fma-metadata", str(demo / "fma_metadata"), "-q"]) == 0
+    tracks = LibraryStore(store_dir).tracks()
+    assert (tracks["source"] == "fma").all() and tracks["artist"].notna().all() and tracks["year"].notna().all()
+    assert main(["evolution", "--all", "--store", str(store_dir), "--out", str(out), "-q"]) == 0
+    artists = pd.read_csv(out / "artists.csv")
+    assert set(artists.loc[artists["drifting"], "artist"]) == {truth["drifting_artist"]["name"]}
+    assert len(artists) == len(truth["artists"])
