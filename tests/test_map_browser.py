@@ -1,0 +1,186 @@
+"""The HTML map in a real headless browser (Debian's chromium driven by Playwright).
+
+Checks what a user sees: the points are drawn with WebGL, hovering shows a track's metadata
+(hostile titles as plain text), the artist search draws a path in date order, a click plays the
+track in the page, both from file:// and from ``melodex serve``. Leaves a screenshot in
+``test-artifacts/map.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from melodex.map_views import write_html_map
+from melodex.serve import make_server
+from tests._helpers_maps import HOSTILE_TITLE, make_library, save_plain_map
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """40 tracks with short WAV files, a map, and the page written beside (not above) the audio."""
+    base = tmp_path_factory.mktemp("site")
+    store, *_ = make_library(base / "library", n_styles=4, per_style=10, audio_dir=base / "audio", hostile=True)
+    save_plain_map(store)
+    page = write_html_map(store, base / "maps" / "map.html", title="Browser test map")
+    return store, page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    tab = context.new_page()
+    tab.dialogs = []
+    tab.errors = []
+    tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
+    tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+    yield tab
+    context.close()
+
+
+def open_map(tab, url: str) -> None:
+    tab.goto(url)
+    tab.wait_for_function("window.melodexMap && document.querySelector('#map canvas')", timeout=30_000)
+    tab.evaluate("""window.melodexMap.ready.then((gd) => {
+        window.__hovered = null;
+        gd.on('plotly_hover', (ev) => { window.__hovered = ev.points[0].customdata; });
+        gd.on('plotly_unhover', () => { window.__hovered = null; });
+        return true; })""")
+
+
+def point_xy(tab, index: int) -> tuple[float, float]:
+    """Page pixel position of the track at ``index`` (through plotly's own axis conversion)."""
+    return tuple(tab.evaluate("""(i) => {
+        const gd = window.melodexMap.graph, L = gd._fullLayout, box = gd.getBoundingClientRect();
+        const D = window.melodexMap.data;
+        return [box.left + L._size.l + L.xaxis.l2p(D.x[i]), box.top + L._size.t + L.yaxis.l2p(D.y[i])];
+    }""", index))
+
+
+def hover_text(tab, index: int) -> str:
+    x, y = point_xy(tab, index)
+    tab.mouse.move(x - 30, y - 30)
+    tab.mouse.move(x, y, steps=3)
+    tab.wait_for_function(f"window.__hovered === {index}", timeout=10_000)
+    return tab.text_content(".hoverlayer .hovertext")
+
+
+def test_points_are_drawn_and_hover_shows_metadata(site, page):
+    store, html_file = site
+    open_map(page, html_file.as_uri())
+    canvases = page.evaluate("[...document.querySelectorAll('#map canvas')].map(c => c.className)")
+    assert any("gl-canvas" in name for name in canvases), canvases
+    assert page.evaluate("window.melodexMap.graph._fullLayout._glcanvas.size()") > 0
+    counts = page.evaluate("window.melodexMap.graph.data.map(t => t.x.length)")
+    assert sum(counts) == len(store) == 40
+    assert all(t == "scattergl" for t in page.evaluate("window.melodexMap.graph.data.map(t => t.type)"))
+
+    tracks = store.tracks()
+    text = hover_text(page, 5)
+    assert tracks["title"][5] in text and tracks["artist"][5] in text and "artist:" in text
+
+    hostile = hover_text(page, 0)  # shown as the literal characters, not run or rendered
+    assert HOSTILE_TITLE in hostile and "<img src=x onerror=alert(1)>" in hostile
+    assert page.evaluate("document.querySelectorAll('#map img, body > b').length") == 0
+    assert page.dialogs == [] and page.errors == []
+
+
+def test_unknown_fields_show_as_unknown(site, page):
+    store, html_file = site
+    open_map(page, html_file.as_uri())
+    undated = int(store.tracks().index[store.tracks()["date"].isna()][0])
+    assert "date: unknown" in hover_text(page, undated)
+
+
+def test_artist_search_draws_the_path_in_date_order(site, page):
+    store, html_file = site
+    tracks = store.tracks()
+    artist = tracks["artist"][12]
+    mine = tracks[(tracks["artist"] == artist) & tracks["date"].notna()]
+    expected = mine.assign(i=mine.index).sort_values(["date", "i"]).index.tolist()
+    open_map(page, html_file.as_uri())
+    base = page.evaluate("window.melodexMap.graph.data.length")
+    page.fill("#artist-search", artist.lower())
+    page.press("#artist-search", "Enter")
+    page.wait_for_function(f"window.melodexMap.graph.data.length > {base}")
+    path = page.evaluate("window.melodexMap.graph.data[%d]" % base)
+    assert path["mode"] == "lines+markers" and path["customdata"] == expected
+    assert page.inner_text("#search-status").startswith(artist)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "map.png"))
+    page.click("#clear-search")
+    page.wait_for_function(f"window.melodexMap.graph.data.length === {base}")
+
+
+def test_colour_selector_recolours(site, page):
+    store, html_file = site
+    open_map(page, html_file.as_uri())
+    page.select_option("#color-by", "year")
+    page.wait_for_function("window.melodexMap.graph.data.some(t => t.marker && t.marker.showscale)")
+    page.select_option("#color-by", "artist")
+    page.wait_for_function("window.melodexMap.graph.data.length === 1")
+    assert page.evaluate("window.melodexMap.graph.data[0].x.length") == len(store)
+
+
+def click_and_wait_for_play(tab, index: int) -> dict:
+    tab.evaluate("""() => { const a = document.getElementById('player'); window.__played = null;
+        a.addEventListener('play', () => { window.__played = a.src; }, { once: true }); }""")
+    x, y = point_xy(tab, index)
+    hover_text(tab, index)
+    tab.mouse.click(x, y)
+    tab.wait_for_function("window.__played !== null", timeout=10_000)
+    return tab.evaluate("""() => { const a = document.getElementById('player');
+        return { src: a.src, played: window.__played, paused: a.paused,
+                 now: document.getElementById('now').textContent }; }""")
+
+
+def test_click_plays_the_track_from_file_url(site, page):
+    store, html_file = site
+    open_map(page, html_file.as_uri())
+    state = click_and_wait_for_play(page, 7)
+    assert state["src"] == Path(store.tracks()["path"][7]).as_uri()
+    assert "Song 7" in state["now"]
+    page.wait_for_function("!document.getElementById('player').paused || document.getElementById('player').ended")
+    assert page.evaluate("document.getElementById('player').error") is None
+
+
+def test_click_plays_the_track_through_melodex_serve(site, page):
+    store, _ = site
+    server = make_server(store, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        open_map(page, f"http://{host}:{port}/")
+        state = click_and_wait_for_play(page, 9)
+        assert state["src"] == f"http://{host}:{port}/audio/{store.tracks()['track_id'][9]}"
+        page.wait_for_function("document.getElementById('player').readyState >= 2 || "
+                               "document.getElementById('player').error", timeout=10_000)
+        assert page.evaluate("document.getElementById('player').error") is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

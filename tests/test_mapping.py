@@ -1,0 +1,189 @@
+"""UMAP maps: quality, reproducibility, placing new tracks, the figures and the ``map`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from melodex.cli import main
+from melodex.errors import OutputError
+from melodex.map_views import page_data, render_html_map, write_html_map, write_static_map
+from melodex.mapping import MapError, embed_2d, fit_map, place_on_map
+from tests._helpers_maps import HOSTILE_TITLE, make_library
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """300 tracks in 5 styles (plus 2 held out per style), fitted once with seed 42."""
+    store, styles, held, held_styles = make_library(tmp_path_factory.mktemp("lib") / "library", hold_out=2,
+                                                    hostile=True)
+    coords = fit_map(store, seed=42)
+    return store, styles, held, held_styles, coords
+
+
+def test_map_is_trustworthy_and_saved(library):
+    from sklearn.manifold import trustworthiness
+
+    store, styles, _, _, coords = library
+    assert list(coords.columns) == ["track_id", "x", "y"]
+    assert coords["track_id"].tolist() == store.tracks()["track_id"].tolist()
+    xy = coords[["x", "y"]].to_numpy()
+    assert trustworthiness(store.embeddings(), xy, n_neighbors=10, metric="cosine") >= 0.9
+    saved = store.coordinates()
+    np.testing.assert_allclose(saved[["x", "y"]].to_numpy(), xy, rtol=1e-6)
+    info = store.map_info()
+    assert info["n_neighbors"] == 15 and info["min_dist"] == 0.1 and info["metric"] == "cosine"
+    assert info["seed"] == 42 and info["n_points"] == 300
+
+
+def test_same_seed_gives_same_map(library):
+    store, *_ = library
+    emb = store.embeddings()
+    first, _ = embed_2d(emb, seed=42)
+    again, _ = embed_2d(emb, seed=42)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, library[4][["x", "y"]].to_numpy(dtype=np.float32))
+
+
+def _centroids(xy: np.ndarray, styles: np.ndarray) -> np.ndarray:
+    return np.stack([xy[styles == s].mean(axis=0) for s in range(styles.max() + 1)])
+
+
+def test_held_out_tracks_land_in_their_own_cluster(library):
+    store, styles, held, held_styles, coords = library
+    xy = coords[["x", "y"]].to_numpy()
+    placed = place_on_map(store, held)
+    assert placed.shape == (len(held), 2) and placed.dtype == np.float32
+    centroids = _centroids(xy, styles)
+    for point, style in zip(placed, held_styles):
+        nearest = np.argsort(np.linalg.norm(xy - point, axis=1))[:10]
+        assert (styles[nearest] == style).sum() >= 8
+        assert np.argmin(np.linalg.norm(centroids - point, axis=1)) == style
+
+
+def test_a_stored_track_placed_again_lands_on_itself(library):
+    store, _, _, _, coords = library
+    placed = place_on_map(store, store.embeddings()[[3, 100]])
+    np.testing.assert_allclose(placed, coords[["x", "y"]].to_numpy()[[3, 100]], atol=1e-5)
+
+
+def test_place_on_map_needs_a_map(tmp_path):
+    store, *_ = make_library(tmp_path / "lib", n_styles=2, per_style=5)
+    with pytest.raises(MapError, match="no map yet"):
+        place_on_map(store, store.embeddings()[:1])
+
+
+@pytest.mark.parametrize("n_tracks", [1, 3, 6])
+def test_tiny_stores_get_a_map(tmp_path, n_tracks):
+    store, *_ = make_library(tmp_path / "lib", n_styles=1, per_style=n_tracks)
+    coords = fit_map(store, n_neighbors=15)
+    assert len(coords) == n_tracks and np.isfinite(coords[["x", "y"]].to_numpy()).all()
+    info = store.map_info()
+    assert info["n_neighbors"] == (n_tracks - 1 if n_tracks >= 4 else None)
+
+
+def test_static_figures_are_written(library, tmp_path):
+    store = library[0]
+    png = write_static_map(store, tmp_path / "map.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    svg = write_static_map(store, tmp_path / "fig" / "map.svg", color_by="year")
+    text = svg.read_text()
+    assert "<svg" in text and "year" in text
+    write_static_map(store, tmp_path / "artists.png", color_by="artist")
+    with pytest.raises(OutputError, match="must end in"):
+        write_static_map(store, tmp_path / "map.gif")
+
+
+def _embedded_data(page: str) -> dict:
+    match = re.search(r'<script type="application/json" id="map-data">(.*?)</script>', page, re.S)
+    assert match, "the page has no data block"
+    return json.loads(match.group(1))
+
+
+def test_page_escapes_hostile_strings_and_keeps_missing_fields_missing(library, tmp_path):
+    store = library[0]
+    page = write_html_map(store, tmp_path / "site" / "map.html", title="<b>My</b> map").read_text(encoding="utf-8")
+    data_block = page.split('id="map-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data_block and ">" not in data_block and "&" not in data_block
+    assert "\\u003c/script\\u003e\\u003cscript\\u003ealert" in data_block
+    assert "<title>&lt;b&gt;My&lt;/b&gt; map</title>" in page
+    data = _embedded_data(page)
+    tracks = store.tracks()
+    assert data["title"][0] == HOSTILE_TITLE
+    assert data["artists"][data["artist"][0]] == "<img src=x onerror=alert(1)>"
+    assert len(data["x"]) == len(tracks)
+    undated = tracks.index[tracks["date"].isna()].tolist()
+    assert undated and all(data["date"][i] is None and data["year"][i] is None for i in undated)
+    untagged = tracks.index[tracks["genre"].isna()].tolist()
+    assert untagged and all(data["genre"][i] == -1 for i in untagged)
+    # audio URLs are relative to the page's folder
+    assert data["url"][1] == os.path.relpath("/music/t00001.wav", tmp_path / "site")
+
+
+def test_page_data_is_compact(tmp_path):
+    n = 2000
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(n)], "path": [f"/music/a/{i}.mp3" for i in range(n)],
+                          "title": [f"Song number {i}" for i in range(n)], "artist": [f"Artist {i % 50}" for i in range(n)],
+                          "date": ["2001-02-03"] * n, "year": [2001] * n, "genre": ["Rock"] * n,
+                          "predicted_label": ["Pop"] * n, "confidence": rng.random(n),
+                          "x": rng.normal(size=n) * 10, "y": rng.normal(size=n) * 10})
+    served = render_html_map(frame, audio_base="/audio/")
+    from plotly.offline import get_plotlyjs
+
+    per_point = (len(served) - len(get_plotlyjs())) / n
+    assert per_point < 150, f"{per_point:.0f} bytes per point"
+    data = _embedded_data(served)
+    assert data["audioBase"] == "/audio/" and data["url"] is None
+    assert data["artists"] == sorted({f"Artist {i % 50}" for i in range(n)}, key=str.casefold)
+
+
+def test_frames_without_optional_columns_show_unknown(tmp_path):
+    tracks = pd.DataFrame({"track_id": ["a", "b", "c"], "path": [None, "/x/b.wav", "/x/c.wav"]})
+    coords = pd.DataFrame({"track_id": ["a", "b"], "x": [0.0, 1.0], "y": [1.0, 0.0]})
+    data = page_data(pd.merge(tracks, coords), page_dir=tmp_path, audio_base=None, title="t")
+    assert data["title"] == [None, None] and data["conf"] == [None, None] and data["artist"] == [-1, -1]
+    assert data["url"][0] is None
+    page = write_html_map((tracks, coords), tmp_path / "m.html").read_text()
+    assert len(_embedded_data(page)["x"]) == 2  # the track without coordinates is not drawn
+
+
+def test_map_command_fits_then_places_new_tracks(tmp_path, capsys):
+    root = tmp_path / "library"
+    store, *_ = make_library(root, n_styles=3, per_style=20)
+    out, png = tmp_path / "out" / "map.html", tmp_path / "out" / "map.svg"
+    args = ["map", "--store", str(root), "--out", str(out), "--png", str(png), "--color-by", "predicted"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.split() == [str(out), str(png)]
+    assert out.stat().st_size > 1_000_000 and "<svg" in png.read_text()
+    first = store.coordinates().set_index("track_id")
+    assert store.map_info()["placed"] == 0
+
+    more, *_ = make_library(root, n_styles=3, per_style=2, seed=0, start=100)  # same styles, new ids
+    assert len(more) == 66
+    assert main([*args, "--no-png"]) == 0
+    second = store.coordinates().set_index("track_id")
+    assert len(second) == 66 and store.map_info()["placed"] == 6
+    pd.testing.assert_frame_equal(second.loc[first.index], first)  # old tracks keep their places
+
+    assert main([*args, "--refit", "--seed", "7"]) == 0
+    assert store.map_info()["placed"] == 0 and store.map_info()["seed"] == 7
+    assert main([*args, "--n-neighbors", "5"]) == 0  # a setting that differs from the map's: refit
+    assert store.map_info()["n_neighbors"] == 5 and store.map_info()["seed"] == 42  # unset: the default
+
+
+def test_map_command_rejects_contradictory_options(tmp_path, capsys):
+    store, *_ = make_library(tmp_path / "library", n_styles=1, per_style=3)
+    assert main(["map", "--store", str(tmp_path / "library"), "--fast", "--seed", "3"]) == 2
+    assert "--fast" in capsys.readouterr().err
+    assert main(["map", "--store", str(tmp_path / "library"), "--n-neighbors", "1"]) == 2
+
+
+def test_map_command_reports_a_missing_store(tmp_path, capsys):
+    assert main(["map", "--store", str(tmp_path / "nowhere")]) == 2
+    assert "no library store" in capsys.readouterr().err
