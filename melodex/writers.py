@@ -153,7 +153,7 @@ class ResultWriter:
 
     def discard(self) -> None:
         """Close after a failure: streamed rows stay, an unfinished document is not written."""
-        self._release()
+        self._release(quiet=True)
 
     def __enter__(self) -> ResultWriter:
         return self.open()
@@ -193,10 +193,20 @@ class ResultWriter:
             except OSError as exc:
                 raise OutputError(f"{self.path or 'stdout'}: cannot write ({describe_os_error(exc)})") from None
 
-    def _release(self) -> None:
+    def _release(self, quiet: bool = False) -> None:
         if self._file is not None and self._file is not sys.stdout:
-            self._file.close()
+            _close(self._file, self.path, quiet)
         self._file = None
+
+
+def _close(handle: IO[str], path: Path | None, quiet: bool) -> None:
+    """Close ``handle``; its last flush failing (a full disk) is an OutputError unless ``quiet``
+    (closing after another error, which is the one to report)."""
+    try:
+        handle.close()
+    except OSError as exc:
+        if not quiet:
+            raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
 
 
 class JSONLWriter(ResultWriter):
@@ -329,14 +339,17 @@ class CSVWriter(ResultWriter):
                 raise OutputError(f"{target}: cannot write ({describe_os_error(exc)})") from None
             self._errors_csv = csv.writer(self._errors, lineterminator="\n")
             self._errors_csv.writerow(["audio_file", "error"])
-        self._errors_csv.writerow([result.audio_file, result.error])
-        self._errors.flush()
+        try:
+            self._errors_csv.writerow([result.audio_file, result.error])
+            self._errors.flush()
+        except OSError as exc:
+            raise OutputError(f"{errors_path(self.path)}: cannot write ({describe_os_error(exc)})") from None
 
-    def _release(self) -> None:
+    def _release(self, quiet: bool = False) -> None:
         if getattr(self, "_errors", None) is not None:
-            self._errors.close()
-            self._errors = None
-        super()._release()
+            errors, self._errors = self._errors, None
+            _close(errors, errors_path(self.path), quiet)
+        super()._release(quiet)
 
 
 class TableWriter(ResultWriter):
