@@ -39,6 +39,7 @@ the model has fewer labels.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 import sys
@@ -130,7 +131,9 @@ class ResultWriter:
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a" if self.append else "w", encoding="utf-8", newline="")
+                # errors=: a file name with undecodable bytes is written as \udcff, not a crash mid-run
+                self._file = open(self.path, "a" if self.append else "w", encoding="utf-8",
+                                  errors="backslashreplace", newline="")
             except OSError as exc:
                 raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
         self.start()
@@ -297,12 +300,31 @@ def errors_path(output: str | Path) -> Path:
     return output.with_name(output.stem + ".errors.csv")
 
 
+class _CsvRows:
+    """``csv.writer`` with ``\n`` line ends that still quotes a field holding a lone ``\r``.
+
+    The csv module quotes only the characters of its ``lineterminator``; with ``"\n"`` a file
+    name or error containing ``\r`` would be written bare and split the row for every reader.
+    """
+
+    def __init__(self, handle: IO[str]):
+        self._handle = handle
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def writerow(self, row: list[Any]) -> None:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerow(row)
+        self._handle.write(self._buffer.getvalue()[:-2] + "\n")
+
+
 class CSVWriter(ResultWriter):
     name = "csv"
     extension = ".csv"
 
     def start(self) -> None:
-        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv = _CsvRows(self._file)
         self._errors: IO[str] | None = None
         self._errors_csv = None
         if self.path is not None:  # a sidecar of an earlier run would now be misleading
@@ -334,10 +356,10 @@ class CSVWriter(ResultWriter):
         if self._errors is None:
             target = errors_path(self.path)
             try:
-                self._errors = open(target, "w", encoding="utf-8", newline="")
+                self._errors = open(target, "w", encoding="utf-8", errors="backslashreplace", newline="")
             except OSError as exc:
                 raise OutputError(f"{target}: cannot write ({describe_os_error(exc)})") from None
-            self._errors_csv = csv.writer(self._errors, lineterminator="\n")
+            self._errors_csv = _CsvRows(self._errors)
             self._errors_csv.writerow(["audio_file", "error"])
         try:
             self._errors_csv.writerow([result.audio_file, result.error])
