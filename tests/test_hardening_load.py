@@ -1,6 +1,6 @@
 """Load: one run over many short files ends with a correct summary and flat memory.
 
-The default suite runs 300 files with a few broken ones (counts, one JSONL line per file). The
+The default suite runs 150 files with a few broken ones (counts, one JSONL line per file). The
 slow test runs 2,000 and then 20,000 files (plus broken ones) and checks that the peak RSS of
 the main process and of the decoding workers does not grow with the number of files; the same
 code prints the figures in ``python benchmarks/bench_load.py``.
@@ -35,13 +35,13 @@ def model(bench, tmp_path_factory) -> Path:
 
 
 def test_a_few_hundred_files_with_broken_ones_in_one_run(bench, model, tmp_path):
-    folder = bench.make_folder(tmp_path / "music", 300, 6)
+    folder = bench.make_folder(tmp_path / "music", 150, 6)
     out = tmp_path / "r.jsonl"
     result = bench.run_infer(model, folder, out, workers=2)
-    bench.check(result, 300, 6)
+    bench.check(result, 150, 6)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     names = [Path(r["audio_file"]).name for r in records]
-    assert len(set(names)) == len(names) == 306
+    assert len(set(names)) == len(names) == 156
     failed = {Path(r["audio_file"]).name: r["error"] for r in records if "error" in r}
     assert sorted(failed) == sorted(f"broken_{j:03d}_{n}" for j, n in zip(range(6), list(bench.BROKEN) * 2))
     assert all(reason for reason in failed.values())
