@@ -57,6 +57,27 @@ def _one_line(exc: BaseException, path: Path) -> None:
     assert len(text) < 2000
 
 
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
+
+
+def _parse_or_explain(parse, path: Path):
+    """``parse(path)``, or None after checking that its DatasetError is one line naming the file."""
+    try:
+        return parse(path)
+    except DatasetError as exc:
+        _one_line(exc, path)
+        return None
+
+
 # ----------------------------------------------------------------------------- dataset manifest
 
 _COLUMNS = ["path", "label", "artist", "date", "split", "title", "PATH", "Label", "extra", ""]
@@ -75,19 +96,9 @@ def test_dataset_manifest_parses_or_names_the_problem(header, rows, scratch):
 
     (scratch / "a.wav").write_bytes(b"RIFF")  # only existence matters to the manifest reader
     (scratch / "b.wav").write_bytes(b"RIFF")
-    path = scratch / "m.csv"
-    buffer = io.StringIO()
-    import csv
-
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(header)
-    writer.writerows(rows)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-    try:
-        dataset = load_manifest(path)
-    except DatasetError as exc:
-        _one_line(exc, path)
+    path = _write_csv(scratch / "m.csv", header, rows)
+    dataset = _parse_or_explain(load_manifest, path)
+    if dataset is None:
         return
     assert dataset.tracks and all(t.path.is_file() and t.label for t in dataset.tracks)
     assert all(t.split in ("training", "validation", "test") for t in dataset.tracks)
@@ -163,21 +174,11 @@ def test_normalize_date_gives_iso_or_none_and_is_stable(value):
        header=st.lists(st.sampled_from(["path", "artist", "title", "album", "date", "genre", "x", ""]), max_size=7))
 @example(rows=[["a.wav", "x", "y"]], header=["path", "artist"])
 def test_metadata_manifest_parses_or_names_the_problem(rows, header, scratch):
-    import csv
-
     from melodex.metadata import FIELDS, read_manifest
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(header)
-    writer.writerows(rows)
-    path = scratch / "meta.csv"
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-    try:
-        out = read_manifest(path)
-    except DatasetError as exc:
-        _one_line(exc, path)
+    path = _write_csv(scratch / "meta.csv", header, rows)
+    out = _parse_or_explain(read_manifest, path)
+    if out is None:
         return
     for fields in out.values():
         assert set(fields) <= set(FIELDS) | {"date_source"}
