@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
+from .checkpoint import WEIGHTS_NAME, _load_failure_reason, load_checkpoint, save_checkpoint
 from .datasets.base import SPLITS, Dataset
 from .errors import DatasetError
 from .features import DEFAULT_FEATURES
@@ -141,8 +141,9 @@ class Trainer:
         _check_settings(config)
         try:
             state = torch.load(run_dir / STATE_NAME, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ResumeError(f"{run_dir / STATE_NAME}: cannot read the saved state ({exc})") from None
+        except Exception as exc:  # one line; pickled code is named as refused, never run
+            raise ResumeError(f"{run_dir / STATE_NAME}: cannot read the saved state "
+                              f"({_load_failure_reason(run_dir / STATE_NAME, exc)})") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ResumeError(f"{run_dir / STATE_NAME}: not a Melodex training state")
         dataset = _load(config)

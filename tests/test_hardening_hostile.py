@@ -1,7 +1,8 @@
 """Hostile files: pickled code in a model, malformed metadata, HTML in tags, paths in URLs.
 
 * a ``.pth`` whose pickle would run a command is refused by ``infer``, ``index`` and ``similar``
-  with exit 2 and one line, and the command never runs (its marker file does not appear);
+  (and a ``train_state.pth`` by ``train --resume``) with exit 2 and one line, and the command
+  never runs (its marker file does not appear);
 * a manifest (dataset or metadata) or ``tracks.csv`` with malformed rows, missing columns, wrong
   types or a huge field is a one-line error naming the line or the track;
 * tags holding ``<script>`` go through ``index`` -> ``map`` -> ``evolution`` -> ``serve`` and are
@@ -317,3 +318,16 @@ def test_serve_listens_on_loopback_unless_told_otherwise():
     args = get_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1"
     np.testing.assert_equal(args.port, 8000)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_training_state_carrying_a_pickle_payload_never_runs(tmp_path, capsys):
+    run = tmp_path / "out" / "2026-01-01_00-00-00"
+    run.mkdir(parents=True)
+    (run / "params.json").write_text('{"hyperparameters": {"epochs": 2, "batch_size": 4}}')
+    marker = tmp_path / "PWNED"
+    torch.save({"format": "melodex-train-state", "model": _Touch(marker)}, run / "train_state.pth")
+    assert main(["train", "--resume", str(run), "-q"]) == 2
+    line = _one_line(capsys)
+    assert "train_state.pth" in line and "refused" in line
+    assert not marker.exists()
