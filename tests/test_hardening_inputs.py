@@ -76,6 +76,24 @@ def faults(corpus, monkeypatch):
         (mix / name).unlink(missing_ok=True)
 
 
+def test_the_corpus_is_as_nasty_as_it_says(corpus):
+    import mutagen.mp3
+    import soundfile as sf
+
+    mix = corpus / nasty.LABEL
+    vbr = mutagen.mp3.MP3(str(mix / "vbr.mp3")).info
+    assert vbr.bitrate_mode == mutagen.mp3.BitrateMode.VBR
+    cover = mutagen.File(str(mix / "big_id3_cover_art.mp3"))
+    assert len(cover.tags.getall("APIC")[0].data) > nasty.COVER_BYTES
+    assert sf.info(str(mix / "pcm24.flac")).subtype == "PCM_24" and sf.info(str(mix / "pcm24.wav")).subtype == "PCM_24"
+    assert sf.info(str(mix / "float32.wav")).subtype == "FLOAT"
+    assert (sf.info(str(mix / "six_channels_96k.wav")).channels, sf.info(str(mix / "six_channels_96k.wav")).samplerate) \
+        == (6, 96000)
+    assert sf.info(str(mix / "mono_8k.wav")).samplerate == 8000
+    assert (mix / "zero_bytes.mp3").stat().st_size == 0
+    assert (mix / "loop").resolve() == mix.resolve()
+
+
 def _by_name(records: list[dict], mix: Path) -> dict[str, dict]:
     return {Path(r["audio_file"]).relative_to(mix).as_posix(): r for r in records}
 

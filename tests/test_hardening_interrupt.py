@@ -144,7 +144,9 @@ def test_training_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
 
     def an_epoch_done() -> bool:
         runs = [p for p in killed_root.glob("20*") if p.is_dir()]
-        return bool(runs) and _lines(runs[0] / "history.csv") >= 2
+        # epoch 1 is saved (history line, then train_state.pth); a run killed before its first
+        # state has nothing to resume and says so ("no train_state.pth ... nothing to resume")
+        return bool(runs) and _lines(runs[0] / "history.csv") >= 2 and (runs[0] / "train_state.pth").is_file()
 
     kill_when(common + ["--output_dir", str(killed_root)], an_epoch_done, timeout=300)
     (killed,) = [p for p in killed_root.glob("20*") if p.is_dir()]
