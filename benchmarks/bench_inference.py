@@ -10,11 +10,14 @@ in ``$TMPDIR/melodex-bench-mp3`` so later runs skip the encoding.
 Every number is measured in the same run:
 
 * **decode ceiling**: ``soundfile.read`` of every file (decode only: no downmix, resampling,
-  MFCC or model), in one process and in a pool of as many processes as inference workers;
+  MFCC or model), in one process and in a pool of 2 processes;
 * **inference**: first-30s mode on the CPU through :class:`melodex.predict.Predictor`
   (default settings, 2 workers, and the legacy one-file-at-a-time path), results written to
   a JSONL file as the CLI does; time from the first file handed in to the last result out
   (start-up and model loading excluded, as they are paid once);
+* **CPU ms/file**: user + system time of the run and of its workers, per file. Unlike wall
+  time it hardly depends on what else the machine is doing, so the ratio of inference to
+  decode CPU projects what idle cores would give (printed under the table);
 * **peak RSS**: the inference run in a child process, its resident memory plus all of its
   children's (the decoding workers), sampled every 20 ms.
 
@@ -73,12 +76,24 @@ def _read(path: Path) -> int:
     return sf.read(str(path), dtype="float32")[0].shape[0]
 
 
-def decode_ceiling(paths: list[Path], processes: int) -> float:
-    """Seconds to ``sf.read`` every file with ``processes`` processes."""
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children that have been waited for."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def decode_ceiling(paths: list[Path], processes: int) -> dict:
+    """Wall and CPU seconds to ``sf.read`` every file with ``processes`` processes."""
+    cpu, start = cpu_seconds(), time.perf_counter()
     if processes <= 1:
         for p in paths:
             _read(p)
+        end = time.perf_counter()
     else:
         import multiprocessing as mp
 
@@ -86,7 +101,8 @@ def decode_ceiling(paths: list[Path], processes: int) -> float:
             start = time.perf_counter()  # the pool's start-up is not decoding
             for _ in pool.imap_unordered(_read, paths, chunksize=4):
                 pass
-    return time.perf_counter() - start
+            end = time.perf_counter()
+    return {"seconds": end - start, "cpu": cpu_seconds() - cpu}
 
 
 def run_inference(paths: list[Path], model: Path, out: Path, *, workers: int | None, legacy: bool) -> float:
@@ -99,23 +115,25 @@ def run_inference(paths: list[Path], model: Path, out: Path, *, workers: int | N
     kwargs = {} if workers is None else {"num_workers": workers}
     predictor = Predictor(model, device="cpu", **kwargs)
     n_ok = 0
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     with get_writer("jsonl")(out, mode="first-30s") as writer:
         for result in predictor.predict(paths, legacy=legacy):
             writer.write_result(result)
             n_ok += result.ok
     seconds = time.perf_counter() - start
+    # the workers have been joined when predict() ends, so their CPU time is counted
+    cpu = cpu_seconds() - cpu
     if n_ok != len(paths):
         raise SystemExit(f"only {n_ok} of {len(paths)} files succeeded")
     del torch
-    return seconds
+    return {"seconds": seconds, "cpu": cpu}
 
 
 def child_main(args: argparse.Namespace) -> None:
     paths = make_corpus(args.child_files)
     workers = None if args.child_workers < 0 else args.child_workers
-    seconds = run_inference(paths, Path(args.model), Path(args.out), workers=workers, legacy=args.child_legacy)
-    print(json.dumps({"seconds": seconds}))
+    timing = run_inference(paths, Path(args.model), Path(args.out), workers=workers, legacy=args.child_legacy)
+    print(json.dumps(timing))
 
 
 def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = None, legacy: bool = False) -> dict:
@@ -146,7 +164,7 @@ def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = N
     out = proc.stdout.read()
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed ({proc.returncode})")
-    return {"seconds": json.loads(out.strip().splitlines()[-1])["seconds"], "peak_rss": peak}
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss": peak}
 
 
 def make_model(workdir: Path) -> Path:
@@ -168,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="file counts whose peak RSS is compared (default 200 2000)")
     parser.add_argument("--quick", action="store_true", help="50 files; RSS for 50 vs 200")
     parser.add_argument("--no-legacy", action="store_true", help="skip the legacy path")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS comparison")
     # internal: the child process that is measured
     parser.add_argument("--child-files", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=-1, help=argparse.SUPPRESS)
@@ -185,32 +204,40 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = default_num_workers(os.cpu_count() or 1)
     default_workers = default_num_workers(4)
-    print(f"load average before: {os.getloadavg()[0]:.1f}; cores: {cores}; default workers: {default_workers}; preparing {max(args.files, *args.rss_files)} mp3s ...",
-          flush=True)
-    make_corpus(max(args.files, *args.rss_files))
+    needed = max([args.files] + ([] if args.no_rss else args.rss_files))
+    print(f"load average before: {os.getloadavg()[0]:.1f}; cores: {cores}; default workers: {default_workers}; "
+          f"preparing {needed} mp3s ...", flush=True)
+    make_corpus(needed)
     paths = make_corpus(args.files)
     n = len(paths)
     with tempfile.TemporaryDirectory(prefix="melodex-bench-") as tmp:
         workdir = Path(tmp)
         model = make_model(workdir)
         decode_ceiling(paths[:8], 1)  # warm the page cache and the decoder
-        rows: list[tuple[str, float]] = []
+        rows: list[tuple[str, dict]] = []
         ceiling1 = decode_ceiling(paths, 1)
         rows.append(("sf.read ceiling, 1 process", ceiling1))
         ceiling2 = decode_ceiling(paths, 2)
         rows.append(("sf.read ceiling, 2 processes", ceiling2))
-        default = measure_child(n, model, workdir)
-        rows.append((f"infer, default settings ({default_workers} workers)", default["seconds"]))
+        rows.append((f"infer, default settings ({default_workers} workers)", measure_child(n, model, workdir)))
         two = measure_child(n, model, workdir, workers=2)
-        rows.append(("infer, --num-workers 2", two["seconds"]))
+        rows.append(("infer, --num-workers 2", two))
         if not args.no_legacy:
-            rows.append(("infer, --use-legacy", measure_child(n, model, workdir, legacy=True)["seconds"]))
+            rows.append(("infer, --use-legacy", measure_child(n, model, workdir, legacy=True)))
 
         print(f"\nfirst-30s inference on the CPU, {n} files of 30 s (44.1 kHz stereo mp3)\n")
-        print(f"{'run':<40} {'seconds':>8} {'files/s':>8} {'vs 1-proc ceiling':>18} {'vs 2-proc ceiling':>18}")
-        for name, seconds in rows:
-            print(f"{name:<40} {seconds:8.2f} {n / seconds:8.1f} {ceiling1 / seconds:17.0%} {ceiling2 / seconds:17.0%}")
-
+        print(f"{'run':<40} {'seconds':>8} {'files/s':>8} {'vs 1-proc ceiling':>18} {'vs 2-proc ceiling':>18}"
+              f" {'CPU ms/file':>12}")
+        for name, m in rows:
+            print(f"{name:<40} {m['seconds']:8.2f} {n / m['seconds']:8.1f} {ceiling1['seconds'] / m['seconds']:17.0%}"
+                  f" {ceiling2['seconds'] / m['seconds']:17.0%} {1000 * m['cpu'] / n:12.1f}")
+        ratio = two["cpu"] / ceiling1["cpu"]
+        print(f"\nCPU per file, inference (2 workers) / sf.read: {ratio:.2f}. With {cores} otherwise idle cores, "
+              f"inference would run at about {min(cores, 2) / ratio:.0%} of the 1-process ceiling "
+              f"and {1 / ratio:.0%} of the {min(cores, 2)}-process one.")
+        print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
+        if args.no_rss:
+            return 0
         small, large = args.rss_files
         rss_small = measure_child(small, model, workdir)
         rss_large = measure_child(large, model, workdir)
@@ -219,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         for count, m in ((small, rss_small), (large, rss_large)):
             print(f"{count:6d} {m['peak_rss'] / 2**20:15.0f} {count / m['seconds']:8.1f} "
                   f"{m['peak_rss'] / rss_small['peak_rss']:14.2f}")
-        print(f"\nload average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
-        print("targets: 2 workers >= 60% of the decode ceiling; large-count RSS within 10% of small-count RSS")
+        print("\ntargets: 2 workers >= 60% of the decode ceiling; large-count RSS within 10% of small-count RSS")
     return 0
 
 

@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _execute(parser, args)
 
 
-def script_main(command: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Run one command as a stand-alone script (``python train.py ...``)."""
+def command_parser(command: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one command on its own (for a root script or another command's steps)."""
     module = _load(command)
     parser = argparse.ArgumentParser(
         prog=prog or f"{command}.py",
@@ -119,4 +119,15 @@ def script_main(command: str, argv: Sequence[str] | None = None, prog: str | Non
     module.add_arguments(parser)
     _add_common(parser)
     parser.set_defaults(_run=module.run)
+    return parser
+
+
+def script_main(command: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run one command as a stand-alone script (``python train.py ...``)."""
+    parser = command_parser(command, prog)
     return _execute(parser, parser.parse_args(argv))
+
+
+def run_command(command: str, argv: Sequence[str]) -> int:
+    """Run ``melodex COMMAND argv...`` in this process and return its exit status."""
+    return script_main(command, list(argv), prog=f"melodex {command}")

@@ -46,11 +46,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .errors import MelodexError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
 
     from .store import LibraryStore
@@ -103,6 +102,8 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     """1 - cosine similarity between vectors or rows of ``a`` and vector ``b`` (zero vectors: 1)."""
+    import numpy as np
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     na = np.linalg.norm(a, axis=-1)
     nb = np.linalg.norm(b)
@@ -112,6 +113,8 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
 
 def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
     """Row numbers of ``artist`` (matched by name, any letter case, or by artist_id)."""
+    import numpy as np
+
     name = tracks["artist"].astype("string").str.casefold()
     hits = (name == artist.casefold()).fillna(False) | (tracks["artist_id"].astype("string") == artist).fillna(False)
     return np.flatnonzero(hits.to_numpy(dtype=bool))
@@ -126,6 +129,8 @@ def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarr
     release_dist_first, predicted_label, the ``prob:<label>`` columns, and x, y when ``coords``
     (a saved map) is given.
     """
+    import numpy as np
+
     part = tracks.iloc[rows].copy()
     part["t"] = [fractional_year(d if isinstance(d, str) else None) for d in part["date"].astype(object)]
     keep = np.isfinite(part["t"].to_numpy(dtype=float))
@@ -176,6 +181,8 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
     """
     import itertools
 
+    import numpy as np
+
     from scipy.stats import rankdata
     from scipy.stats import t as student_t
 
@@ -199,6 +206,8 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
 
 def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = None) -> ArtistDrift:
     """The :class:`ArtistDrift` of a timeline from :func:`artist_timeline`."""
+    import numpy as np
+
     t = timeline["t"].to_numpy(dtype=float)
     d = timeline["dist_first"].to_numpy(dtype=float)
     release = timeline["release"].to_numpy(dtype=int)
@@ -226,6 +235,7 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
 
 def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndarray]:
     """(artist name, artist_id) -> rows, for tracks with an artist; artist_id groups first."""
+    import numpy as np
     import pandas as pd
 
     named = tracks["artist"].notna().to_numpy(dtype=bool)
@@ -260,6 +270,7 @@ def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.Data
     """Per year: n_tracks, cosine distance of the year's centroid from the first year's
     (``dist_first``) and from the previous year's (``dist_prev``), mean genre probabilities,
     and the centroid's map position (x, y: mean of the year's tracks) when a map is given."""
+    import numpy as np
     import pandas as pd
 
     years = tracks["year"].to_numpy(dtype=float, na_value=np.nan)

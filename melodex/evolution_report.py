@@ -95,10 +95,13 @@ def artist_figure(score: ArtistDrift, timeline: pd.DataFrame, tracks: pd.DataFra
     return _png(fig)
 
 
-def collection_figure(years: pd.DataFrame) -> bytes:
-    """PNG: how far each year's centroid is from the first year's and from the previous year's."""
+def collection_figure(years: pd.DataFrame, coords: pd.DataFrame | None = None) -> bytes:
+    """PNG: how far each year's centroid is from the first year's and from the previous year's,
+    and, with a saved map, the path of the year centroids across the map."""
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    on_map = coords is not None and {"x", "y"} <= set(years.columns)
+    fig, axes = plt.subplots(1, 2 if on_map else 1, figsize=(12 if on_map else 7, 3.8), squeeze=False)
+    ax = axes[0][0]
     if len(years):
         ax.plot(years["year"], years["dist_first"], "-o", label="from the first year")
         ax.plot(years["year"], years["dist_prev"], "-s", label="from the previous year")
@@ -106,6 +109,15 @@ def collection_figure(years: pd.DataFrame) -> bytes:
     ax.set_xlabel("year")
     ax.set_ylabel("cosine distance of year centroids")
     ax.set_title("the collection over time")
+    if on_map:
+        ax = axes[0][1]
+        ax.scatter(coords["x"], coords["y"], s=3, c="#ccc")
+        ax.plot(years["x"], years["y"], "-", color="#888", lw=0.8)
+        points = ax.scatter(years["x"], years["y"], c=years["year"], cmap="viridis", s=40, zorder=3)
+        fig.colorbar(points, ax=ax, label="year")
+        ax.set_title("mean map position of each year's tracks")
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     return _png(fig)
 
@@ -191,7 +203,7 @@ def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame
     from .evolution import ArtistDrift
 
     files = [_write(out / "artists.csv", _csv(scores)), _write(out / "collection_years.csv", _csv(years))]
-    collection_png = collection_figure(years)
+    collection_png = collection_figure(years, coords)
     files.append(_write(out / "collection.png", collection_png))
     sections = []
     for row in scores[scores["drifting"]].to_dict(orient="records"):

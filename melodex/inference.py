@@ -1,4 +1,4 @@
-"""Classify and embed audio files with a trained model (``melodex infer`` / ``inference.py``).
+"""Classify and embed audio files with a trained model (melodex infer, or python inference.py).
 
 Examples:
   melodex infer --model training_outputs/latest --audio music/ --output results.jsonl
@@ -87,9 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="with --full: the tail after the last full window: pad it (default), "
                      "align a window to the end, or drop it")
     perf = parser.add_argument_group("performance")
-    perf.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=8,
+    perf.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=8, metavar="N",
                       help="segments per forward pass (default: 8)")
-    perf.add_argument("--num-workers", "--num_workers", dest="num_workers", type=_non_negative_int, default=4,
+    perf.add_argument("--num-workers", "--num_workers", dest="num_workers", type=_non_negative_int, default=4, metavar="N",
                       help="decoding worker processes, capped at the CPU cores (default: 4; 0 decodes in-process)")
     perf.add_argument("--use-legacy", "--use_legacy", dest="use_legacy", action="store_true",
                       help="the reference path: decode and run one file at a time in this process")

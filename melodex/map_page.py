@@ -63,10 +63,7 @@ APP_JS = r"""
   var player = document.getElementById("player");
   var nowEl = document.getElementById("now");
   var statusEl = document.getElementById("search-status");
-  var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79"];
-  var GREY = "#c8c8c8";
+  var PALETTE = D.palette, GREY = D.unknownColor;
   var SIZE = N > 20000 ? 3 : N > 2000 ? 4 : 7;
   var pathTraces = [];
   var baseCount = 0;
@@ -126,9 +123,9 @@ APP_JS = r"""
     for (var i = 0; i < N; i++) { if (known(D.year[i])) { dated.push(i); years.push(D.year[i]); } else undated.push(i); }
     var traces = [];
     if (undated.length) traces.push(pointTrace(undated, "year unknown", GREY, {}));
-    if (dated.length) traces.push(pointTrace(dated, "dated", years, {
+    if (dated.length) traces.push(pointTrace(dated, "year known", years, {
       marker: { size: SIZE, color: years, colorscale: "Viridis", showscale: true, opacity: 0.85,
-        colorbar: { title: { text: "year" }, thickness: 12 } } }));
+        colorbar: { title: { text: "year" }, thickness: 12, len: 0.5, y: 0, yanchor: "bottom" } } }));
     return traces;
   }
 
@@ -185,21 +182,39 @@ APP_JS = r"""
     for (var i = 0; i < N; i++) if (D.artist[i] === code) (known(D.date[i]) ? dated : undated).push(i);
     dated.sort(function (a, b) { return D.date[a] < D.date[b] ? -1 : D.date[a] > D.date[b] ? 1 : a - b; });
     var name = D.artists[code];
-    pathTraces = [];
-    if (dated.length) pathTraces.push({ type: "scattergl", mode: "lines+markers", name: esc(name + " (by date)"),
+    var traces = [];
+    if (dated.length) traces.push({ type: "scattergl", mode: "lines+markers", name: esc(name + " (by date)"),
       x: pick(D.x, dated), y: pick(D.y, dated), customdata: dated, text: pick(hover, dated), hoverinfo: "text",
       line: { color: "#111111", width: 2 }, marker: { size: SIZE + 5, color: "#111111", symbol: "circle" } });
-    if (undated.length) pathTraces.push({ type: "scattergl", mode: "markers", name: esc(name + " (date unknown)"),
+    if (undated.length) traces.push({ type: "scattergl", mode: "markers", name: esc(name + " (date unknown)"),
       x: pick(D.x, undated), y: pick(D.y, undated), customdata: undated, text: pick(hover, undated), hoverinfo: "text",
       marker: { size: SIZE + 5, color: "#ffffff", line: { color: "#111111", width: 2 } } });
     statusEl.textContent = name + ": " + (dated.length + undated.length) + " tracks, " + dated.length + " dated";
-    return draw(colorSel.value);
+    pathTraces = traces;
+    return showPath(traces);
+  }
+
+  function range(from, to) { var out = []; for (var k = from; k < to; k++) out.push(k); return out; }
+
+  // swap only the path traces (addTraces/deleteTraces) and dim the rest: no redraw of 100k points.
+  // Changes run one after another so that a quick second search never sees a half-done first.
+  var queue = Promise.resolve();
+  function showPath(traces) {
+    queue = queue.then(function () {
+      var old = range(baseCount, gd.data.length);
+      var step = old.length ? Plotly.deleteTraces(gd, old) : Promise.resolve(gd);
+      if (traces.length) step = step.then(function () { return Plotly.addTraces(gd, traces); });
+      return step.then(function () {
+        return Plotly.restyle(gd, { opacity: traces.length ? 0.3 : 1 }, range(0, baseCount));
+      });
+    });
+    return queue;
   }
 
   function clearPath() {
     if (!pathTraces.length) return Promise.resolve(gd);
     pathTraces = [];
-    return draw(colorSel.value);
+    return showPath([]);
   }
 
   // ---- wiring ---------------------------------------------------------------------------------
@@ -211,11 +226,17 @@ APP_JS = r"""
   for (var c = 0; c < D.artists.length; c++) { var o = document.createElement("option"); o.value = D.artists[c]; frag.appendChild(o); }
   list.appendChild(frag);
 
-  colorSel.addEventListener("change", function () { draw(colorSel.value); });
-  searchBox.addEventListener("change", function () { search(searchBox.value); });
-  searchBox.addEventListener("keydown", function (e) { if (e.key === "Enter") search(searchBox.value); });
+  var lastQuery = "";
+  function searchOnce() {  // Enter and the following change event ask for the same search
+    if (searchBox.value === lastQuery) return;
+    lastQuery = searchBox.value;
+    search(lastQuery);
+  }
+  colorSel.addEventListener("change", function () { queue = queue.then(function () { return draw(colorSel.value); }); });
+  searchBox.addEventListener("change", searchOnce);
+  searchBox.addEventListener("keydown", function (e) { if (e.key === "Enter") searchOnce(); });
   document.getElementById("clear-search").addEventListener("click", function () {
-    searchBox.value = ""; statusEl.textContent = ""; clearPath();
+    searchBox.value = lastQuery = ""; statusEl.textContent = ""; clearPath();
   });
 
   var ready = draw(colorSel.value).then(function () {
@@ -224,6 +245,7 @@ APP_JS = r"""
     });
     return gd;
   });
+  queue = ready;
 
   window.melodexMap = { data: D, graph: gd, ready: ready, search: search, play: play,
     baseTraceCount: function () { return baseCount; } };

@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 COLOR_COLUMNS = {"genre": "genre", "predicted": "predicted_label", "artist": "artist", "year": "year"}
 STATIC_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_LEGEND = 12  # categories named in a static legend; the rest are drawn as "other"
+# category colours of the page and the figure: tab10, then lighter tones, all told apart easily
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#393b79", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+           "#f7b6d2", "#9edae5", "#dbdb8d", "#7f7f7f")
+UNKNOWN_COLOR, OTHER_COLOR = "#c8c8c8", "#8a8a8a"
 
 
 def map_frame(store_or_frames: Any) -> pd.DataFrame:
@@ -36,7 +42,9 @@ def map_frame(store_or_frames: Any) -> pd.DataFrame:
     if hasattr(store_or_frames, "tracks") and hasattr(store_or_frames, "coordinates"):
         tracks, coords = store_or_frames.tracks(), store_or_frames.coordinates()
         if coords is None:
-            raise OutputError("the store has no map yet: run 'melodex map' first")
+            from .mapping import MapError
+
+            raise MapError("the store has no map yet: run 'melodex map' first")
     elif isinstance(store_or_frames, tuple):
         tracks, coords = store_or_frames
     elif isinstance(store_or_frames, pd.DataFrame):
@@ -79,17 +87,27 @@ def _years(frame: pd.DataFrame) -> list[int | None]:
 
 
 def _audio_urls(paths: list[str | None], page_dir: Path) -> list[str | None]:
-    """URLs of the audio files relative to the page's folder (so file:// and any web server work)."""
+    """URLs of the audio files relative to the page's folder (so file:// and any web server work).
+
+    The relative path is worked out once per folder, not once per file.
+    """
+    folders: dict[str, str] = {}
+    start = os.path.abspath(page_dir)
     urls: list[str | None] = []
     for p in paths:
         if p is None:
             urls.append(None)
             continue
-        target = Path(p).absolute()
-        try:
-            urls.append(quote(Path(os.path.relpath(target, page_dir)).as_posix(), safe="/"))
-        except ValueError:  # another drive on Windows: no relative path exists
-            urls.append(target.as_uri())
+        folder, name = os.path.split(os.path.abspath(p))
+        prefix = folders.get(folder)
+        if prefix is None:
+            try:
+                rel = os.path.relpath(folder, start)
+                prefix = "" if rel == os.curdir else quote(rel.replace(os.sep, "/"), safe="/") + "/"
+            except ValueError:  # another drive on Windows: no relative path exists
+                prefix = Path(folder).as_uri() + "/"
+            folders[folder] = prefix
+        urls.append(prefix + quote(name, safe=""))
     return urls
 
 
@@ -97,12 +115,16 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
               color_by: str = "genre") -> dict:
     """The compact per-point arrays the page reads (one list per field, not one dict per point)."""
     import numpy as np
+    import pandas as pd
 
     n = len(frame)
     artist, artists = _codes(_strings(frame.get("artist"), n))
     genre, genres = _codes(_strings(frame.get("genre"), n))
     pred, preds = _codes(_strings(frame.get("predicted_label"), n))
-    conf = frame["confidence"].astype("float64").round(3) if "confidence" in frame else None
+    conf = None
+    if "confidence" in frame:
+        numbers = pd.to_numeric(frame["confidence"], errors="coerce")
+        conf = np.round(numbers.to_numpy("float64", na_value=np.nan), 3)
     data = {
         "pageTitle": title,
         "colorBy": color_by,
@@ -115,7 +137,8 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "artist": artist, "artists": artists,
         "genre": genre, "genres": genres,
         "pred": pred, "preds": preds,
-        "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],
+        "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],  # NaN -> null
+        "palette": list(PALETTE), "unknownColor": UNKNOWN_COLOR,
         "audioBase": audio_base,
         "url": None if audio_base else _audio_urls(_strings(frame.get("path"), n), page_dir),
     }
@@ -142,10 +165,8 @@ def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_b
                      color_by=color_by)
     parts = {"__TITLE__": html.escape(title), "__PLOTLYJS__": get_plotlyjs(), "__DATA__": script_json(data),
              "__APP__": APP_JS}
-    page = PAGE_TEMPLATE
-    for key in ("__TITLE__", "__DATA__", "__APP__", "__PLOTLYJS__"):  # plotly.js last: never re-scanned
-        page = page.replace(key, parts[key], 1)
-    return page
+    # one pass over the template: text put in is never scanned for placeholders again
+    return re.sub("__(?:TITLE|PLOTLYJS|DATA|APP)__", lambda m: parts[m.group(0)], PAGE_TEMPLATE)
 
 
 def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | None = None,
@@ -169,19 +190,16 @@ def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | 
 # static figure
 
 
-def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = "genre", title: str | None = None,
-                     dpi: int = 200) -> Path:
-    """Write the map as a static figure (PNG, SVG or PDF by extension) with a legend, no axes.
+def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = "genre",
+                     title: str | None = None, dpi: int = 200) -> Path:
+    """Write the map as a static figure (PNG, SVG or PDF by extension; Agg) with a legend, no axes.
 
     Categorical colourings name the ``MAX_LEGEND`` largest categories and draw the rest as
     "other"; unknown values are grey. ``color_by="year"`` uses a colour bar. Returns ``path``.
     """
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay untouched
 
     path = Path(path)
     fmt = STATIC_FORMATS.get(path.suffix.lower())
@@ -192,21 +210,19 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     frame = map_frame(store_or_frames)
     n = len(frame)
     size = 2 if n > 20000 else 6 if n > 2000 else 14
-    fig, ax = plt.subplots(figsize=(8, 7))
-    try:
-        if color_by == "year":
-            _draw_years(ax, fig, frame, size)
-        else:
-            _draw_categories(ax, frame, _strings(frame.get(COLOR_COLUMNS[color_by]), n), size)
-        ax.set_axis_off()
-        ax.set_aspect("equal", adjustable="datalim")
-        if title:
-            ax.set_title(title)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 7))
+    ax = fig.subplots()
+    if color_by == "year":
+        _draw_years(ax, fig, frame, size)
+    else:
+        _draw_categories(ax, frame, _strings(frame.get(COLOR_COLUMNS[color_by]), n), size)
+    ax.set_axis_off()
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
     with atomic_write(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return path
@@ -215,19 +231,18 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
 def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: float) -> None:
     import collections
 
-    import matplotlib
     import numpy as np
 
     counts = collections.Counter(v for v in values if v is not None)
     named = [name for name, _ in counts.most_common(MAX_LEGEND)]
-    labels = np.array([v if v in named else ("unknown" if v is None else "other") for v in values], dtype=object)
-    cmap = matplotlib.colormaps["tab20"]
+    labels = np.array([v if v in named else ("unknown" if v is None else "other") for v in values],
+                      dtype=object)
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     for k, name in enumerate([*named, "other", "unknown"]):
         mask = labels == name
         if not mask.any():
             continue
-        color = cmap(k % 20) if name not in ("other", "unknown") else ("#8a8a8a" if name == "other" else "#cccccc")
+        color = {"other": OTHER_COLOR, "unknown": UNKNOWN_COLOR}.get(name) or PALETTE[k % len(PALETTE)]
         ax.scatter(x[mask], y[mask], s=size, color=color, label=f"{name} ({int(mask.sum())})",
                    linewidths=0, alpha=0.85, rasterized=True)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 12 / size))
@@ -240,8 +255,8 @@ def _draw_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     unknown = np.isnan(years)
     if unknown.any():
-        ax.scatter(x[unknown], y[unknown], s=size, color="#cccccc", label=f"year unknown ({int(unknown.sum())})",
-                   linewidths=0, rasterized=True)
+        ax.scatter(x[unknown], y[unknown], s=size, color=UNKNOWN_COLOR, linewidths=0, rasterized=True,
+                   label=f"year unknown ({int(unknown.sum())})")
         ax.legend(loc="lower left", frameon=False)
     if (~unknown).any():
         points = ax.scatter(x[~unknown], y[~unknown], s=size, c=years[~unknown], cmap="viridis", linewidths=0,

@@ -4,9 +4,11 @@
 the last fit onto the existing map) and writes an interactive HTML page and a static figure.
 
 Reproducibility: a map is fitted with ``random_state=seed``, which makes umap-learn run its
-optimisation on one thread; the same store and settings then give the same coordinates.
-``--fast`` drops the seed so umap-learn uses every core (``n_jobs=-1``): quicker on big
-libraries, but two runs never give the same picture.
+optimisation on one thread (it overrides ``n_jobs``); the same store, settings and umap-learn
+version then give the same coordinates. ``--fast`` drops the seed so umap-learn uses every core
+(``n_jobs=-1``): quicker on big libraries with cores to spare, but no two runs give the same
+picture. Up to ``EXACT_KNN_MAX`` tracks the neighbour graph is computed exactly (brute force),
+which also spares the first run in a fresh process pynndescent's numba compilation.
 
 Placing new tracks (:func:`place_on_map`) needs no fitted model on disk, so no pickle is ever
 loaded from a store: it does what umap-learn's ``transform`` does, from the stored embeddings
@@ -35,6 +37,7 @@ COLOR_CHOICES = ("genre", "predicted", "artist", "year")
 DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42}
 EXACT_DISTANCE = 1e-6  # a new embedding this close to a stored one is that track: it lands on it
 PLACE_EPOCHS = 100  # umap-learn's transform uses 100 epochs for up to 10,000 new points
+EXACT_KNN_MAX = 20_000  # up to this many tracks the neighbour graph is exact (brute force)
 
 
 class MapError(MelodexError):
@@ -96,14 +99,31 @@ def embed_2d(emb: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, m
     if k != n_neighbors:
         log.info("only %d tracks: using n_neighbors=%d instead of %d", n, k, n_neighbors)
     info["n_neighbors"] = k
-    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, n_components=2,
+    knn = _exact_knn(emb, k, metric) if n <= EXACT_KNN_MAX else (None, None, None)
+    info["knn"] = "exact" if knn[0] is not None else "nndescent"
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, n_components=2, precomputed_knn=knn,
                         random_state=seed, n_jobs=1 if seed is not None else -1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
         warnings.filterwarnings("ignore", message=".*k >= N for N \\* N square matrix.*")
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*transform.*unavailable.*")
         coords = reducer.fit_transform(emb)
     info["umap_version"] = umap.__version__
     return np.asarray(coords, dtype=np.float32), info
+
+
+def _exact_knn(emb: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray, None]:
+    """Exact k nearest neighbours (each point's first neighbour is itself), as umap-learn wants them.
+
+    Up to :data:`EXACT_KNN_MAX` points a brute-force search is quick, exact and needs no
+    pynndescent, whose numba compilation dominates the first map made in a fresh process.
+    """
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(emb)
+    dists, indices = search.kneighbors(emb)
+    return indices.astype(np.int32), np.maximum(dists, 0.0).astype(np.float32), None
 
 
 def fit_map(store, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "cosine",
@@ -141,7 +161,8 @@ def place_points(ref_emb: np.ndarray, ref_coords: np.ndarray, new_emb: np.ndarra
     """
     import numpy as np
     from sklearn.neighbors import NearestNeighbors
-    from umap.umap_ import compute_membership_strengths, find_ab_params, make_epochs_per_sample, smooth_knn_dist
+    from umap.umap_ import (compute_membership_strengths, find_ab_params, make_epochs_per_sample,
+                            smooth_knn_dist)
 
     ref_emb = np.asarray(ref_emb, dtype=np.float32)
     ref_coords = np.asarray(ref_coords, dtype=np.float32)
@@ -278,14 +299,15 @@ def _refit_reason(store, coords, info: dict, refit: bool, n_neighbors, min_dist,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=DEFAULT_STORE, help=f"library store directory (default {DEFAULT_STORE})")
+    parser.add_argument("--store", default=DEFAULT_STORE,
+                        help=f"library store directory (default {DEFAULT_STORE})")
     parser.add_argument("--out", default=DEFAULT_HTML, help=f"interactive HTML map (default {DEFAULT_HTML})")
     parser.add_argument("--png", "--figure", dest="figure", default=DEFAULT_FIGURE,
                         help=f"static figure, .png or .svg by extension (default {DEFAULT_FIGURE})")
     parser.add_argument("--no-png", "--no-figure", dest="no_figure", action="store_true",
                         help="do not write the static figure")
     parser.add_argument("--color-by", "--color_by", dest="color_by", choices=COLOR_CHOICES, default="genre",
-                        help="colouring of the static figure and the page's initial colouring (default genre)")
+                        help="colouring of the static figure and the page's first colouring (default genre)")
     parser.add_argument("--n-neighbors", "--n_neighbors", dest="n_neighbors", type=int, default=None,
                         help=f"UMAP n_neighbors (default {DEFAULTS['n_neighbors']}; clamped on tiny stores)")
     parser.add_argument("--min-dist", "--min_dist", dest="min_dist", type=float, default=None,
@@ -295,7 +317,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true",
                         help="no seed, all cores (n_jobs=-1): faster on big stores, not reproducible")
     parser.add_argument("--refit", action="store_true",
-                        help="fit a new map even when one exists (default: place new tracks on the existing map)")
+                        help="fit a new map even when one exists (default: place new tracks on it)")
     parser.add_argument("--title", default="Melodex map", help="title of the HTML page")
 
 

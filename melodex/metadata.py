@@ -71,8 +71,8 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
-def _finish(raw: Mapping[str, Any]) -> dict[str, str]:
-    """Clean values, normalise the date, drop what is empty."""
+def _finish(raw: Mapping[str, Any], source: str = "tags") -> dict[str, str]:
+    """Clean values, normalise the date (its ``date_source`` is ``source``), drop what is empty."""
     out: dict[str, str] = {}
     for name in FIELDS:
         value = _clean(raw.get(name))
@@ -81,7 +81,7 @@ def _finish(raw: Mapping[str, Any]) -> dict[str, str]:
         if value:
             out[name] = value
     if "date" in out:
-        out["date_source"] = "tags"
+        out["date_source"] = source
     return out
 
 
@@ -240,16 +240,7 @@ def read_manifest(path: str | Path, base_dir: str | Path | None = None) -> dict[
         file_path = Path(name).expanduser()
         if not file_path.is_absolute():
             file_path = base / file_path
-        fields = {}
-        for key in FIELDS:
-            value = _clean(row.get(key))
-            if key == "date":
-                value = normalize_date(value)
-            if value:
-                fields[key] = value
-        if "date" in fields:
-            fields["date_source"] = "manifest"
-        out[resolved_path(file_path)] = fields
+        out[resolved_path(file_path)] = _finish(row, "manifest")
     return out
 
 

@@ -90,6 +90,10 @@ class Batch:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def pin_memory(self) -> Batch:
+        """Called by a DataLoader with ``pin_memory=True`` (CUDA): page-locked copies for fast transfer."""
+        return Batch(self.indices, self.x.pin_memory(), self.y.pin_memory(), self.failures)
+
 
 def collate(items: list[tuple]) -> Batch:
     good = [item for item in items if item[1] is not None]
@@ -105,7 +109,7 @@ def collate(items: list[tuple]) -> Batch:
 
 
 def make_loader(dataset: MfccDataset, order: Iterable[int], *, batch_size: int, num_workers: int,
-                seed: int = 0) -> torch.utils.data.DataLoader:
+                seed: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
     """A DataLoader visiting ``order`` (indices into ``dataset``) in batches.
 
     Its own seeded generator keeps the global torch RNG (dropout) untouched by how many
@@ -118,6 +122,7 @@ def make_loader(dataset: MfccDataset, order: Iterable[int], *, batch_size: int, 
         collate_fn=collate,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed),
+        pin_memory=pin_memory,
     )
 
 

@@ -9,8 +9,9 @@ Two modes:
 A file's ``probabilities`` are the softmax of each segment's logits averaged over its
 segments, its ``embedding`` the mean of the segments' embeddings (see :mod:`melodex.results`).
 
-How files stream (the default path): a torch ``DataLoader`` over an ``IterableDataset``
-sharded across ``num_workers`` processes (worker ``w`` decodes files ``w, w+W, ...``). Each
+How files stream (the default path): a torch ``DataLoader`` over
+:class:`~melodex.segment_stream.SegmentStream`, an ``IterableDataset`` sharded across
+``num_workers`` processes (worker ``w`` decodes files ``w, w+W, ...``). Each
 item is one segment's MFCC, computed in the worker with the checkpoint's
 :class:`~melodex.features.FeatureConfig` and tagged with its file's index. The main process
 groups ``batch_size`` segments per forward pass, adds the outputs to per-file accumulators
@@ -29,21 +30,19 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .audio import iter_audio_files, load_audio, stream_audio
+from .audio import iter_audio_files
 from .checkpoint import Checkpoint, load_model
 from .device import resolve_device
-from .errors import AudioLoadError
-from .features import FeatureConfig, compute_mfcc
-from .model import GenreCNN
+from .features import FeatureConfig
+from .model import GenreCNN, place_model
 from .results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
-from .segments import LAST_POLICIES, Segment, first_segment, sliding_segments
+from .segment_stream import UNORDERED, DecodeSettings, SegmentItem, SegmentStream, WorkerInit, file_items, identity
+from .segments import LAST_POLICIES
 
 log = logging.getLogger(__name__)
 
@@ -76,156 +75,6 @@ def collect_audio_files(inputs: Iterable[str | Path]) -> list[Path]:
     return sorted(found, key=str)
 
 
-# ----------------------------------------------------------------------------- decoding
-
-
-@dataclass(frozen=True)
-class _DecodeSettings:
-    config: FeatureConfig
-    full: bool
-    hop_seconds: float | None
-    last: str
-
-
-class _Item(NamedTuple):
-    """One segment (or one failure) travelling from a decoding worker to the model."""
-
-    file_index: int
-    segment: int
-    start_time: float
-    end_time: float
-    mfcc: np.ndarray | None  # (n_mfcc, n_frames) float32; None on error
-    last: bool  # the file's final item
-    duration: float | None  # set on the final item
-    error: str | None = None
-
-
-def _probe_duration(path: Path) -> float | None:
-    """The file's length in seconds from its header, without decoding; None if unknown."""
-    try:
-        import soundfile as sf
-
-        info = sf.info(str(path))
-        if info.samplerate > 0 and info.frames > 0:
-            return info.frames / info.samplerate
-    except Exception:  # not a libsndfile format: ask FFmpeg
-        pass
-    try:
-        import av
-
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if container.duration:
-                return container.duration / 1_000_000  # AV_TIME_BASE
-    except Exception:
-        pass
-    return None
-
-
-class _Counted:
-    """Passes chunks through, counting their samples."""
-
-    def __init__(self, chunks: Iterable[np.ndarray]):
-        self.chunks = chunks
-        self.samples = 0
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for chunk in self.chunks:
-            self.samples += chunk.size
-            yield chunk
-
-
-def _file_segments(path: Path, settings: _DecodeSettings) -> Iterator[tuple[Segment, bool, float | None]]:
-    """Decode ``path`` into ``(segment, is_last, duration)``; duration is set on the last one.
-
-    Raises AudioLoadError when the file cannot be decoded (possibly after some segments).
-    """
-    cfg = settings.config
-    if settings.full:
-        counted = _Counted(stream_audio(path, sr=cfg.sample_rate))
-        segments = sliding_segments(
-            counted, sr=cfg.sample_rate, window_seconds=cfg.segment_seconds,
-            hop_seconds=settings.hop_seconds, last=settings.last,
-        )
-    else:
-        counted = None
-        segments = iter([first_segment(load_audio(path, duration=cfg.segment_seconds, sr=cfg.sample_rate),
-                                       sr=cfg.sample_rate, window_seconds=cfg.segment_seconds)])
-    previous: Segment | None = None
-    for segment in segments:  # one segment of look-ahead tells which one is last
-        if previous is not None:
-            yield previous, False, None
-        previous = segment
-    if previous is None:
-        raise AudioLoadError(path, "the file holds no audio samples")
-    if counted is not None:
-        duration = counted.samples / cfg.sample_rate
-    elif previous.end_time < cfg.segment_seconds - 1.0 / cfg.sample_rate:
-        duration = previous.end_time  # the whole file was decoded
-    else:
-        duration = _probe_duration(path) or previous.end_time
-    yield previous, True, duration
-
-
-def _file_items(index: int, path: Path, settings: _DecodeSettings) -> Iterator[_Item]:
-    """Every item of one file: its segments' MFCCs, or a single error item."""
-    try:
-        for seg, last, duration in _file_segments(path, settings):
-            mfcc = compute_mfcc(seg.audio, settings.config)
-            yield _Item(index, seg.index, seg.start_time, seg.end_time, mfcc, last, duration)
-    except AudioLoadError as exc:
-        yield _Item(index, -1, 0.0, 0.0, None, True, None, exc.reason)
-    except Exception as exc:  # a decoder bug must not end a batch of thousands; it is recorded
-        log.debug("unexpected failure on %s", path, exc_info=True)
-        yield _Item(index, -1, 0.0, 0.0, None, True, None, f"{type(exc).__name__}: {exc}")
-
-
-class _SegmentStream(torch.utils.data.IterableDataset):
-    """Segments of ``paths``; worker ``w`` of ``W`` decodes files ``w, w+W, ...``."""
-
-    def __init__(self, paths: list[Path], settings: _DecodeSettings):
-        super().__init__()
-        self.paths = paths
-        self.settings = settings
-
-    def __iter__(self) -> Iterator[_Item]:
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-        for index in range(worker, len(self.paths), workers):
-            yield from _file_items(index, self.paths[index], self.settings)
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Have the kernel end this worker when the main process dies, even by SIGKILL (Linux).
-
-    Without it a killed run leaves its workers blocked forever on a queue nobody reads.
-    """
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: torch's own watchdog is the fallback
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-class _WorkerInit:
-    """Set up each decoding worker: one torch thread, and die with the main process."""
-
-    def __init__(self) -> None:
-        self.parent_pid = os.getpid()
-
-    def __call__(self, _worker_id: int) -> None:
-        torch.set_num_threads(1)  # each worker decodes one file at a time on one core
-        _die_with_parent(self.parent_pid)
-
-
-def _identity(item):
-    return item  # keep numpy arrays: a 50 kB MFCC pickles faster than a shared-memory tensor
-
-
 # ----------------------------------------------------------------------------- results
 
 
@@ -238,7 +87,7 @@ class _Accumulator:
         self.prob_sum: np.ndarray | None = None
         self.emb_sum: np.ndarray | None = None
 
-    def add(self, item: _Item, probs: np.ndarray, emb: np.ndarray) -> None:
+    def add(self, item: SegmentItem, probs: np.ndarray, emb: np.ndarray) -> None:
         self.segments.append(SegmentPrediction(item.segment, item.start_time, item.end_time, probs))
         p = probs.astype(np.float64)
         self.prob_sum = p if self.prob_sum is None else self.prob_sum + p
@@ -316,10 +165,10 @@ class Predictor:
     ):
         self.device = resolve_device(device)
         if isinstance(model, (str, os.PathLike)):
-            self.model, self.checkpoint = load_model(model, self.device)
+            net, self.checkpoint = load_model(model, self.device)
         else:
             net, self.checkpoint = model
-            self.model = net.to(self.device).eval()
+        self.model = place_model(net, self.device).eval()
         self.labels: tuple[str, ...] = tuple(self.checkpoint.labels)
         self.feature_config: FeatureConfig = self.checkpoint.feature_config
         if batch_size < 1:
@@ -363,7 +212,7 @@ class Predictor:
         if hop_seconds is not None and not (hop_seconds > 0 and math.isfinite(hop_seconds)):
             raise ValueError("hop_seconds must be a positive number of seconds")
         files = collect_audio_files(paths)
-        settings = _DecodeSettings(self.feature_config, bool(full), hop_seconds, last)
+        settings = DecodeSettings(self.feature_config, bool(full), hop_seconds, last)
         if legacy:
             return self._predict_legacy(files, settings, embeddings)
         return self._predict_streaming(files, settings, embeddings)
@@ -375,7 +224,7 @@ class Predictor:
 
     # -- internals --------------------------------------------------------------------
 
-    def _mode(self, settings: _DecodeSettings) -> str:
+    def _mode(self, settings: DecodeSettings) -> str:
         return MODE_FULL if settings.full else MODE_FIRST
 
     def _forward(self, mfccs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -386,12 +235,12 @@ class Predictor:
             probs = torch.softmax(logits.float(), dim=-1)
         return probs.cpu().numpy(), emb.float().cpu().numpy()
 
-    def _predict_legacy(self, files: list[Path], settings: _DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
+    def _predict_legacy(self, files: list[Path], settings: DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
         mode = self._mode(settings)
         with _torch_threads(_main_threads(0)):
             for index, path in enumerate(files):
                 acc = _Accumulator(path, mode, self.labels, embeddings)
-                items = list(_file_items(index, path, settings))
+                items = list(file_items(index, path, settings))
                 if items[-1].error is not None:
                     yield FileResult.failed(str(path), mode, self.labels, items[-1].error)
                     continue
@@ -402,22 +251,23 @@ class Predictor:
                         acc.add(item, p, e)
                 yield acc.result(items[-1].duration)
 
-    def _predict_streaming(self, files: list[Path], settings: _DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
+    def _predict_streaming(self, files: list[Path], settings: DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
         if not files:
             return
         mode = self._mode(settings)
         workers = min(self.num_workers, len(files))
         loader = torch.utils.data.DataLoader(
-            _SegmentStream(files, settings),
+            SegmentStream(files, settings),
             batch_size=None,
-            collate_fn=_identity,
+            collate_fn=identity,
             num_workers=workers,
-            worker_init_fn=_WorkerInit() if workers else None,
+            worker_init_fn=WorkerInit() if workers else None,
             prefetch_factor=max(2, math.ceil(self.batch_size / workers)) if workers else None,
+            **UNORDERED,
         )
         open_files: dict[int, _Accumulator] = {}
         ready: dict[int, FileResult] = {}  # the reorder buffer: finished, waiting for earlier files
-        batch: list[_Item] = []
+        batch: list[SegmentItem] = []
         next_index = 0
 
         def run_batch() -> None:
@@ -432,7 +282,10 @@ class Predictor:
                     del open_files[item.file_index]
             batch.clear()
 
-        with _torch_threads(_main_threads(workers)):
+        threads = _main_threads(workers)
+        log.debug("streaming %d files: %d decoding workers, %d torch threads for the model on %s",
+                  len(files), workers, threads, self.device)
+        with _torch_threads(threads):
             stream = iter(loader)
             try:
                 for item in stream:

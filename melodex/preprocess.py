@@ -1,14 +1,16 @@
 """Precompute every track's MFCC into a resumable cache, so training never decodes audio twice.
 
 For each track of a dataset the first 30 s are decoded, cut to one segment and turned into an
-MFCC of shape (20, 640), stored as ``<cache_dir>/<key[:3]>/<key>.npy`` (see
-:mod:`melodex.cache` for the whole layout). Files are processed by a pool of worker
-processes with a progress bar.
+MFCC of shape (20, 640), stored as <cache_dir>/<key[:3]>/<key>.npy; <cache_dir>/index.csv
+gets a line "key,seconds" (seconds of real audio in the segment, 30.0 unless the file is
+shorter) once the .npy is in place, and <cache_dir>/features.json records the feature
+parameters: a cache made with other parameters is refused, never mixed. Files are processed
+by a pool of worker processes with a progress bar.
 
 Run it again and it continues where it stopped: finished tracks are skipped, and a run
 that was interrupted (even killed) never leaves a half-written file behind that counts as
-done. Files that cannot be decoded are listed in ``<cache_dir>/failures.csv`` and skipped on
-later runs unless --retry_failed is given; the exit status is then 1.
+done. Files that cannot be decoded are listed in <cache_dir>/failures.csv (key,path,reason)
+and skipped on later runs unless --retry_failed is given; the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -33,7 +35,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PreprocessSummary", "preprocess_dataset", "extract_track", "add_arguments", "run"]
+__all__ = ["PreprocessSummary", "preprocess_dataset", "extract_track", "FeatureCache", "CacheMismatchError",
+           "add_arguments", "run"]
+
+
+def __getattr__(name: str):
+    """``FeatureCache`` and ``CacheMismatchError`` live in :mod:`melodex.cache` (numpy loads on first use)."""
+    if name in ("FeatureCache", "CacheMismatchError"):
+        from . import cache
+
+        return getattr(cache, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -
     group.add_argument("--metadata_dir", "--metadata-dir", default=None, metavar="DIR",
                        help="FMA metadata holding tracks.csv (default: DATA_DIR/../fma_metadata)")
     group.add_argument("--kind", default="auto", help="dataset layout: auto, or a kind melodex.datasets knows (default: auto)")
-    group.add_argument("--subset", default=None, help="FMA subset to use (small, medium, large, full; default: what DATA_DIR holds)")
+    group.add_argument("--subset", default=None, help="FMA subset to use: small, medium or large (default: what DATA_DIR holds)")
     group.add_argument("--cache_dir", "--cache-dir", default=DEFAULT_CACHE_DIR, metavar="DIR", help=cache_help)
 
 
@@ -85,16 +97,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = load_dataset_from_args(args)
-    if dataset.skipped:
-        log.warning("the dataset loader skipped %d tracks (e.g. %s: %s)", len(dataset.skipped), *dataset.skipped[0])
+    dataset = load_dataset_from_args(args)  # the loader itself reports tracks it leaves out
     summary = preprocess_dataset(dataset, args.cache_dir, workers=args.workers,
                                  progress=not getattr(args, "quiet", False), retry_failed=args.retry_failed)
     done = summary.total - len(summary.failures)
     log.info("%d of %d tracks have MFCCs in %s (%d written now, %d cached before)",
              done, summary.total, summary.cache_dir, summary.written, summary.cached_before)
     if summary.failures:
-        log.warning("%d files failed; the list is in %s", len(summary.failures), summary.failures_path)
+        n = len(summary.failures)
+        log.warning("%d file%s failed; the list is in %s", n, "" if n == 1 else "s", summary.failures_path)
         return 1
     return 0
 
@@ -227,10 +238,26 @@ def _finite(array) -> bool:
     return bool(np.isfinite(array).all())
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
+    import signal
+    import threading
+
     import torch
 
     torch.set_num_threads(1)
+    # Ctrl-C is the parent's to handle: it cancels what is queued and lets running files finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent killed outright (SIGKILL) cannot stop its pool, and a forked worker waiting for
+    # work would wait forever: leave as soon as the parent is gone.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterator[tuple[str, str, float, str | None]]:
@@ -253,7 +280,8 @@ def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterato
     context = multiprocessing.get_context(method)
     pending = iter(jobs)
     in_flight: set = set()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         try:
             for job in pending:  # keep a bounded window of submitted jobs
                 in_flight.add(pool.submit(_extract_one, *job))
@@ -271,7 +299,11 @@ def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterato
 
 @contextlib.contextmanager
 def _exclusive(root: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``root/.lock`` so two runs never write one cache at once."""
+    """Hold an advisory lock on ``root/.lock`` so two runs never write one cache at once.
+
+    A POSIX record lock (``lockf``) belongs to this process alone: forked workers do not
+    inherit it, and it goes when the process dies, however it dies.
+    """
     from .errors import MelodexError
 
     try:
@@ -281,10 +313,10 @@ def _exclusive(root: Path) -> Iterator[None]:
         return
     with open(root / ".lock", "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise MelodexError(f"{root}: another preprocess run is writing to this cache") from None
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.lockf(handle, fcntl.LOCK_UN)

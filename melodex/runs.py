@@ -99,8 +99,8 @@ def resolve_run_dir(name: str | Path, output_root: str | Path) -> Path:
             candidates = [root / text_file.read_text(encoding="utf-8").strip()]
     for path in candidates:
         if path.is_dir():
-            if not (path / STATE_NAME).is_file():
-                raise ResumeError(f"{path}: no {STATE_NAME} in this run directory, nothing to resume")
+            if not (path / PARAMS_NAME).is_file():
+                raise ResumeError(f"{path}: not a training run (no {PARAMS_NAME}), nothing to resume")
             return path.resolve()
     raise ResumeError(f"{candidates[-1]}: no such run directory to resume")
 

@@ -151,7 +151,8 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
     from .map_views import render_html_map
 
     if store.coordinates() is None:
-        raise ServeError(f"{store.root}: the store has no map yet; run 'melodex map --store {store.root}' first")
+        raise ServeError(f"{store.root}: the store has no map yet; "
+                         f"run 'melodex map --store {store.root}' first")
     tracks = store.tracks()
     audio = {str(t): str(p) for t, p in zip(tracks["track_id"], tracks["path"]) if p is not None and p == p}
     page = render_html_map(store, audio_base=AUDIO_PREFIX, title=title, color_by=color_by).encode("utf-8")
@@ -161,7 +162,8 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
                     "every indexed audio file (there is no password)", host)
     server_class = ThreadingHTTPServer
     if ":" in host:  # an IPv6 address
-        server_class = type("ThreadingHTTPServerV6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server_class = type("ThreadingHTTPServerV6", (ThreadingHTTPServer,),
+                            {"address_family": socket.AF_INET6})
     try:
         server = server_class((host, port), handler)
     except OSError as exc:
@@ -173,10 +175,12 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .mapping import COLOR_CHOICES, DEFAULT_STORE
 
-    parser.add_argument("--store", default=DEFAULT_STORE, help=f"library store directory (default {DEFAULT_STORE})")
+    parser.add_argument("--store", default=DEFAULT_STORE,
+                        help=f"library store directory (default {DEFAULT_STORE})")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}: this computer only)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--color-by", "--color_by", dest="color_by", choices=COLOR_CHOICES, default="genre",
                         help="initial colouring of the map (default genre)")
     parser.add_argument("--title", default="Melodex map", help="title of the page")

@@ -5,11 +5,17 @@
   melodex similar new.flac --model training_outputs/latest -k 20 --json
 
 The query itself is never among its results. Search is exact: embeddings are L2-normalised
-once, a query costs one matrix-vector product and an ``argpartition`` (about 10-30 ms at
-100,000 tracks on 2 cores; see ``benchmarks/bench_analysis.py``). Above
-:data:`ANN_THRESHOLD` tracks (or with ``method="ann"``) an approximate index from
-``pynndescent`` (installed with umap-learn) is used instead; for stores of many millions, a
-dedicated ANN library such as FAISS or hnswlib is the better tool.
+once, a query costs one matrix-vector product and an ``argpartition`` (about 20 ms of CPU at
+100,000 tracks; see ``benchmarks/bench_analysis.py``), which stays the right tool up to a few
+hundred thousand tracks.
+
+For much larger stores answering many queries, build a :class:`SimilarityIndex` once with
+``method="ann"``: an approximate nearest-neighbour graph from ``pynndescent`` (installed with
+umap-learn), whose build takes minutes but whose queries take about a millisecond; ``"auto"``
+picks it above :data:`ANN_THRESHOLD` tracks. A single ``melodex similar`` call stays exact unless
+``--method ann`` is given, since building a graph for one query costs more than the exact scan.
+For tens of millions of tracks a dedicated ANN library (FAISS, hnswlib) with a persisted index is
+the better tool.
 """
 
 from __future__ import annotations
@@ -20,11 +26,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import MelodexError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
 
     from .store import LibraryStore
@@ -39,24 +44,30 @@ class QueryError(MelodexError):
     """The query is neither a track in the store nor a readable audio file."""
 
 
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` [shape=(n, d)] scaled to unit L2 norm (all-zero rows stay zero), float32."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
+def normalize_rows(x: np.ndarray, *, copy: bool = True) -> np.ndarray:
+    """Rows of ``x`` [shape=(n, d)] scaled to unit L2 norm (all-zero rows stay zero), float32.
+
+    ``copy=False`` scales a float32 ``x`` in place (and returns it), saving a copy of a big matrix."""
+    import numpy as np
+
+    x = np.array(x, dtype=np.float32, copy=True, ndmin=2) if copy else np.asarray(x, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # no (n, d) temporary, unlike linalg.norm
+    x /= np.where(norms > 0, norms, np.float32(1.0))
+    return x
 
 
 class SimilarityIndex:
     """Cosine nearest-neighbour search over a fixed set of embeddings [shape=(n, d)].
 
     ``method``: ``"exact"`` (matrix product + argpartition), ``"ann"`` (pynndescent), or
-    ``"auto"`` (exact up to :data:`ANN_THRESHOLD` rows).
+    ``"auto"`` (exact up to :data:`ANN_THRESHOLD` rows). ``copy=False`` lets the index normalise
+    ``embeddings`` in place (for a matrix nobody else uses, such as a fresh ``store.embeddings()``).
     """
 
-    def __init__(self, embeddings: np.ndarray, *, method: str = "auto", seed: int = 0):
+    def __init__(self, embeddings: np.ndarray, *, method: str = "auto", seed: int = 0, copy: bool = True):
         if method not in ("auto", "exact", "ann"):
             raise ValueError(f"method must be auto, exact or ann, not {method!r}")
-        self.unit_ = normalize_rows(embeddings)
+        self.unit_ = normalize_rows(embeddings, copy=copy)
         self.method_ = "ann" if method == "ann" or (method == "auto" and len(self.unit_) > ANN_THRESHOLD) else "exact"
         self._ann = None
         if self.method_ == "ann":
@@ -73,8 +84,12 @@ class SimilarityIndex:
 
         Returns ``(rows [shape=(m,)] int, cosine similarity [shape=(m,)] float32)``, m <= k.
         """
+        import numpy as np
+
         exclude = exclude or set()
         q = normalize_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        if q.size != self.unit_.shape[1]:
+            raise QueryError(f"the query embedding has {q.size} values; the store's have {self.unit_.shape[1]}")
         want = min(k + len(exclude), len(self.unit_))
         if want <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -94,13 +109,15 @@ class SimilarityIndex:
 
 
 def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | None = None,
-                  predictor: Any = None, model: str | Path | None = None, device: str = "auto") -> tuple[np.ndarray, set[int]]:
+                  embeddings: np.ndarray | None = None, predictor: Any = None, model: str | Path | None = None,
+                  device: str = "auto") -> tuple[np.ndarray, set[int]]:
     """The query's embedding [shape=(512,)] and the store rows that are the query itself.
 
     ``query`` is a track_id, a stored path, an audio file (embedded with ``predictor`` or a
     :class:`~melodex.predict.Predictor` built from ``model``), or an embedding vector.
     Raises :class:`QueryError` when it is none of these.
     """
+    import numpy as np
     from .store import path_key, resolved_path
 
     if tracks is None:
@@ -111,7 +128,8 @@ def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | Non
     for column, value in (("track_id", text), ("path", resolved_path(text)), ("track_id", path_key(text))):
         hits = np.flatnonzero((tracks[column] == value).fillna(False).to_numpy(dtype=bool))
         if hits.size:
-            return store.embeddings()[hits[0]], set(hits.tolist())
+            row = (embeddings if embeddings is not None else store.embeddings())[hits[0]]
+            return np.array(row, dtype=np.float32), set(hits.tolist())
     path = Path(text)
     if not path.is_file():
         raise QueryError(f"{text}: not a track_id or path in the store at {store.root}, nor an audio file")
@@ -136,6 +154,7 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
     distance (1 - cosine similarity, in [0, 2]) and similarity. See :func:`resolve_query`
     for what ``query`` may be; pass a prebuilt ``index`` to answer many queries quickly.
     """
+    import numpy as np
     import pandas as pd
 
     if k < 1:
@@ -143,9 +162,12 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
     tracks = store.tracks()
     if len(tracks) == 0:
         raise QueryError(f"the store at {store.root} is empty; run 'melodex index' first")
-    vector, itself = resolve_query(store, query, tracks=tracks, predictor=predictor, model=model, device=device)
+    embeddings = store.embeddings() if index is None else None
+    vector, itself = resolve_query(store, query, tracks=tracks, embeddings=embeddings, predictor=predictor,
+                                   model=model, device=device)
     if index is None:
-        index = SimilarityIndex(store.embeddings(), method=method)
+        one_shot = "exact" if method == "auto" else method  # a graph built for one query never pays off
+        index = SimilarityIndex(embeddings, method=one_shot, copy=False)  # ours: normalise in place
     rows, sims = index.query(vector, k, exclude=itself)
     picked = tracks.iloc[rows]
     return pd.DataFrame({
@@ -166,7 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--method", choices=("auto", "exact", "ann"), default="auto",
-                        help=f"exact search, or approximate (pynndescent); auto = exact up to {ANN_THRESHOLD:,} tracks")
+                        help="exact search (auto, exact) or an approximate pynndescent graph (ann), "
+                             "which only pays off for stores of millions of tracks")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,12 +210,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _missing(value: Any) -> bool:
+    import numpy as np
     import pandas as pd
 
     return value is None or (not isinstance(value, (list, np.ndarray)) and bool(pd.isna(value)))
 
 
 def _plain(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     return str(value)

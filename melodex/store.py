@@ -9,15 +9,19 @@ A store is a directory (by default ``melodex_outputs/library``) of Parquet files
       map/map_info.json                    # the same info, for people to read
 
 Why Parquet (through pyarrow): it is columnar, so ``keys()`` reads one column and ``tracks()``
-skips the embeddings; it is compressed; appending is writing one more part file (atomically:
-written under a temporary name, then renamed), so an interrupted ``melodex index`` loses at most
-the batch in flight and old parts are never touched; and a 512-d float32 embedding is stored as a
-``FixedSizeList<float32>[512]`` column whose buffer becomes an ``(N, 512)`` numpy array without a
-per-row copy. The embedding column is stored uncompressed (zstd on ReLU embeddings saves ~40% of
-disk but doubles load time); the metadata columns are zstd-compressed. Measured on the shared 2-core
-development machine (``benchmarks/bench_analysis.py``): 100,000 tracks load (metadata + embeddings)
-in about 0.4-0.8 s; a separate ``.npy`` per part loads the embeddings in about the same time when
-cached, so the single self-describing file per batch wins.
+skips the embeddings; it is compressed;
+appending is writing one more part file (atomically: written under a temporary name, then
+renamed), so an interrupted ``melodex index`` loses at most the batch in flight and old parts are
+never touched; one self-describing file per batch holds metadata, probabilities and embeddings.
+
+Embeddings are stored as a ``FixedSizeBinary(4 * 512)`` column: each row is the embedding's
+little-endian float32 bytes, so loading is one ``memcpy`` per part. Measured on the (shared,
+2-core) development machine at 100,000 tracks, reading that column takes about 0.3-0.4 s
+against about 1.0-1.2 s for a ``FixedSizeList<float32>[512]`` column (Parquet stores a list with
+one repetition level per float, 51 million of them) and about 0.3 s for one ``.npy`` per part,
+which would need a second file per batch kept in step with the first. The embedding column is
+not compressed (zstd saves ~40% on ReLU embeddings but doubles the load time); the metadata
+columns are zstd-compressed. ``benchmarks/bench_analysis.py`` measures the whole load.
 
 Missing metadata stays missing: strings are ``<NA>`` and ``year`` is ``<NA>`` when unknown.
 """
@@ -34,12 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import MelodexError
 from .fileio import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -53,7 +56,8 @@ STRING_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "
 BASE_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source", "year",
                 "genre", "predicted_label", "confidence", "source", "duration")
 DEFAULT_BATCH = 1000  # records per part file
-_PART_RE = re.compile(r"^part-(\d{6,})-[0-9a-f]{8}\.parquet$")
+_PART_RE = re.compile(r"^part-(\d{6,})(?:-(\d{6,}))?-[0-9a-f]{8}\.parquet$")  # part-FIRST[-LAST]-uuid
+COMPACT_ROWS = 20_000  # compact() merges small parts into parts of up to this many tracks
 
 
 class StoreError(MelodexError):
@@ -122,10 +126,26 @@ class LibraryStore:
     def map_dir(self) -> Path:
         return self.root / "map"
 
-    def _part_files(self) -> list[Path]:
+    def _all_parts(self) -> list[tuple[int, int, Path]]:
+        """(first seq, last seq, path) of every part file, by first seq then widest range."""
         if not self.parts_dir.is_dir():
             return []
-        return sorted(p for p in self.parts_dir.iterdir() if _PART_RE.match(p.name))
+        found = []
+        for path in self.parts_dir.iterdir():
+            match = _PART_RE.match(path.name)
+            if match:
+                first = int(match.group(1))
+                found.append((first, int(match.group(2) or first), path))
+        return sorted(found, key=lambda item: (item[0], -item[1], item[2].name))
+
+    def _part_files(self, *, superseded: bool = False) -> list[Path]:
+        """The live parts in order; with ``superseded=True``, the ones a compacted part replaced
+        (left behind only when a compaction was interrupted before it removed them)."""
+        live, dead, covered = [], [], -1
+        for first, last, path in self._all_parts():
+            (dead if last <= covered else live).append(path)
+            covered = max(covered, last)
+        return dead if superseded else live
 
     def _table(self, columns: list[str] | None = None) -> pa.Table:
         """All parts as one Arrow table (label columns unified; missing ones are null)."""
@@ -148,7 +168,10 @@ class LibraryStore:
                 raise StoreError(f"{part}: unreadable store part ({exc})") from exc
         if not tables:
             return _empty_table(columns)
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+        try:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+        except pa.ArrowException as exc:
+            raise StoreError(f"{self.root}: parts of incompatible formats ({exc}); re-index into a new store") from exc
         if columns is None:
             self._cache = (names, table)
         return table
@@ -191,13 +214,25 @@ class LibraryStore:
 
     def embeddings(self) -> np.ndarray:
         """The embeddings [shape=(N, 512)] float32; row i belongs to ``tracks()`` row i."""
+        import numpy as np
+        import pyarrow as pa
+
         table = self._table()
         if table.num_rows == 0 or "embedding" not in table.column_names:
             return np.zeros((0, 512), dtype=np.float32)
-        column = table.column("embedding").combine_chunks()
-        dim = column.type.list_size
-        values = column.values.to_numpy(zero_copy_only=False)
-        return np.asarray(values, dtype=np.float32).reshape(-1, dim)
+        column = table.column("embedding")
+        dim = _embedding_width(column.type)
+        out = np.empty((table.num_rows, dim), dtype=np.float32)
+        row = 0
+        for chunk in column.chunks:
+            n = len(chunk)
+            if n and pa.types.is_fixed_size_list(chunk.type):  # stores written by early development builds
+                out[row:row + n] = chunk.flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
+            elif n:  # each row's float32 bytes, back to back
+                data = np.frombuffer(chunk.buffers()[1], dtype="<f4", count=(chunk.offset + n) * dim)
+                out[row:row + n] = data[chunk.offset * dim:].reshape(n, dim)
+            row += n
+        return out
 
     # ---- writing ------------------------------------------------------------------------
     def add(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> int:
@@ -208,9 +243,16 @@ class LibraryStore:
         never rewritten. A record whose embedding size differs from the store's raises
         :class:`StoreError` before anything of its batch is written.
         """
+        return sum(self.add_batches(records, batch_size=batch_size))
+
+    def add_batches(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> Iterator[int]:
+        """Like :meth:`add`, but yields the number written after each part, for progress bars."""
+        import numpy as np
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         present = self.keys()
         dim = self._embedding_dim()
-        added = 0
         batch: list[TrackRecord] = []
         for record in records:
             if record.track_id in present:
@@ -220,25 +262,15 @@ class LibraryStore:
                 dim = emb.size
             if emb.size != dim or emb.size == 0:
                 raise StoreError(f"{record.path}: embedding has {emb.size} values; this store holds {dim}")
+            if record.source not in SOURCES:
+                raise StoreError(f"{record.path}: unknown source {record.source!r}; expected one of {SOURCES}")
             present.add(record.track_id)
             batch.append(record)
             if len(batch) >= batch_size:
-                added += self._write_part(batch, dim)
+                yield self._write_part(batch, dim)
                 batch = []
         if batch:
-            added += self._write_part(batch, dim)
-        return added
-
-    def add_batches(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> Iterator[int]:
-        """Like :meth:`add`, but yields the number written after each part, for progress bars."""
-        batch: list[TrackRecord] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= batch_size:
-                yield self.add(batch, batch_size=batch_size)
-                batch = []
-        if batch:
-            yield self.add(batch, batch_size=batch_size)
+            yield self._write_part(batch, dim)
 
     def _embedding_dim(self) -> int | None:
         import pyarrow.parquet as pq
@@ -246,28 +278,77 @@ class LibraryStore:
         files = self._part_files()
         if not files:
             return None
-        return pq.read_schema(files[0]).field("embedding").type.list_size
+        return _embedding_width(pq.read_schema(files[0]).field("embedding").type)
 
     def _write_part(self, batch: list[TrackRecord], dim: int) -> int:
+        parts = self._all_parts()
+        seq = max((last for _, last, _ in parts), default=-1) + 1
+        name = f"part-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
+        self._write_table(_records_table(batch, dim), name)
+        log.debug("store: wrote %s (%d tracks)", name, len(batch))
+        return len(batch)
+
+    def _write_table(self, table: pa.Table, name: str) -> None:
         import pyarrow.parquet as pq
 
-        table = _records_table(batch, dim)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        seq = len(self._part_files())
-        name = f"part-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
         with atomic_write(self.parts_dir / name, "wb") as handle:
             # metadata compresses well; the embedding column is stored plain, because decoding
             # compressed floats costs more load time than it saves disk (see the module docstring)
-            codecs = {name: ("none" if name == "embedding" else "zstd") for name in table.column_names}
+            codecs = {column: ("none" if column == "embedding" else "zstd") for column in table.column_names}
             pq.write_table(table, handle, compression=codecs)
-        log.debug("store: wrote %s (%d tracks)", name, len(batch))
-        return len(batch)
+
+    def compact(self, *, target_rows: int = COMPACT_ROWS) -> int:
+        """Merge runs of small consecutive parts into parts of up to ``target_rows`` tracks.
+
+        Many small parts (``melodex index`` appends a few hundred tracks at a time) make loading
+        slow, since every file has a fixed cost. The merged part is written first (atomically);
+        its name carries the range of parts it replaces (``part-FIRST-LAST-...``), so a reader
+        ignores the old parts even if the process dies before deleting them. Row order is kept.
+        Returns the number of part files removed. Run it with no other writer on the store.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        removed = 0
+        for stale in self._part_files(superseded=True):
+            stale.unlink(missing_ok=True)
+            removed += 1
+        groups: list[list[tuple[int, int, Path]]] = [[]]
+        rows_in_group = 0
+        live = {p for p in self._part_files()}
+        for first, last, path in self._all_parts():
+            if path not in live:
+                continue
+            rows = pq.ParquetFile(path).metadata.num_rows
+            if rows >= target_rows // 2:  # already big: left alone, and it ends the current run
+                groups += [[(first, last, path)], []]
+                rows_in_group = 0
+                continue
+            if groups[-1] and rows_in_group + rows > target_rows:
+                groups.append([])
+                rows_in_group = 0
+            groups[-1].append((first, last, path))
+            rows_in_group += rows
+        for group in groups:
+            if len(group) < 2:
+                continue
+            tables = [pq.read_table(path) for _, _, path in group]
+            merged = pa.concat_tables(tables, promote_options="default")
+            name = f"part-{group[0][0]:06d}-{group[-1][1]:06d}-{uuid.uuid4().hex[:8]}.parquet"
+            self._write_table(merged, name)
+            for _, _, path in group:
+                path.unlink(missing_ok=True)
+                removed += 1
+        self._cache = None
+        return removed
 
     # ---- the map --------------------------------------------------------------------------
     def save_coordinates(self, coords: pd.DataFrame, info: dict) -> None:
         """Save a 2-D map: ``coords`` has columns track_id, x, y; ``info`` (UMAP settings...) is
         stored in the same Parquet file's metadata, so coordinates and info are replaced together
         in one atomic rename; ``map_info.json`` beside it is a readable copy."""
+        import numpy as np
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -309,6 +390,7 @@ class LibraryStore:
 
 def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
     """A batch of records as an Arrow table with the store's schema."""
+    import numpy as np
     import pyarrow as pa
 
     labels: list[str] = []
@@ -332,16 +414,25 @@ def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
             confidence.append(None)
     columns["predicted_label"] = pa.array(predicted, pa.string())
     columns["confidence"] = pa.array(confidence, pa.float64())
-    for r in batch:
-        if r.source not in SOURCES:
-            raise StoreError(f"{r.path}: unknown source {r.source!r}; expected one of {SOURCES}")
     columns["source"] = pa.array([r.source for r in batch], pa.string())
     columns["duration"] = pa.array([None if r.duration is None else float(r.duration) for r in batch], pa.float64())
     for label in labels:
         columns[PROB_PREFIX + label] = pa.array([r.probabilities.get(label) for r in batch], pa.float64())
-    flat = np.concatenate([np.asarray(r.embedding, dtype=np.float32).reshape(-1) for r in batch])
-    columns["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
+    flat = np.concatenate([np.asarray(r.embedding, dtype="<f4").reshape(-1) for r in batch])
+    columns["embedding"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), len(batch),
+                                                                [None, pa.py_buffer(flat.tobytes())])
     return pa.table(columns)
+
+
+def _embedding_width(kind: pa.DataType) -> int:
+    """Floats per row of an embedding column (FixedSizeBinary of float32, or FixedSizeList)."""
+    import pyarrow as pa
+
+    if pa.types.is_fixed_size_binary(kind):
+        return kind.byte_width // 4
+    if pa.types.is_fixed_size_list(kind):
+        return kind.list_size
+    raise StoreError(f"unexpected embedding column type {kind}; this store was not written by Melodex")
 
 
 def _text(value: Any) -> str | None:

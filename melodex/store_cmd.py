@@ -7,6 +7,7 @@
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as
 they complete: an interrupted run loses at most the batch in flight, and a rerun adds the rest.
+At the end of a run the small parts it wrote are merged (``LibraryStore.compact``).
 Metadata comes from the files' tags, then FMA's tracks.csv (``--metadata``/``--fma-metadata``),
 then a manifest CSV (``--manifest``), each overriding the one before; what no source states stays
 missing. Exit status 1 when some files failed (they are listed).
@@ -270,6 +271,8 @@ def run(args: argparse.Namespace) -> int:
         summary.added = index_records(store, records, part_size=args.part_size, progress=bar)
     finally:
         bar.close()
+    if summary.added:  # merge this run's small parts, so loading stays fast as the library grows
+        log.debug("compacted the store: %d part file(s) merged", store.compact())
     summary.total = len(store)
     for name, reason in summary.failed:
         log.warning("failed: %s: %s", name, reason)

@@ -1,6 +1,6 @@
 """Train the genre CNN on a dataset's MFCCs; every run gets its own timestamped directory.
 
-Features come from the precomputed cache (``melodex preprocess``) when it is there and was made
+Features come from the precomputed cache ('melodex preprocess') when it is there and was made
 with the same feature parameters; otherwise audio is decoded on the fly every epoch. A file
 that cannot be decoded is skipped with a warning. The model is validated every epoch, the best
 one on the validation split is kept as model_weights.pth, and the test-split report is written
@@ -135,7 +135,7 @@ def train(config: TrainConfig) -> TrainResult:
         ``config.device`` is not available.
     """
     from .device import resolve_device
-    from .loop import Trainer
+    from .trainer import Trainer
 
     device = resolve_device(config.device)
     trainer = Trainer.resume(config, device) if config.resume is not None else Trainer.start(config, device)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -232,6 +233,13 @@ class JSONWriter(ResultWriter):
     streaming = False
 
     def open(self) -> JSONWriter:
+        if self.path is not None:  # fail now, not after hours of inference
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
+            if not os.access(self.path.parent, os.W_OK) or self.path.is_dir():
+                raise OutputError(f"{self.path}: cannot write (not a writable file location)")
         self._sections = {key: tempfile.TemporaryFile("w+", encoding="utf-8") for key in self._keys()}
         self._counts = dict.fromkeys(self._sections, 0)
         return self

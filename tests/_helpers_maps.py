@@ -27,8 +27,8 @@ def clustered_embeddings(n_styles: int = 5, per_style: int = 60, dim: int = 512,
     return np.concatenate(rows).astype(np.float32), np.asarray(styles)
 
 
-def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: int = 0, audio_dir: Path | None = None,
-                 hostile: bool = False, start: int = 0, hold_out: int = 0):
+def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: int = 0,
+                 audio_dir: Path | None = None, hostile: bool = False, start: int = 0, hold_out: int = 0):
     """A :class:`LibraryStore` at ``root`` holding a synthetic library.
 
     Returns ``(store, styles, held_out, held_styles)``: the style index of each stored track and
@@ -54,7 +54,8 @@ def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: in
         date = None if k % 7 == 3 else (f"{year}" if k % 2 else f"{year}-{1 + k % 12:02d}-15")
         if audio_dir is not None:
             t = np.arange(int(0.4 * 8000)) / 8000
-            path = write_audio(audio_dir / f"{track_id}.wav", 0.2 * np.sin(2 * np.pi * (220 + 20 * s) * t), 8000)
+            wave = 0.2 * np.sin(2 * np.pi * (220 + 20 * s) * t)
+            path = write_audio(audio_dir / f"{track_id}.wav", wave, 8000)
         else:
             path = Path(f"/music/{track_id}.wav")
         probs = {name: (0.8 if j == s else 0.2 / (n_styles - 1)) for j, name in enumerate(STYLES[:n_styles])}

@@ -142,6 +142,7 @@ def test_cli_errors(tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_corpus_drifting_artist_is_found_through_the_cli(tmp_path):
     """The demo corpus, MFCC-summary embeddings, index from a JSONL with FMA metadata, evolution --all."""
     import json

@@ -41,7 +41,7 @@ def test_rerun_adds_only_new_lines(tmp_path, rng):
     both = write_jsonl(tmp_path / "b.jsonl", _lines(tmp_path, rng, 5))  # 3 old + 2 new
     assert main(["index", "--store", str(store_dir), "--from-jsonl", str(both), "-q"]) == 0
     assert len(LibraryStore(store_dir)) == 5
-    assert len(list((store_dir / "parts").glob("part-*.parquet"))) == 2
+    assert len(list((store_dir / "parts").glob("part-*.parquet"))) == 1  # the two runs' parts, compacted
 
 
 def test_interrupted_index_keeps_finished_parts_and_resumes(tmp_path, rng):

@@ -26,7 +26,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new", "--disable-background
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"),
 ]
 
 
@@ -34,7 +35,8 @@ pytestmark = [
 def site(tmp_path_factory):
     """40 tracks with short WAV files, a map, and the page written beside (not above) the audio."""
     base = tmp_path_factory.mktemp("site")
-    store, *_ = make_library(base / "library", n_styles=4, per_style=10, audio_dir=base / "audio", hostile=True)
+    store, *_ = make_library(base / "library", n_styles=4, per_style=10, audio_dir=base / "audio",
+                             hostile=True)
     save_plain_map(store)
     page = write_html_map(store, base / "maps" / "map.html", title="Browser test map")
     return store, page
@@ -131,8 +133,13 @@ def test_artist_search_draws_the_path_in_date_order(site, page):
     assert page.inner_text("#search-status").startswith(artist)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "map.png"))
+
+    page.select_option("#color-by", "artist")  # recolouring keeps the path on top
+    page.wait_for_function("window.melodexMap.baseTraceCount() === 1")
+    assert page.evaluate("window.melodexMap.graph.data[1].customdata") == expected
     page.click("#clear-search")
-    page.wait_for_function(f"window.melodexMap.graph.data.length === {base}")
+    page.wait_for_function("window.melodexMap.graph.data.length === 1")
+    assert page.inner_text("#search-status") == ""
 
 
 def test_colour_selector_recolours(site, page):
@@ -163,7 +170,7 @@ def test_click_plays_the_track_from_file_url(site, page):
     state = click_and_wait_for_play(page, 7)
     assert state["src"] == Path(store.tracks()["path"][7]).as_uri()
     assert "Song 7" in state["now"]
-    page.wait_for_function("!document.getElementById('player').paused || document.getElementById('player').ended")
+    page.wait_for_function("(a => !a.paused || a.ended)(document.getElementById('player'))")
     assert page.evaluate("document.getElementById('player').error") is None
 
 

@@ -107,11 +107,12 @@ def _embedded_data(page: str) -> dict:
 
 def test_page_escapes_hostile_strings_and_keeps_missing_fields_missing(library, tmp_path):
     store = library[0]
-    page = write_html_map(store, tmp_path / "site" / "map.html", title="<b>My</b> map").read_text(encoding="utf-8")
+    written = write_html_map(store, tmp_path / "site" / "map.html", title="<b>My</b> map __DATA__")
+    page = written.read_text(encoding="utf-8")
     data_block = page.split('id="map-data">', 1)[1].split("</script>", 1)[0]
     assert "<" not in data_block and ">" not in data_block and "&" not in data_block
     assert "\\u003c/script\\u003e\\u003cscript\\u003ealert" in data_block
-    assert "<title>&lt;b&gt;My&lt;/b&gt; map</title>" in page
+    assert "<title>&lt;b&gt;My&lt;/b&gt; map __DATA__</title>" in page
     data = _embedded_data(page)
     tracks = store.tracks()
     assert data["title"][0] == HOSTILE_TITLE
@@ -128,8 +129,10 @@ def test_page_escapes_hostile_strings_and_keeps_missing_fields_missing(library, 
 def test_page_data_is_compact(tmp_path):
     n = 2000
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(n)], "path": [f"/music/a/{i}.mp3" for i in range(n)],
-                          "title": [f"Song number {i}" for i in range(n)], "artist": [f"Artist {i % 50}" for i in range(n)],
+    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(n)],
+                          "path": [f"/music/a/{i}.mp3" for i in range(n)],
+                          "title": [f"Song number {i}" for i in range(n)],
+                          "artist": [f"Artist {i % 50}" for i in range(n)],
                           "date": ["2001-02-03"] * n, "year": [2001] * n, "genre": ["Rock"] * n,
                           "predicted_label": ["Pop"] * n, "confidence": rng.random(n),
                           "x": rng.normal(size=n) * 10, "y": rng.normal(size=n) * 10})
@@ -141,6 +144,13 @@ def test_page_data_is_compact(tmp_path):
     data = _embedded_data(served)
     assert data["audioBase"] == "/audio/" and data["url"] is None
     assert data["artists"] == sorted({f"Artist {i % 50}" for i in range(n)}, key=str.casefold)
+
+
+def test_missing_confidence_is_null_not_invented(tmp_path):
+    frame = pd.DataFrame({"track_id": ["a", "b"], "confidence": pd.array([0.91234, None], dtype="Float64"),
+                          "x": [0.0, 1.0], "y": [1.0, 0.0]})
+    data = page_data(frame, page_dir=tmp_path, audio_base="/audio/", title="t")
+    assert data["conf"] == [0.912, None]
 
 
 def test_frames_without_optional_columns_show_unknown(tmp_path):

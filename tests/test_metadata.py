@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from melodex.encode import write_audio
@@ -120,3 +121,54 @@ def test_manifest_without_path_column_is_a_clear_error(tmp_path):
         read_manifest(bad)
     with pytest.raises(DatasetError, match="cannot read manifest"):
         read_manifest(tmp_path / "none.csv")
+
+
+def _tiny_tracks_csv(path: Path) -> Path:
+    from melodex.datasets.fma import tracks_frame, write_tracks_csv
+
+    records = {
+        2: {("set", "split"): "training", ("set", "subset"): "small", ("track", "genre_top"): "Hip-Hop",
+            ("track", "title"): "Food", ("artist", "name"): "AWOL", ("artist", "id"): 1,
+            ("album", "title"): "AWOL - A Way Of Life", ("album", "date_released"): "2009-01-05 00:00:00",
+            ("track", "date_created"): "2008-11-26 01:48:12"},
+        5: {("set", "split"): "test", ("set", "subset"): "small", ("track", "genre_top"): None,
+            ("track", "title"): "No album date", ("artist", "name"): "Kurt", ("artist", "id"): 7,
+            ("track", "date_created"): "2008-11-26 01:48:56"},
+        9: {("set", "split"): "test", ("set", "subset"): "large", ("track", "title"): "Undated"},
+    }
+    return write_tracks_csv(tracks_frame(records), path)
+
+
+def test_fma_catalogue_without_audio(tmp_path):
+    from melodex.metadata import fma_tracks
+
+    csv_path = _tiny_tracks_csv(tmp_path / "fma_metadata" / "tracks.csv")
+    by_key = {t.key: t for t in fma_tracks(csv_path.parent)}
+    assert set(by_key) == {"000002", "000005", "000009"}
+    assert track_metadata(by_key["000002"]) == {"artist": "AWOL", "artist_id": "1", "title": "Food",
+                                                "album": "AWOL - A Way Of Life", "date": "2009-01-05",
+                                                "date_source": "album.date_released", "genre": "Hip-Hop"}
+    assert track_metadata(by_key["000005"]) == {"artist": "Kurt", "artist_id": "7", "title": "No album date",
+                                                "date": "2008-11-26", "date_source": "track.date_created"}
+    assert track_metadata(by_key["000009"]) == {"title": "Undated"}
+    with pytest.raises(DatasetError, match="not found"):
+        fma_tracks(tmp_path / "nowhere")
+
+
+def test_index_with_fma_metadata_uses_fma_ids(tmp_path, rng):
+    from melodex.cli import main
+    from melodex.store import LibraryStore
+    from tests._helpers_store import jsonl_line, write_jsonl
+
+    csv_path = _tiny_tracks_csv(tmp_path / "fma_metadata" / "tracks.csv")
+    lines = [jsonl_line(f"/elsewhere/fma_small/000/{name}.mp3", rng.random(512), {"Hip-Hop": 0.9, "Rock": 0.1})
+             for name in ("000002", "000005", "my_song")]
+    write_jsonl(tmp_path / "r.jsonl", lines)
+    assert main(["index", "--store", str(tmp_path / "lib"), "--from-jsonl", str(tmp_path / "r.jsonl"),
+                 "--metadata", str(csv_path), "-q"]) == 0
+    tracks = LibraryStore(tmp_path / "lib").tracks().set_index("track_id")
+    assert tracks.loc["000002", "artist"] == "AWOL" and tracks.loc["000002", "year"] == 2009
+    assert tracks.loc["000002", "source"] == "fma" and tracks.loc["000002", "genre"] == "Hip-Hop"
+    assert tracks.loc["000005", "genre"] is pd.NA and tracks.loc["000005", "date_source"] == "track.date_created"
+    other = tracks[tracks["source"] == "inference"]
+    assert len(other) == 1 and other.index[0].startswith("p")  # not in the catalogue: a path key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import numpy as np
 import pytest
 
@@ -123,7 +124,7 @@ def test_cli_reports_failures_with_exit_1_and_resumes(tmp_path, capsys):
     argv = ["--data_dir", str(data_dir), "--cache-dir", str(cache_dir), "--workers", "2", "-q"]
     assert script_main("preprocess", argv) == 1
     err = capsys.readouterr().err
-    assert "1 files failed" in err and str(cache_dir / "failures.csv") in err
+    assert "1 file failed" in err and str(cache_dir / "failures.csv") in err
     assert BROKEN_KEY in (cache_dir / "failures.csv").read_text()
     npys = sorted(p.stem for p in cache_dir.glob("*/*.npy"))
     assert SHORT_KEY in npys and BROKEN_KEY not in npys
@@ -139,3 +140,42 @@ def test_cli_wrong_data_dir_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "error:" in err and str(tmp_path / "nowhere") in err
     assert not (tmp_path / "c").exists()  # nothing written for a dataset that is not there
+
+
+@pytest.mark.slow
+def test_sigkilled_run_leaves_no_workers_no_lock_and_resumes(tmp_path, make_audio):
+    """A real SIGKILL in the middle of a two-worker run (slow: it waits for files to appear)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from conftest import ROOT
+    from melodex.datasets.fma import tracks_frame, write_tracks_csv
+
+    records = {}
+    for i in range(40):
+        make_audio(f"fma_small/000/{i:06d}.mp3", seconds=2.0, freq=200.0 + 10 * i)
+        records[i] = {("set", "split"): "training", ("set", "subset"): "small", ("track", "genre_top"): "Pop"}
+    write_tracks_csv(tracks_frame(records), tmp_path / "fma_metadata" / "tracks.csv")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, str(ROOT / "preprocess_mfccs.py"), "--data_dir", str(tmp_path / "fma_small"),
+           "--cache_dir", str(cache), "--workers", "2", "-q"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(cache.glob("*/*.npy"))) < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, "worker processes outlived their killed parent"
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr  # the dead run's lock did not survive it
+    view = FeatureCache(cache)
+    assert all(view.get(f"{i:06d}") is not None for i in range(40))
+    assert not list(cache.glob("*/.*.tmp"))

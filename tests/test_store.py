@@ -127,3 +127,33 @@ def test_path_key_is_stable_and_year_parsing(tmp_path):
 def test_unknown_source_is_refused(tmp_path, rng):
     with pytest.raises(StoreError, match="unknown source"):
         LibraryStore(tmp_path / "lib").add([_record(0, rng, source="web")])
+
+
+def test_compact_merges_small_parts_keeping_order_and_content(tmp_path, rng):
+    store = LibraryStore(tmp_path / "lib")
+    records = [_record(i, rng) for i in range(50)]
+    store.add(records[:30], batch_size=4)  # 8 parts
+    before_tracks, before_emb = store.tracks(), store.embeddings()
+    assert store.compact(target_rows=12) == 8
+    parts = sorted(p.name for p in (tmp_path / "lib" / "parts").glob("part-*.parquet"))
+    assert len(parts) == 3 and parts[0].startswith("part-000000-000002-")
+    fresh = LibraryStore(tmp_path / "lib")
+    pd.testing.assert_frame_equal(fresh.tracks(), before_tracks)
+    np.testing.assert_array_equal(fresh.embeddings(), before_emb)
+    assert fresh.add(records, batch_size=100) == 20  # new parts follow the compacted ones
+    assert list(fresh.tracks()["track_id"]) == [r.track_id for r in records]
+
+
+def test_parts_left_by_an_interrupted_compaction_are_ignored(tmp_path, rng):
+    import shutil
+
+    store = LibraryStore(tmp_path / "lib")
+    store.add([_record(i, rng) for i in range(9)], batch_size=3)
+    saved = tmp_path / "saved"
+    shutil.copytree(tmp_path / "lib" / "parts", saved)
+    store.compact(target_rows=100)
+    for old in saved.iterdir():  # as if the process died after writing the merged part
+        shutil.copy(old, tmp_path / "lib" / "parts" / old.name)
+    fresh = LibraryStore(tmp_path / "lib")
+    assert len(fresh.tracks()) == 9 and len(fresh) == 9 and len(fresh.keys()) == 9
+    assert fresh.compact() == 3 and len(list((tmp_path / "lib" / "parts").iterdir())) == 1

@@ -69,6 +69,7 @@ def test_train_script_writes_a_complete_run(fma_dir, tmp_path):
     broken = fma_dir / BROKEN_KEY[:3] / f"{BROKEN_KEY}.mp3"
     assert re.search(rf"skipping .*{re.escape(str(broken))}", proc.stderr)
     assert "epoch 2/2" in proc.stderr
+    assert f"{SHORT_KEY}.mp3" not in proc.stderr  # the 1-second file trains, padded, without complaint
 
     params = json.loads((run / "params.json").read_text())
     assert {"hyperparameters", "features", "labels", "dataset", "split_sizes", "seed", "device", "versions",
@@ -116,7 +117,7 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, 
     assert _without_run_name(first.report) == _without_run_name(second.report)
 
     # Interrupt a third run during epoch 2, then resume it from the command line.
-    from melodex.loop import Trainer
+    from melodex.trainer import Trainer
 
     real_epoch = Trainer._train_epoch
 
@@ -196,3 +197,48 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert script_main("train", ["--resume", "--output_dir", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "no such run directory" in err and str(tmp_path / "none" / "latest") in err
+
+
+def test_patience_stops_early_and_keeps_the_best_epoch(fma_dir, cache_dir, tmp_path, monkeypatch):
+    from melodex.trainer import Trainer
+
+    real_evaluate = Trainer.evaluate
+
+    def flat_validation(self, split):
+        if split == "validation":  # validation never improves after epoch 1
+            return 1.0, 0.5, [], []
+        return real_evaluate(self, split)
+
+    monkeypatch.setattr(Trainer, "evaluate", flat_validation)
+    result = train(TrainConfig(data_dir=fma_dir, epochs=5, batch_size=8, patience=2, device="cpu",
+                               cache_dir=cache_dir, output_dir=tmp_path / "out", progress=False))
+    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
+    assert [row["epoch"] for row in _history(result.run_dir)] == ["1", "2", "3"]
+    assert torch.load(result.weights_path, weights_only=True)["metadata"]["epoch"] == 1
+    params = json.loads((result.run_dir / "params.json").read_text())
+    assert params["result"]["stopped_early"] is True and params["result"]["best_epoch"] == 1
+    assert "epoch 1 of 3" in result.report
+
+
+def test_run_stopped_in_its_first_epoch_resumes_from_the_start(fma_dir, cache_dir, tmp_path, monkeypatch):
+    from melodex.trainer import Trainer
+
+    out = tmp_path / "out"
+    argv = ["--data_dir", str(fma_dir), "--epochs", "1", "--batch_size", "8", "--seed", "3",
+            "--cache_dir", str(cache_dir), "--output_dir", str(out), "-q"]
+    real_epoch = Trainer._train_epoch
+
+    def interrupt(self, epoch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt)
+    assert script_main("train", argv) == 130
+    stopped = out / os.readlink(out / "latest")
+    assert (stopped / "params.json").is_file() and not (stopped / "train_state.pth").exists()
+    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
+
+    assert script_main("train", ["--resume", str(stopped), "-q"]) == 0
+    assert script_main("train", argv) == 0  # the same run, never interrupted
+    straight = out / os.readlink(out / "latest")
+    assert straight != stopped and _same_weights(stopped, straight)
+    assert _history(stopped) == _history(straight)

@@ -128,5 +128,6 @@ def test_format_names_and_refusals(tmp_path):
 
 def test_unwritable_output_is_an_output_error(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(OutputError, match="cannot write"):
-        write("jsonl", tmp_path / "file" / "r.jsonl", [], mode="first-30s")
+    for fmt in ("jsonl", "json", "csv"):
+        with pytest.raises(OutputError, match="cannot write"):
+            get_writer(fmt)(tmp_path / "file" / f"r.{fmt}", mode="first-30s").open()  # before any inference

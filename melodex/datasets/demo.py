@@ -28,33 +28,37 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .demo_plan import DRIFTER, STYLE_ARTISTS  # noqa: F401  (re-exported: the corpus's artists)
+
 log = logging.getLogger(__name__)
 
-STYLE_ARTISTS: dict[str, tuple[str, str, str]] = {
-    "Synth Pulse": ("Neon Oscillator", "Grid Runner", "Pulse Theory"),
-    "Drone Ambient": ("Slow Horizon", "Glass Fog", "Deep Field Hum"),
-    "Chip Bounce": ("Pixel Hopper", "Eight-Bit Lantern", "Square Sprite"),
-    "Noise Beat": ("Static Breaks", "Dust Engine", "Crackle Unit"),
-    "Pluck Folk": ("Wooden Loop", "Cedar Strings", "Hollow Reed"),
-}
-DRIFTER = ("Drift Machine", "Pluck Folk", "Synth Pulse")  # name, from style, to style
-FIRST_YEAR, LAST_YEAR = 2005, 2016
-TRACKS_PER_ALBUM = 6
-SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
-CONTAMINATION = (0.4, 0.15, 0.4)  # probability that a stable artist's track holds a second style, its weight range
-SAMPLE_RATE = 22050
-_WORDS = ("Circuit", "Meadow", "Signal", "Harbor", "Lattice", "Ember", "Orbit", "Willow", "Static", "Prism",
-          "Tide", "Copper", "Haze", "Relay", "Fable", "Quartz")
+SAMPLE_RATE = 22050  # Hz; mono
+BIT_RATE = 96000  # bit/s, constant, of the demo's mp3s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", "--out_dir", dest="out", default="demo_data",
-                        help="folder to write into (default: demo_data)")
-    parser.add_argument("--tracks-per-artist", "--tracks_per_artist", dest="tracks_per_artist", type=int, default=18,
-                        help="tracks per artist; 16 artists (default 18: 288 tracks)")
+    parser.add_argument(
+        "--out",
+        "--out_dir",
+        dest="out",
+        default="demo_data",
+        help="folder to write into (default: demo_data)",
+    )
+    parser.add_argument(
+        "--tracks-per-artist",
+        "--tracks_per_artist",
+        dest="tracks_per_artist",
+        type=int,
+        default=18,
+        help="tracks per artist; 16 artists (default 18: 288 tracks)",
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default 30)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same corpus")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: the number of CPU cores)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed writes the same corpus"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes (default: the number of CPU cores)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,94 +68,22 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError("--tracks-per-artist must be at least 1")
     if not 1.0 <= args.seconds <= 600.0:
         raise DatasetError("--seconds must be between 1 and 600")
+    if args.workers is not None and args.workers < 1:
+        raise DatasetError("--workers must be at least 1")
     start = time.perf_counter()
-    out = write_demo_corpus(args.out, tracks_per_artist=args.tracks_per_artist, seconds=args.seconds,
-                            seed=args.seed, workers=args.workers)
+    out = write_demo_corpus(
+        args.out,
+        tracks_per_artist=args.tracks_per_artist,
+        seconds=args.seconds,
+        seed=args.seed,
+        workers=args.workers,
+        progress=False if args.quiet else None,
+    )
     truth = json.loads((out / "demo_truth.json").read_text())
-    print(f"wrote {len(truth['tracks'])} tracks ({len(truth['styles'])} styles, {len(truth['artists'])} artists) "
-          f"to {out} in {time.perf_counter() - start:.1f} s")
+    counts = f"{len(truth['styles'])} styles, {len(truth['artists'])} artists"
+    print(f"wrote {len(truth['tracks'])} tracks ({counts}) to {out} in {time.perf_counter() - start:.1f} s")
     print(f"train with: melodex train --data_dir {out / 'fma_small'}")
     return 0
-
-
-def plan_corpus(*, tracks_per_artist: int = 18, seed: int = 0) -> list[dict[str, Any]]:
-    """Every track of the corpus as a dict (id, artist, album, date, style mix, render seed), no audio.
-
-    Deterministic for ``seed``; ids increase with small random gaps from 2, so the audio spans
-    more than one ``<id:06d>[:3]`` folder.
-    """
-    import numpy as np
-
-    from .synth import artist_signature
-
-    rng = np.random.default_rng([seed, 0])
-    artists: list[dict[str, Any]] = []
-    for s_i, (style, names) in enumerate(STYLE_ARTISTS.items()):
-        for a_i, name in enumerate(names):
-            artists.append({"name": name, "id": 100 + 10 * s_i + a_i, "style": style, "drifts": False})
-    name, a, b = DRIFTER
-    artists.append({"name": name, "id": 199, "style": a, "drifts": True, "from": a, "to": b})
-    for artist in artists:
-        # a signature in every style: a trace of another style still sounds like this artist
-        artist["signature"] = {s: artist_signature(s, rng) for s in STYLE_ARTISTS}
-
-    tracks: list[dict[str, Any]] = []
-    album_id = 1000
-    for artist in artists:
-        n = tracks_per_artist
-        if artist["drifts"]:  # singles at regular intervals over the whole period
-            dates = [_date(rng, FIRST_YEAR + (LAST_YEAR - FIRST_YEAR) * i / max(1, n - 1)) for i in range(n)]
-            dates.sort()
-            albums = [[i] for i in range(n)]
-        else:
-            start = int(rng.integers(FIRST_YEAR, FIRST_YEAR + 5))
-            n_albums = max(1, -(-n // TRACKS_PER_ALBUM))
-            years = np.linspace(start, LAST_YEAR - int(rng.integers(0, 3)), n_albums)
-            albums = [list(range(k * n // n_albums, (k + 1) * n // n_albums)) for k in range(n_albums)]
-            dates = [None] * n
-            for k, members in enumerate(albums):
-                day = _date(rng, float(years[k]))
-                for i in members:
-                    dates[i] = day
-        for k, members in enumerate(albums):
-            album_id += 1
-            album_title = (f"{artist['name']} - Single {k + 1}" if artist["drifts"]
-                           else f"{_WORDS[int(rng.integers(len(_WORDS)))]} {('Tapes', 'Sessions', 'Patterns')[k % 3]}")
-            no_release_date = artist["id"] == 111 and k == 0  # exercises the fallback
-            for number, i in enumerate(members, start=1):
-                if artist["drifts"]:
-                    w = i / max(1, n - 1)
-                    mix = {artist["from"]: round(1.0 - w, 6), artist["to"]: round(w, 6)}
-                elif rng.random() < CONTAMINATION[0]:  # a trace of another style: learnable, not trivial
-                    other = str(rng.choice([s for s in STYLE_ARTISTS if s != artist["style"]]))
-                    w = round(float(rng.uniform(*CONTAMINATION[1:])), 6)
-                    mix = {artist["style"]: round(1.0 - w, 6), other: w}
-                else:
-                    mix = {artist["style"]: 1.0}
-                tracks.append({
-                    "artist": artist, "album_id": album_id, "album": album_title, "album_size": len(members),
-                    "number": number, "date": dates[i], "date_released": None if no_release_date else dates[i],
-                    "mix": mix, "title": f"Synthetic {_WORDS[int(rng.integers(len(_WORDS)))]} No. {i + 1}",
-                    "seed": int(rng.integers(2**31)), "loudness": float(rng.uniform(0.07, 0.13)),
-                    "noise_db": float(rng.uniform(-40.0, -15.0)), "dull": float(rng.uniform(0.0, 0.8)),
-                })
-    # interleave artists so that ids do not group by artist, then number them
-    order = rng.permutation(len(tracks))
-    tracks = [tracks[i] for i in order]
-    track_id = 1
-    for track in tracks:
-        track_id += int(rng.integers(1, 8))
-        track["id"] = track_id
-        mix = track["mix"]
-        track["label"] = max(sorted(mix), key=lambda s: mix[s])
-    return tracks
-
-
-def _date(rng, year: float) -> str:
-    """An ISO date inside ``year`` (a fractional year picks the month)."""
-    y = int(year)
-    month = min(12, 1 + int((year - y) * 12)) if year != y else int(rng.integers(1, 13))
-    return f"{y:04d}-{month:02d}-{int(rng.integers(1, 29)):02d}"
 
 
 def write_demo_corpus(
@@ -161,6 +93,7 @@ def write_demo_corpus(
     seconds: float = 30.0,
     seed: int = 0,
     workers: int | None = None,
+    progress: bool | None = None,
 ) -> Path:
     """Write the demo corpus (see the module docstring) and return ``out_dir``.
 
@@ -177,29 +110,36 @@ def write_demo_corpus(
         Fixes everything: metadata, splits and audio.
     workers : int, optional
         Processes rendering and encoding audio; default ``os.cpu_count()``. 1 runs in-process.
+    progress : bool, optional
+        Show a progress bar on stderr; default: when stderr is a terminal.
     """
     from ..errors import OutputError
     from ..fileio import atomic_write
-    from .fma import audio_path
-    from .splits import stratified_split
+    from .demo_plan import ground_truth, plan_corpus, tracks_table
+    from .fma import audio_path, write_tracks_csv
 
     out = Path(out_dir)
     if (out / "fma_metadata" / "tracks.csv").exists() and not (out / "demo_truth.json").exists():
-        raise OutputError(f"{out}: holds an fma_metadata/tracks.csv that is not a demo corpus; refusing to overwrite")
+        raise OutputError(
+            f"{out}: holds an fma_metadata/tracks.csv that is not a demo corpus; not overwriting it"
+        )
     tracks = plan_corpus(tracks_per_artist=tracks_per_artist, seed=seed)
-    splits = stratified_split(((f"{t['id']:06d}", t["label"]) for t in tracks), seed=seed, fractions=SPLIT_FRACTIONS)
     audio_dir = out / "fma_small"
-    jobs = [(str(audio_path(audio_dir, t["id"])), t["mix"], _params(t), seconds, t["seed"],
-             {"loudness": t["loudness"], "noise_db": t["noise_db"], "dull": t["dull"]}) for t in tracks]
-    _render_all(jobs, workers)
-    _remove_stale(audio_dir, {Path(j[0]).name for j in jobs})
-    from .fma import write_tracks_csv
-
-    write_tracks_csv(_frame(tracks, splits, seconds), out / "fma_metadata" / "tracks.csv")
-    truth = _truth(tracks, splits, seconds, seed, tracks_per_artist)
+    jobs = [
+        (str(audio_path(audio_dir, t["id"])), t["mix"], _params(t), seconds, t["seed"],
+         {"loudness": t["loudness"], "noise_db": t["noise_db"], "dull": t["dull"]})
+        for t in tracks
+    ]  # fmt: skip
+    sizes = _render_all(jobs, workers, progress)
+    for track, size in zip(tracks, sizes, strict=True):
+        track["bit_rate"] = int(round(size * 8 / seconds))  # the mp3's mean bit rate, as FMA reports it
+    _remove_stale(audio_dir, {Path(job[0]).name for job in jobs})
+    write_tracks_csv(tracks_table(tracks, seconds=seconds), out / "fma_metadata" / "tracks.csv")
+    truth = ground_truth(tracks, seed=seed, seconds=seconds, sample_rate=SAMPLE_RATE,
+                         tracks_per_artist=tracks_per_artist)  # fmt: skip
     with atomic_write(out / "demo_truth.json", "w", encoding="utf-8") as handle:
         json.dump(truth, handle, indent=1, sort_keys=True)
-    log.info("wrote %d demo tracks to %s", len(tracks), out)
+    log.debug("wrote %d demo tracks to %s", len(tracks), out)
     return out
 
 
@@ -213,45 +153,54 @@ def _params(track: dict[str, Any]) -> dict[str, dict]:
     return {style: track_params(style, signature[style], rng) for style in sorted(track["mix"])}
 
 
-def _render_one(job: tuple) -> str:
-    """Render and encode one clip (runs in a worker process)."""
+def _render_one(job: tuple) -> int:
+    """Render and encode one clip (runs in a worker process); return the mp3's size in bytes."""
     import numpy as np
 
     from .synth import render_track
 
     path, mix, params, seconds, seed, post = job
-    audio = render_track(mix, params, seconds=seconds, sr=SAMPLE_RATE, rng=np.random.default_rng([seed, 2]), **post)
+    audio = render_track(
+        mix, params, seconds=seconds, sr=SAMPLE_RATE, rng=np.random.default_rng([seed, 2]), **post
+    )
     write_mp3(path, audio, SAMPLE_RATE)
-    return path
+    return os.path.getsize(path)
 
 
-def _render_all(jobs: list[tuple], workers: int | None) -> None:
+def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -> list[int]:
+    """Render every job, in-process or in a pool of ``workers`` processes; the mp3 sizes in job order."""
     from tqdm import tqdm
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc="demo audio", unit="track", disable=None, leave=False)
+    disable = None if progress is None else not progress
+    bar = tqdm(total=len(jobs), desc="demo audio", unit="track", disable=disable, leave=False)
+    sizes: list[int] = []
     try:
         if workers == 1:
             for job in jobs:
-                _render_one(job)
+                sizes.append(_render_one(job))
                 bar.update()
-            return
+            return sizes
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # spawn, not fork: the parent may hold torch's threads, and fork would copy their locks.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for _ in pool.map(_render_one, jobs, chunksize=4):
+            for size in pool.map(_render_one, jobs, chunksize=4):
+                sizes.append(size)
                 bar.update()
     finally:
         bar.close()
+    return sizes
 
 
 def write_mp3(path: str | Path, audio, sr: int) -> Path:
     """Encode mono float32 ``audio`` to an mp3 at ``path`` atomically, with LAME's fastest setting.
 
-    libsndfile's mp3 writer (:func:`melodex.encode.write_audio`) runs LAME at its default
-    quality, about twice as slow; the demo's ~45-s budget on two cores needs ``-q 9``.
+    LAME's ``-q 9`` through PyAV, constant :data:`BIT_RATE`. libsndfile's writer
+    (:func:`melodex.encode.write_audio`) runs LAME at its default quality and costs 1.3-1.6x the
+    CPU per clip (``benchmarks/bench_demo_corpus.py``); encoding is most of the corpus's time, and
+    with it a full corpus needed ~90 CPU-seconds, at the edge of the ~45-s budget on two cores.
     """
     import av
     import numpy as np
@@ -262,7 +211,7 @@ def write_mp3(path: str | Path, audio, sr: int) -> Path:
     with atomic_write(path, "wb") as handle:
         with av.open(handle, "w", format="mp3") as container:
             stream = container.add_stream("libmp3lame", rate=sr, layout="mono")
-            stream.bit_rate = 64000
+            stream.bit_rate = BIT_RATE
             stream.codec_context.options = {"compression_level": "9"}
             frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="mono")
             frame.sample_rate = sr
@@ -281,52 +230,3 @@ def _remove_stale(audio_dir: Path, keep: set[str]) -> None:
     for path in audio_dir.glob("*/*.mp3"):
         if pattern.match(path.name) and path.name not in keep:
             path.unlink()
-
-
-def _frame(tracks: list[dict[str, Any]], splits: dict[str, str], seconds: float):
-    from .fma import tracks_frame
-
-    genre_ids = {style: 1000 + i for i, style in enumerate(STYLE_ARTISTS)}
-    records = {}
-    for t in tracks:
-        artist = t["artist"]
-        created = f"{t['date']} 12:00:00"
-        records[t["id"]] = {
-            ("album", "id"): t["album_id"], ("album", "title"): t["album"], ("album", "tracks"): t["album_size"],
-            ("album", "type"): "Single Tracks" if artist["drifts"] else "Album",
-            ("album", "date_released"): f"{t['date_released']} 00:00:00" if t["date_released"] else None,
-            ("album", "date_created"): created, ("album", "tags"): ["synthetic"],
-            ("artist", "id"): artist["id"], ("artist", "name"): artist["name"], ("artist", "date_created"): created,
-            ("artist", "tags"): ["synthetic", "melodex-demo"], ("artist", "location"): "Melodex demo generator",
-            ("set", "split"): splits[f"{t['id']:06d}"], ("set", "subset"): "small",
-            ("track", "title"): t["title"], ("track", "genre_top"): t["label"], ("track", "number"): t["number"],
-            ("track", "genres"): [genre_ids[t["label"]]], ("track", "genres_all"): [genre_ids[t["label"]]],
-            ("track", "date_created"): created, ("track", "duration"): int(round(seconds)),
-            ("track", "bit_rate"): 64000, ("track", "license"): "Synthetic audio (CC0)", ("track", "tags"): [],
-            ("track", "listens"): 0, ("track", "favorites"): 0, ("track", "interest"): 0, ("track", "comments"): 0,
-        }
-    return tracks_frame(records)
-
-
-def _truth(tracks, splits, seconds, seed, tracks_per_artist) -> dict[str, Any]:
-    from .synth import STYLES
-
-    artists = {}
-    for t in tracks:
-        a = t["artist"]
-        own = {a["style"], a.get("to", a["style"])}
-        artists[a["name"]] = {k: v for k, v in a.items() if k != "signature"} | {
-            "signature": {s: v for s, v in a["signature"].items() if s in own}}
-    name, a, b = DRIFTER
-    return {
-        "generator": "melodex.datasets.demo", "seed": seed, "seconds": seconds, "sample_rate": SAMPLE_RATE,
-        "tracks_per_artist": tracks_per_artist,
-        "styles": {s.name: {"description": s.description, "tempo_bpm": list(s.tempo), "root_midi": list(s.root),
-                            "scale": list(s.scale)} for s in STYLES.values()},
-        "artists": artists,
-        "drifting_artist": {"name": name, "from": a, "to": b,
-                            "rule": f"weight of {b} = (release index) / (releases - 1), rising with the date"},
-        "tracks": {f"{t['id']:06d}": {"artist": t["artist"]["name"], "label": t["label"], "mix": t["mix"],
-                                      "date": t["date"], "split": splits[f"{t['id']:06d}"], "album": t["album"]}
-                   for t in sorted(tracks, key=lambda t: t["id"])},
-    }

@@ -31,25 +31,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# FMA's tracks.csv columns, group by group, in the file's order.
+# FMA's tracks.csv columns, group by group, in the file's order (52 in all).
 FMA_COLUMNS: dict[str, tuple[str, ...]] = {
-    "album": ("comments", "date_created", "date_released", "engineer", "favorites", "id", "information",
-              "listens", "producer", "tags", "title", "tracks", "type"),
-    "artist": ("active_year_begin", "active_year_end", "associated_labels", "bio", "comments", "date_created",
-               "favorites", "id", "latitude", "location", "longitude", "members", "name", "related_projects",
-               "tags", "website", "wikipedia_page"),
+    "album": tuple(
+        "comments date_created date_released engineer favorites id information listens producer tags title"
+        " tracks type".split()
+    ),
+    "artist": tuple(
+        "active_year_begin active_year_end associated_labels bio comments date_created favorites id latitude"
+        " location longitude members name related_projects tags website wikipedia_page".split()
+    ),
     "set": ("split", "subset"),
-    "track": ("bit_rate", "comments", "composer", "date_created", "date_recorded", "duration", "favorites",
-              "genre_top", "genres", "genres_all", "information", "interest", "language_code", "license",
-              "listens", "lyricist", "number", "publisher", "tags", "title"),
+    "track": tuple(
+        "bit_rate comments composer date_created date_recorded duration favorites genre_top genres genres_all"
+        " information interest language_code license listens lyricist number publisher tags title".split()
+    ),
 }
 ALL_COLUMNS: tuple[tuple[str, str], ...] = tuple((g, f) for g, fields in FMA_COLUMNS.items() for f in fields)
-LIST_COLUMNS = (("track", "tags"), ("album", "tags"), ("artist", "tags"), ("track", "genres"), ("track", "genres_all"))
-DATE_COLUMNS = (("track", "date_created"), ("track", "date_recorded"), ("album", "date_created"),
-                ("album", "date_released"), ("artist", "date_created"), ("artist", "active_year_begin"),
-                ("artist", "active_year_end"))
-CATEGORY_COLUMNS = (("track", "genre_top"), ("track", "license"), ("album", "type"), ("album", "information"),
-                    ("artist", "bio"))
+
+
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(tuple(item.split(".")) for item in text.split())  # type: ignore[misc]
+
+
+# Parsed as mdeff/fma's utils.load parses them.
+LIST_COLUMNS = _pairs("track.tags album.tags artist.tags track.genres track.genres_all")
+DATE_COLUMNS = _pairs(
+    "track.date_created track.date_recorded album.date_created album.date_released artist.date_created"
+    " artist.active_year_begin artist.active_year_end"
+)
+CATEGORY_COLUMNS = _pairs("track.genre_top track.license album.type album.information artist.bio")
 REQUIRED_COLUMNS = (("set", "split"), ("set", "subset"), ("track", "genre_top"))
 SUBSETS = ("small", "medium", "large")
 
@@ -98,6 +109,8 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
         tracks = pd.read_csv(path, index_col=0, header=[0, 1], low_memory=False)
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, IndexError) as exc:
         raise DatasetError(f"{path}: not FMA's tracks.csv layout ({_first_line(exc)})") from None
     if not isinstance(tracks.columns, pd.MultiIndex) or tracks.columns.nlevels != 2:
@@ -118,7 +131,9 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
     bad = subset.notna() & ~subset.isin(SUBSETS)
     if bad.any():
         tid = tracks.index[bad.to_numpy()][0]
-        raise DatasetError(f"{path}: track {tid}: ('set', 'subset') is {subset[tid]!r}, expected one of {SUBSETS}")
+        raise DatasetError(
+            f"{path}: track {tid}: ('set', 'subset') is {subset[tid]!r}, expected one of {SUBSETS}"
+        )
     tracks["set", "subset"] = subset.astype(pd.CategoricalDtype(categories=SUBSETS, ordered=True))
     for column in CATEGORY_COLUMNS:
         if column in tracks.columns:
@@ -134,12 +149,16 @@ def _check_index(path: Path, tracks: pd.DataFrame) -> None:
     import pandas as pd
 
     if tracks.index.name != "track_id":
-        raise DatasetError(f"{path}: not FMA's tracks.csv layout (the third header line must start with 'track_id')")
+        raise DatasetError(
+            f"{path}: not FMA's tracks.csv layout (the third header line must start with 'track_id')"
+        )
     ids = pd.to_numeric(pd.Series(tracks.index), errors="coerce")
     bad = ids.isna() | (ids % 1 != 0) | (ids < 0)
     if bad.any():
         row = int(bad.to_numpy().argmax())
-        raise DatasetError(f"{path}: data row {row + 1}: track_id {tracks.index[row]!r} is not a non-negative integer")
+        raise DatasetError(
+            f"{path}: data row {row + 1}: track_id {tracks.index[row]!r} is not a non-negative integer"
+        )
     tracks.index = pd.Index(ids.astype("int64").to_numpy(), name="track_id")
     dup = tracks.index.duplicated()
     if dup.any():
@@ -147,26 +166,43 @@ def _check_index(path: Path, tracks: pd.DataFrame) -> None:
 
 
 def _parse_lists(path: Path, column: pd.Series, name: tuple[str, str]) -> pd.Series:
-    def parse(tid: int, value: Any) -> list:
-        if isinstance(value, list):
-            return value
-        if not isinstance(value, str):  # an empty cell (NaN): FMA writes '[]', be lenient
-            return []
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            parsed = None
-        if not isinstance(parsed, list):
-            raise DatasetError(f"{path}: track {tid}: column {name} holds {value[:40]!r}, not a list literal")
-        return parsed
+    """``ast.literal_eval`` of each cell, once per distinct text (tags and genres repeat a lot).
 
-    return column.__class__([parse(tid, v) for tid, v in column.items()], index=column.index, dtype=object)
+    Every cell gets its own list object, so changing one track's list changes no other.
+    """
+    import pandas as pd
+
+    parsed: dict[str, list] = {}
+    out = []
+    for tid, value in column.items():
+        if isinstance(value, list):
+            out.append(value)
+            continue
+        if not isinstance(value, str):  # an empty cell (NaN): FMA writes '[]', be lenient
+            out.append([])
+            continue
+        if value not in parsed:
+            try:
+                result = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                result = None
+            if not isinstance(result, list):
+                raise DatasetError(
+                    f"{path}: track {tid}: column {name} holds {value[:40]!r}, not a list literal"
+                )
+            parsed[value] = result
+        out.append(list(parsed[value]))
+    return pd.Series(out, index=column.index, dtype=object)
 
 
 def _parse_dates(path: Path, column: pd.Series, name: tuple[str, str]) -> pd.Series:
+    """Dates as datetime64; ISO 8601 text (FMA's) fast, anything else pandas can read slowly."""
     import pandas as pd
 
-    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    parsed = pd.to_datetime(column, errors="coerce", format="ISO8601")
+    retry = column.notna() & parsed.isna()
+    if retry.any():
+        parsed[retry] = pd.to_datetime(column[retry], errors="coerce", format="mixed")
     bad = column.notna() & parsed.isna()
     if bad.any():
         tid = column.index[bad.to_numpy()][0]
@@ -218,7 +254,7 @@ def tracks_frame(records: Mapping[int, Mapping[tuple[str, str], Any]]) -> pd.Dat
 
 
 def subset_of_folder(audio_dir: str | Path) -> str | None:
-    """FMA subset held by an audio folder: ``fma_small`` -> ``"small"``, ``fma_large``/``fma_full`` -> None (all)."""
+    """The subset an audio folder holds: ``fma_small`` -> ``"small"``; ``fma_large``, ``fma_full`` -> None."""
     return _SUBSET_OF_FOLDER.get(Path(audio_dir).name.lower())
 
 
@@ -227,7 +263,9 @@ def default_metadata_dir(audio_dir: str | Path) -> Path:
     return Path(audio_dir).parent / "fma_metadata"
 
 
-def load_fma(audio_dir: str | Path, metadata_dir: str | Path | None = None, subset: str | None = None) -> Dataset:
+def load_fma(
+    audio_dir: str | Path, metadata_dir: str | Path | None = None, subset: str | None = None
+) -> Dataset:
     """FMA as a :class:`Dataset`: official splits, ``genre_top`` labels, album/track dates.
 
     Parameters
@@ -258,7 +296,9 @@ def load_fma(audio_dir: str | Path, metadata_dir: str | Path | None = None, subs
     meta = Path(metadata_dir) if metadata_dir is not None else default_metadata_dir(audio_dir)
     tracks_csv = meta / "tracks.csv"
     if not audio_dir.is_dir():
-        raise DatasetError(f"{audio_dir}: no such folder (expected FMA audio, e.g. data/fma_small/000/000002.mp3)")
+        raise DatasetError(
+            f"{audio_dir}: no such folder (expected FMA audio, e.g. data/fma_small/000/000002.mp3)"
+        )
     if not tracks_csv.is_file():
         raise DatasetError(f"{tracks_csv}: not found (FMA's metadata is expected there; pass --metadata_dir)")
     if subset is None:
@@ -276,13 +316,19 @@ def load_fma(audio_dir: str | Path, metadata_dir: str | Path | None = None, subs
     return Dataset(name=name, root=audio_dir, tracks=kept, labels=labels, skipped=skipped)
 
 
-def _build_tracks(tracks_csv: Path, audio_dir: Path, tracks: pd.DataFrame) -> tuple[list[Track], list[tuple[str, str]]]:
+def _build_tracks(
+    tracks_csv: Path, audio_dir: Path, tracks: pd.DataFrame
+) -> tuple[list[Track], list[tuple[str, str]]]:
     def col(group: str, field: str) -> list:
         return list(tracks[group, field]) if (group, field) in tracks.columns else [None] * len(tracks)
 
     genre, split, subset = col("track", "genre_top"), col("set", "split"), col("set", "subset")
     artist, artist_id, title = col("artist", "name"), col("artist", "id"), col("track", "title")
-    album, released, created = col("album", "title"), col("album", "date_released"), col("track", "date_created")
+    album, released, created = (
+        col("album", "title"),
+        col("album", "date_released"),
+        col("track", "date_created"),
+    )
 
     kept: list[Track] = []
     skipped: list[tuple[str, str]] = []
@@ -310,22 +356,41 @@ def _build_tracks(tracks_csv: Path, audio_dir: Path, tracks: pd.DataFrame) -> tu
             short.append(key)
         split_name = _text(split[i])
         if split_name not in SPLITS:
-            raise DatasetError(f"{tracks_csv}: track {tid}: ('set', 'split') is {split[i]!r}, expected one of {SPLITS}")
-        date, source = _date(released[i], "album.date_released") or _date(created[i], "track.date_created") or (None, None)
-        kept.append(Track(
-            key=key, path=path, label=label, split=split_name,
-            artist=_text(artist[i]), artist_id=_id_text(artist_id[i]), title=_text(title[i]),
-            album=_text(album[i]), date=date, date_source=source,
-            extra={"track_id": int(tid), "subset": _text(subset[i])},
-        ))
+            raise DatasetError(
+                f"{tracks_csv}: track {tid}: ('set', 'split') is {split[i]!r}, expected one of {SPLITS}"
+            )
+        date, source = (
+            _date(released[i], "album.date_released")
+            or _date(created[i], "track.date_created")
+            or (None, None)
+        )
+        kept.append(
+            Track(
+                key=key,
+                path=path,
+                label=label,
+                split=split_name,
+                artist=_text(artist[i]),
+                artist_id=_id_text(artist_id[i]),
+                title=_text(title[i]),
+                album=_text(album[i]),
+                date=date,
+                date_source=source,
+                extra={"track_id": int(tid), "subset": _text(subset[i])},
+            )
+        )
     if no_genre:
         log.info("%d tracks have no ('track', 'genre_top') and are left out", len(no_genre))
     if empty:
         log.warning("skipping %d tracks known to hold no audio: %s", len(empty), _ids(empty))
     if missing:
-        log.warning("skipping %d tracks whose mp3 is missing under %s: %s", len(missing), audio_dir, _ids(missing))
+        log.warning(
+            "skipping %d tracks whose mp3 is missing under %s: %s", len(missing), audio_dir, _ids(missing)
+        )
     if short:
-        log.warning("%d tracks are known to be shorter than 2 s and will be padded: %s", len(short), _ids(short))
+        log.warning(
+            "%d tracks are known to be shorter than 2 s and will be padded: %s", len(short), _ids(short)
+        )
     return kept, skipped
 
 

@@ -55,10 +55,16 @@ def load_folder(root: str | Path, *, seed: int = 0) -> Dataset:
             continue
         entries.append((key_from_relpath(rel, taken), path, rel.parts[0]))
     if unlabelled:
-        log.warning("skipping %d audio files directly in %s (no label folder): %s", len(unlabelled), root,
-                    ", ".join(Path(p).name for p, _ in unlabelled[:10]))
+        log.warning(
+            "skipping %d audio files directly in %s (no label folder): %s",
+            len(unlabelled),
+            root,
+            ", ".join(Path(p).name for p, _ in unlabelled[:10]),
+        )
     if not entries:
-        raise DatasetError(f"{root}: no audio files in label folders (expected {root}/<label>/<file>.wav|mp3|...)")
+        raise DatasetError(
+            f"{root}: no audio files in label folders (expected {root}/<label>/<file>.wav|mp3|...)"
+        )
     splits = stratified_split(((key, label) for key, _, label in entries), seed=seed)
     tracks = [Track(key=key, path=path, label=label, split=splits[key]) for key, path, label in entries]
     labels = sorted({label for _, _, label in entries})

@@ -4,10 +4,10 @@
   required. Other columns are kept in ``Track.extra``.
 * A relative ``path`` is resolved against the manifest's folder, so a manifest travels with
   its audio.
-* ``date`` is ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``. ``split`` is ``training``/``validation``/
-  ``test`` (``train``, ``val``, ``valid`` are accepted). When the column is present every row
-  must name a split; without it the deterministic split of
-  :func:`melodex.datasets.splits.stratified_split` is used.
+* ``date`` is ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (a time after it is dropped).
+  ``split`` is ``training``/``validation``/``test`` (``train``, ``val``, ``valid`` are
+  accepted). When the column is present every row must name a split; without it the
+  deterministic split of :func:`melodex.datasets.splits.stratified_split` is used.
 * A row whose audio file does not exist is skipped with a warning and listed in
   ``Dataset.skipped``. Anything malformed (a missing column, a row with too many or too few
   fields, an empty path or label, a bad date or split, a duplicate path, a field longer than
@@ -31,9 +31,15 @@ log = logging.getLogger(__name__)
 REQUIRED = ("path", "label")
 KNOWN = ("path", "label", "artist", "artist_id", "date", "title", "album", "split")
 MAX_FIELD_CHARS = 4096
-_SPLIT_ALIASES = {"train": "training", "training": "training", "val": "validation", "valid": "validation",
-                  "validation": "validation", "test": "test"}
-_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
+_SPLIT_ALIASES = {
+    "train": "training",
+    "training": "training",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "test": "test",
+}
+_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])([ T]\d\d:\d\d(:\d\d)?)?)?)?$")
 
 
 def load_manifest(manifest: str | Path, *, seed: int = 0) -> Dataset:
@@ -60,7 +66,9 @@ def load_manifest(manifest: str | Path, *, seed: int = 0) -> Dataset:
         path = Path(raw) if os.path.isabs(raw) else base / raw
         norm = os.path.normpath(path)
         if norm in seen:
-            raise DatasetError(f"{manifest}: line {line}: path {raw!r} is listed twice (first on line {seen[norm]})")
+            raise DatasetError(
+                f"{manifest}: line {line}: path {raw!r} is listed twice (first on line {seen[norm]})"
+            )
         seen[norm] = line
         if not path.is_file():
             skipped.append((raw, f"line {line}: audio file missing"))
@@ -70,10 +78,15 @@ def load_manifest(manifest: str | Path, *, seed: int = 0) -> Dataset:
         record["_path"] = str(path)
         entries.append(record)
     if skipped:
-        log.warning("skipping %d manifest rows whose audio is missing: %s", len(skipped),
-                    ", ".join(f"{p} ({r.split(':')[0]})" for p, r in skipped[:10]))
+        log.warning(
+            "skipping %d manifest rows whose audio is missing: %s",
+            len(skipped),
+            ", ".join(f"{p} ({r.split(':')[0]})" for p, r in skipped[:10]),
+        )
     if not entries:
-        raise DatasetError(f"{manifest}: no usable rows (every listed audio file is missing or the manifest is empty)")
+        raise DatasetError(
+            f"{manifest}: no usable rows (every listed audio file is missing or the manifest is empty)"
+        )
     if not has_split:
         splits = stratified_split(((r["key"], r["label"]) for r in entries), seed=seed)
         for r in entries:
@@ -100,12 +113,18 @@ def _read_rows(manifest: Path) -> _Rows:
                 if not fields or all(not f.strip() for f in fields):
                     continue
                 if len(fields) != len(header):
-                    raise DatasetError(f"{manifest}: line {line}: {len(fields)} fields, the header has {len(header)}")
-                for name, value in zip(header, fields):
+                    raise DatasetError(
+                        f"{manifest}: line {line}: {len(fields)} fields, the header has {len(header)}"
+                    )
+                for name, value in zip(header, fields, strict=True):
                     if len(value) > MAX_FIELD_CHARS:
-                        raise DatasetError(f"{manifest}: line {line}: field {name!r} is {len(value)} characters long "
-                                           f"(more than {MAX_FIELD_CHARS})")
-                records.append((line, {name: value.strip() for name, value in zip(header, fields)}))
+                        raise DatasetError(
+                            f"{manifest}: line {line}: field {name!r} is {len(value)} characters long "
+                            f"(more than {MAX_FIELD_CHARS})"
+                        )
+                records.append(
+                    (line, {name: value.strip() for name, value in zip(header, fields, strict=True)})
+                )
     except csv.Error as exc:
         raise DatasetError(f"{manifest}: line {reader.line_num}: malformed CSV ({exc})") from None
     except UnicodeDecodeError as exc:
@@ -122,8 +141,10 @@ def _header(manifest: Path, reader) -> list[str]:
         raise DatasetError(f"{manifest}: empty manifest (expected a header line 'path,label,...')") from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise DatasetError(f"{manifest}: line 1: missing column {', '.join(missing)} "
-                           f"(the header must name at least path,label; got {','.join(header)[:200]})")
+        raise DatasetError(
+            f"{manifest}: line 1: missing column {', '.join(missing)} "
+            f"(the header must name at least path,label; got {','.join(header)[:200]})"
+        )
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise DatasetError(f"{manifest}: line 1: column {', '.join(dup)} appears twice")
@@ -143,6 +164,8 @@ def _validate(manifest: Path, line: int, record: dict[str, str], has_split: bool
     date = record.get("date", "")
     if date and not _DATE.match(date):
         raise fail(f"date {date[:40]!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    if len(date) > 10:  # a time of day: keep the date
+        record["date"] = date[:10]
     if has_split:
         split = _SPLIT_ALIASES.get(record["split"].lower())
         if split is None:
@@ -153,9 +176,15 @@ def _validate(manifest: Path, line: int, record: dict[str, str], has_split: bool
 def _track(record: dict[str, str]) -> Track:
     extra = {k: v for k, v in record.items() if k not in KNOWN and k not in ("key", "_path")}
     return Track(
-        key=record["key"], path=Path(record["_path"]), label=record["label"], split=record["split"],
-        artist=record.get("artist") or None, artist_id=record.get("artist_id") or None,
-        title=record.get("title") or None, album=record.get("album") or None,
-        date=record.get("date") or None, date_source="manifest.date" if record.get("date") else None,
+        key=record["key"],
+        path=Path(record["_path"]),
+        label=record["label"],
+        split=record["split"],
+        artist=record.get("artist") or None,
+        artist_id=record.get("artist_id") or None,
+        title=record.get("title") or None,
+        album=record.get("album") or None,
+        date=record.get("date") or None,
+        date_source="manifest.date" if record.get("date") else None,
         extra=extra,
     )

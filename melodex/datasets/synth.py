@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _TWO_PI = 2.0 * np.pi
+_DULL_TAPS = 8  # length of the moving average that darkens a "dull" recording
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ def _partials(kind: str, count: int) -> np.ndarray:
     return (k == 1).astype(np.float64)  # sine
 
 
-def _tone(freq: float, n: int, sr: int, amps: np.ndarray, decay: np.ndarray | None = None,
-          detune: float = 0.0) -> np.ndarray:
+def _tone(
+    freq: float, n: int, sr: int, amps: np.ndarray, decay: np.ndarray | None = None, detune: float = 0.0
+) -> np.ndarray:
     """Additive tone [shape=(n,)]: partial k at k*freq with amplitude amps[k-1], band-limited."""
     t = np.arange(n) / sr
     out = np.zeros(n)
@@ -86,7 +88,7 @@ def _envelope(n: int, sr: int, attack: float, release: float, decay: float | Non
     if decay is not None:
         env *= np.exp(-np.arange(n) / sr / decay)
     r = min(n, max(1, int(release * sr)))
-    env[n - r:] *= np.linspace(1.0, 0.0, r)
+    env[n - r :] *= np.linspace(1.0, 0.0, r)
     return env
 
 
@@ -95,7 +97,7 @@ def _add(buf: np.ndarray, start: int, sig: np.ndarray, gain: float = 1.0) -> Non
         return
     lo = max(0, start)
     hi = min(buf.size, start + sig.size)
-    buf[lo:hi] += gain * sig[lo - start: hi - start]
+    buf[lo:hi] += gain * sig[lo - start : hi - start]
 
 
 def _kick(sr: int, f0: float = 150.0, f1: float = 45.0, length: float = 0.3) -> np.ndarray:
@@ -134,8 +136,11 @@ def _synth_pulse(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.nd
 
     def voice(kind: str, note: int) -> np.ndarray:
         if (kind, note) not in tones:
-            tones[kind, note] = (_tone(midi_hz(note), length, sr, saw) * bass_env if kind == "bass"
-                                 else _tone(midi_hz(note), length, sr, saw[:6], detune=0.003) * lead_env)
+            tones[kind, note] = (
+                _tone(midi_hz(note), length, sr, saw) * bass_env
+                if kind == "bass"
+                else _tone(midi_hz(note), length, sr, saw[:6], detune=0.003) * lead_env
+            )
         return tones[kind, note]
 
     for i in range(int(n / sr / beat) + 1):
@@ -144,8 +149,18 @@ def _synth_pulse(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.nd
         _add(buf, start + int(beat * sr / 2), hat, 0.25 * rng.uniform(0.7, 1.0))
         for half in range(2):  # eighth-note bass and arpeggio
             s = start + half * length
-            _add(buf, s, voice("bass", _scale_note(style, p["root"] - 12, int(pattern[(2 * i + half) % 8]) % 3 * 2)), 0.35)
-            _add(buf, s, voice("lead", _scale_note(style, p["root"] + 12, int(pattern[(2 * i + half + 3) % 8]))), 0.18)
+            _add(
+                buf,
+                s,
+                voice("bass", _scale_note(style, p["root"] - 12, int(pattern[(2 * i + half) % 8]) % 3 * 2)),
+                0.35,
+            )
+            _add(
+                buf,
+                s,
+                voice("lead", _scale_note(style, p["root"] + 12, int(pattern[(2 * i + half + 3) % 8]))),
+                0.18,
+            )
     return buf
 
 
@@ -157,7 +172,7 @@ def _drone_ambient(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.
     buf += 0.1 * np.sin(_TWO_PI * 2 * drone_hz * t + 0.5)
     chord_len = int(2 * bar * sr)
     pad = _partials("triangle", 3)
-    env = _envelope(chord_len + sr, sr, 1.5, 1.5)
+    env = _envelope(min(chord_len + sr, n), sr, 1.5, 1.5)
     tp = np.arange(env.size) / sr
     voices: dict[int, np.ndarray] = {}
     for c, start in enumerate(range(0, n, chord_len)):
@@ -169,12 +184,16 @@ def _drone_ambient(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.
                 voices[note] = 2 * _tone(freq, env.size, sr, pad) * np.cos(_TWO_PI * 0.004 * freq * tp) * env
             _add(buf, start, voices[note], 0.12)
     bell_partials = np.array([1.0, 0.0, 0.0, 0.5])  # partial 4 stands in for a bell's bright overtone
+    length = int(2.5 * sr)
+    bell_env = _envelope(length, sr, 0.003, 0.1)
+    bells: dict[int, np.ndarray] = {}
     for _ in range(rng.poisson(p["density"] * n / sr)):
         start = int(rng.uniform(0, n))
         note = _scale_note(style, p["root"] + 24, int(rng.integers(0, 7)))
-        length = int(2.5 * sr)
-        bell = _tone(midi_hz(note), length, sr, bell_partials, decay=np.array([1.2, 0, 0, 4.0]))
-        _add(buf, start, bell * _envelope(length, sr, 0.003, 0.1), 0.15)
+        if note not in bells:
+            decay = np.array([1.2, 0, 0, 4.0])
+            bells[note] = _tone(midi_hz(note), length, sr, bell_partials, decay=decay) * bell_env
+        _add(buf, start, bells[note], 0.15)
     return buf
 
 
@@ -235,7 +254,7 @@ def _pluck_folk(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.nda
     amps = np.abs(np.sin(np.pi * k * p["pluck"])) / k  # a string plucked at a fraction of its length
     decay = 1.0 / (1.2 / k**0.7)
     progression = (0, 3, 4, 0) if p["up"] else (0, 5, 3, 4)
-    length = int(1.0 * sr)
+    length = int(0.8 * sr)
     env = _envelope(length, sr, 0.002, 0.05)
     plucks: dict[int, np.ndarray] = {}
     for s in range(n // step + 1):
@@ -244,7 +263,9 @@ def _pluck_folk(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.nda
         offset = (0, 2, 4, 7, 4, 2, 0, 4, 7)[sub]
         note = _scale_note(style, p["root"], chord + offset)
         if note not in plucks:
-            plucks[note] = _tone(midi_hz(note), length, sr, amps, decay=decay, detune=rng.normal(0, 0.0015)) * env
+            plucks[note] = (
+                _tone(midi_hz(note), length, sr, amps, decay=decay, detune=rng.normal(0, 0.0015)) * env
+            )
         _add(buf, s * step + int(abs(rng.normal(0, 0.008)) * sr), plucks[note], 0.25 * rng.uniform(0.6, 1.0))
     return buf
 
@@ -252,22 +273,50 @@ def _pluck_folk(rng: np.random.Generator, n: int, sr: int, p: Mapping) -> np.nda
 STYLES: dict[str, Style] = {
     s.name: s
     for s in (
-        Style("Synth Pulse", "four-on-the-floor kick, off-beat hats, sawtooth bass and arpeggio",
-              (116, 130), (52, 60), (0, 3, 5, 7, 10)),
-        Style("Drone Ambient", "no drums; slow detuned pads over a low drone, sparse bells",
-              (56, 76), (45, 53), (0, 2, 4, 6, 7, 9, 11)),
-        Style("Chip Bounce", "square-wave 16th-note arpeggios in a high register, noise snare",
-              (138, 162), (72, 80), (0, 2, 4, 5, 7, 9, 11)),
-        Style("Noise Beat", "saturated noise breakbeat with sub bass and crackle",
-              (82, 100), (48, 55), (0, 3, 5, 7, 10)),
-        Style("Pluck Folk", "plucked-string triplet arpeggios in a mid register, no drums",
-              (92, 116), (55, 62), (0, 2, 3, 5, 7, 9, 10)),
+        Style(
+            "Synth Pulse",
+            "four-on-the-floor kick, off-beat hats, sawtooth bass and arpeggio",
+            (116, 130),
+            (52, 60),
+            (0, 3, 5, 7, 10),
+        ),
+        Style(
+            "Drone Ambient",
+            "no drums; slow detuned pads over a low drone, sparse bells",
+            (56, 76),
+            (45, 53),
+            (0, 2, 4, 6, 7, 9, 11),
+        ),
+        Style(
+            "Chip Bounce",
+            "square-wave 16th-note arpeggios in a high register, noise snare",
+            (138, 162),
+            (72, 80),
+            (0, 2, 4, 5, 7, 9, 11),
+        ),
+        Style(
+            "Noise Beat",
+            "saturated noise breakbeat with sub bass and crackle",
+            (82, 100),
+            (48, 55),
+            (0, 3, 5, 7, 10),
+        ),
+        Style(
+            "Pluck Folk",
+            "plucked-string triplet arpeggios in a mid register, no drums",
+            (92, 116),
+            (55, 62),
+            (0, 2, 3, 5, 7, 9, 10),
+        ),
     )
 }
 
 _RENDER: dict[str, Callable[[np.random.Generator, int, int, Mapping], np.ndarray]] = {
-    "Synth Pulse": _synth_pulse, "Drone Ambient": _drone_ambient, "Chip Bounce": _chip_bounce,
-    "Noise Beat": _noise_beat, "Pluck Folk": _pluck_folk,
+    "Synth Pulse": _synth_pulse,
+    "Drone Ambient": _drone_ambient,
+    "Chip Bounce": _chip_bounce,
+    "Noise Beat": _noise_beat,
+    "Pluck Folk": _pluck_folk,
 }
 
 
@@ -316,7 +365,7 @@ def render_track(
 
     ``mix`` maps a style name to its weight (weights need not sum to 1; zero weights are not
     rendered); ``params[style]`` are that style's :func:`track_params`. Each layer is scaled to
-    the same RMS before mixing. ``dull`` in [0, 1] blends in a one-pole low-pass at 1.2 kHz (a
+    the same RMS before mixing. ``dull`` in [0, 1] blends in a low-pass near 1.2 kHz (a
     darker recording), ``noise_db`` adds white noise that many dB below the music (a noisier
     one). The result has RMS ``loudness`` with peaks kept below 0.99.
     """
@@ -328,11 +377,9 @@ def render_track(
             continue
         layer = _RENDER[style](rng, n, sr, params[style])
         out += (weight / total) * layer / _rms(layer)
-    if dull > 0:
-        from scipy.signal import lfilter
-
-        a = np.exp(-_TWO_PI * 1200.0 / sr)
-        out = (1.0 - dull) * out + dull * lfilter([1.0 - a], [1.0, -a], out)
+    if dull > 0:  # blend in an 8-sample moving average: a low-pass at about 1.2 kHz, O(n)
+        total = np.cumsum(np.concatenate([np.zeros(_DULL_TAPS), out]))
+        out = (1.0 - dull) * out + dull * (total[_DULL_TAPS:] - total[:-_DULL_TAPS]) / _DULL_TAPS
     if noise_db is not None:
         out += rng.standard_normal(n) * _rms(out) * 10.0 ** (noise_db / 20.0)
     out *= loudness / _rms(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import random
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from .errors import DatasetError
 from .features import DEFAULT_FEATURES
 from .fileio import atomic_write
 from .mfcc_data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
-from .model import GenreCNN, ModelConfig
+from .model import GenreCNN, ModelConfig, place_model
 from .runs import (
     PARAMS_NAME,
     REPORT_NAME,
@@ -86,7 +87,7 @@ def library_versions() -> dict[str, str]:
 class Trainer:
     """One run: its data, model, optimizer and where it stands. Build with :meth:`start` or :meth:`resume`."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, dataset: Dataset, run_dir: Path):
+    def __init__(self, config: TrainConfig, device: torch.device, dataset: Dataset, run_dir: Path | None):
         self.config = config
         self.device = device
         self.dataset = dataset
@@ -110,11 +111,10 @@ class Trainer:
         self.num_workers = (config.num_workers if config.num_workers is not None
                             else default_num_workers(self.cached_fraction))
         seed_everything(config.seed)
-        self.model = GenreCNN(ModelConfig(n_classes=len(self.labels))).to(device)
+        self.model = place_model(GenreCNN(ModelConfig(n_classes=len(self.labels))), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.start_epoch = 1
         self.best = Best()
-        self.finished = False
         self.stopped_early = False
 
     # -- construction ----------------------------------------------------------------------
@@ -123,13 +123,13 @@ class Trainer:
         config = replace(config, epochs=config.epochs if config.epochs is not None else DEFAULT_EPOCHS)
         _check_settings(config)
         dataset = _load(config)
-        run_dir = new_run_dir(config.output_dir)
+        trainer = cls(config, device, dataset, None)
+        log.info("tracks: %s", ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
+        trainer._normalise()
+        # The run directory appears once the data is known to be usable.
+        run_dir = trainer.run_dir = new_run_dir(config.output_dir)
         point_latest(run_dir)
-        trainer = cls(config, device, dataset, run_dir)
-        log.info("run %s: %s", run_dir.name, ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
-        mean, std = feature_statistics(trainer._loader("training"), trainer.failures["training"],
-                                       progress=config.progress)
-        trainer.model.set_normalization(mean, std)
+        log.info("run %s", run_dir.name)
         write_json(run_dir / PARAMS_NAME, trainer.params())
         return trainer
 
@@ -139,18 +139,16 @@ class Trainer:
         params = read_json(run_dir / PARAMS_NAME)
         config = settings_for_resume(config, params)
         _check_settings(config)
-        try:
-            state = torch.load(run_dir / STATE_NAME, map_location="cpu", weights_only=True)
-        except Exception as exc:  # one line; pickled code is named as refused, never run
-            raise ResumeError(f"{run_dir / STATE_NAME}: cannot read the saved state "
-                              f"({_load_failure_reason(run_dir / STATE_NAME, exc)})") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ResumeError(f"{run_dir / STATE_NAME}: not a Melodex training state")
+        state = _read_state(run_dir)
         dataset = _load(config)
         if list(dataset.labels) != list(params.get("labels", [])):
             raise ResumeError(f"{run_dir}: the dataset's labels {dataset.labels} differ from the run's "
                               f"{params.get('labels')}")
         trainer = cls(config, device, dataset, run_dir)
+        if state is None:  # stopped before its first epoch ended: start it again, in the same place
+            log.info("run %s stopped before its first epoch ended; starting it again", run_dir.name)
+            trainer._normalise()
+            return trainer
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         done = int(state["epoch"])
@@ -170,8 +168,25 @@ class Trainer:
         log.info("resuming run %s after epoch %d of %d", run_dir.name, done, config.epochs)
         return trainer
 
+    def _normalise(self) -> None:
+        """Set the model's per-coefficient mean and std from the training split."""
+        try:
+            mean, std = feature_statistics(self._loader("training"), self.failures["training"],
+                                           progress=self.config.progress)
+        except ValueError as exc:
+            raise DatasetError(f"{self.config.data_dir}: {exc}") from None
+        self.model.set_normalization(mean, std)
+
     # -- the run -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        try:
+            self._epochs()
+        except KeyboardInterrupt:
+            log.warning("interrupted; continue with: melodex train --resume %s", self.run_dir)
+            raise
+        return self._finish()
+
+    def _epochs(self) -> None:
         cfg = self.config
         history = open_history(self.run_dir, keep_epochs=self.start_epoch - 1)
         with history:
@@ -196,7 +211,6 @@ class Trainer:
                          cfg.epochs, train_loss, train_acc, val_loss, val_acc, seconds, "  (best)" if better else "")
                 if self.stopped_early:
                     log.info("no better validation accuracy for %d epochs: stopping early", cfg.patience)
-        return self._finish()
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         from tqdm import tqdm
@@ -206,7 +220,7 @@ class Trainer:
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data)).tolist()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
         loader = make_loader(data, order, batch_size=cfg.batch_size, num_workers=self.num_workers,
-                             seed=_epoch_seed(cfg.seed, epoch))
+                             seed=_epoch_seed(cfg.seed, epoch), pin_memory=self.device.type == "cuda")
         self.model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(loader, total=math.ceil(len(data) / cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
@@ -215,7 +229,7 @@ class Trainer:
             self.failures["training"].note(batch)
             if not len(batch):
                 continue
-            x, y = batch.x.to(self.device), batch.y.to(self.device)
+            x, y = batch.x.to(self.device, non_blocking=True), batch.y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
@@ -232,7 +246,6 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[float, float, list[int], list[int]]:
         """Mean loss, accuracy, true and predicted class indices on one split (NaN when empty)."""
-        data = self.data[split]
         self.model.eval()
         loss_sum, y_true, y_pred = 0.0, [], []
         for batch in self._loader(split):
@@ -289,7 +302,8 @@ class Trainer:
 
     def _loader(self, split: str):
         data = self.data[split]
-        return make_loader(data, range(len(data)), batch_size=self.config.batch_size, num_workers=self.num_workers)
+        return make_loader(data, range(len(data)), batch_size=self.config.batch_size, num_workers=self.num_workers,
+                           pin_memory=self.device.type == "cuda")
 
     def _save_weights(self, epoch: int, val_acc: float, val_loss: float, train_acc: float) -> None:
         metadata = {"run": self.run_dir.name, "epoch": epoch, "val_accuracy": _num(val_acc),
@@ -312,6 +326,9 @@ class Trainer:
         cfg = self.config
         hyper = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "progress", "device", "num_workers",
                                                                     "output_dir")}
+        for name in ("data_dir", "metadata_dir", "cache_dir"):  # absolute, so --resume works from anywhere
+            if hyper[name] is not None:
+                hyper[name] = os.path.abspath(hyper[name])
         hyper.update(optimizer="Adam", betas=[0.9, 0.999], loss="cross_entropy")
         sizes = {s: len(d) for s, d in self.data.items()}
         return {
@@ -341,6 +358,20 @@ def _num(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+def _read_state(run_dir: Path) -> dict[str, Any] | None:
+    """The run's saved training state (plain data, read with weights_only), None when there is none."""
+    path = run_dir / STATE_NAME
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # one line; pickled code is named as refused, never run
+        raise ResumeError(f"{path}: cannot read the saved state ({_load_failure_reason(path, exc)})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ResumeError(f"{path}: not a Melodex training state")
+    return state
+
+
 def _check_settings(config: TrainConfig) -> None:
     from .errors import MelodexError
 
@@ -356,8 +387,6 @@ def _check_settings(config: TrainConfig) -> None:
 def _load(config: TrainConfig) -> Dataset:
     from .datasets import load_dataset
 
-    dataset = load_dataset(config.data_dir, metadata_dir=config.metadata_dir, kind=config.kind,
-                           subset=config.subset, seed=config.seed)
-    if dataset.skipped:
-        log.warning("the dataset loader skipped %d tracks (e.g. %s: %s)", len(dataset.skipped), *dataset.skipped[0])
-    return dataset
+    # The loader itself reports the tracks it leaves out (no label, missing mp3).
+    return load_dataset(config.data_dir, metadata_dir=config.metadata_dir, kind=config.kind,
+                        subset=config.subset, seed=config.seed)

@@ -1,0 +1,176 @@
+"""How fast the library store loads and how fast ``similar`` answers, at 100,000 tracks.
+
+    python benchmarks/bench_analysis.py                  # 100,000 tracks
+    python benchmarks/bench_analysis.py --tracks 20000   # another size
+
+A synthetic store (clustered, ReLU'd 512-d float32 embeddings and 8 genre probabilities, the
+shape a trained model gives) is written once to a temporary folder in parts of 5,000 tracks.
+Then, each in a fresh reader:
+
+* ``load``: ``LibraryStore(root).tracks()`` + ``.embeddings()`` (median of 5); the baseline is
+  ``numpy.load`` of the same embeddings saved as one ``.npy`` (the least a load could cost);
+* ``load, 400 parts``: the same store written in parts of 250 tracks (as ``melodex index``
+  appends them) before and after :meth:`LibraryStore.compact`, which ``index`` runs at the end;
+* ``query``: exact top-10 cosine neighbours with a prebuilt :class:`SimilarityIndex`, median over
+  200 queries; the baseline is one pass of ``embeddings @ q`` (the matrix-vector product alone).
+  ``similar()`` end to end (by track_id, building the index per call) is shown too.
+
+Targets: load <= 1 s and query <= 50 ms at 100,000 tracks. Wall times depend on what else the
+machine runs (the load average is printed); a query's CPU time is shown next to its wall time. ``bench_store(n)`` and
+``bench_query(root)`` return the numbers for other scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DIM, N_LABELS, PART = 512, 8, 5000
+
+
+def write_store(root: Path, n: int, seed: int = 0, part: int = PART) -> Path:
+    """Write a synthetic store of ``n`` tracks under ``root`` in parts of ``part``; returns ``root``."""
+    import numpy as np
+
+    from melodex.store import LibraryStore, TrackRecord
+
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.standard_normal((16, DIM))).astype(np.float32)
+    labels = [f"Genre{i}" for i in range(N_LABELS)]
+    store = LibraryStore(root)
+
+    def records():
+        for start in range(0, n, PART):
+            m = min(PART, n - start)
+            style = rng.integers(0, 16, m)
+            emb = np.maximum(centres[style] + 0.7 * rng.standard_normal((m, DIM)).astype(np.float32), 0)
+            probs = rng.dirichlet(np.ones(N_LABELS), m)
+            for i in range(m):
+                k = start + i
+                yield TrackRecord(f"{k:06d}", f"/music/{k:06d}.mp3", emb[i], dict(zip(labels, probs[i].tolist())),
+                                  title=f"Track {k}", artist=f"Artist {k % 3000}", album=f"Album {k % 9000}",
+                                  date=f"{1990 + k % 30}-01-01" if k % 4 else None, date_source="tags",
+                                  genre=labels[style[i] % N_LABELS], source="fma", duration=30.0)
+
+    store.add(records(), batch_size=part)
+    return root
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_store(root: Path, repeats: int = 5) -> dict[str, float]:
+    """Median seconds to load tracks + embeddings in a fresh reader, and the ``.npy`` baseline."""
+    import numpy as np
+
+    from melodex.store import LibraryStore
+
+    def load():
+        store = LibraryStore(root)
+        store.tracks()
+        store.embeddings()
+
+    emb = LibraryStore(root).embeddings()
+    npy = root / "baseline.npy"
+    np.save(npy, emb)
+    cpu = time.process_time()
+    result = {"load_s": _median_time(load, repeats)}
+    result["load_cpu_s"] = (time.process_time() - cpu) / repeats
+    result["npy_s"] = _median_time(lambda: np.load(npy), repeats)
+    npy.unlink()
+    return result
+
+
+def bench_query(root: Path, n_queries: int = 200, seed: int = 1) -> dict[str, float]:
+    """Median seconds per exact top-10 query (index prebuilt), per matvec, and per ``similar()`` call."""
+    import numpy as np
+
+    from melodex.similarity import SimilarityIndex, similar
+    from melodex.store import LibraryStore
+
+    store = LibraryStore(root)
+    emb = store.embeddings()
+    ids = store.tracks()["track_id"].to_numpy()
+    start = time.perf_counter()
+    index = SimilarityIndex(emb, method="exact")
+    build = time.perf_counter() - start
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(emb), n_queries)
+    per_query, per_query_cpu, per_matvec = [], [], []
+    for row in rows:
+        start, cpu = time.perf_counter(), time.process_time()
+        index.query(emb[row], 10, exclude={int(row)})
+        per_query.append(time.perf_counter() - start)
+        per_query_cpu.append(time.process_time() - cpu)
+        start = time.perf_counter()
+        _ = index.unit_ @ index.unit_[row]
+        per_matvec.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    similar(store, str(ids[rows[0]]), k=10)
+    return {"index_build_s": build, "query_s": statistics.median(per_query), "query_min_s": min(per_query),
+            "query_cpu_s": statistics.median(per_query_cpu),
+            "matvec_s": statistics.median(per_matvec), "similar_call_s": time.perf_counter() - start}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracks", type=int, default=100_000, help="tracks in the synthetic store (default 100000)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="melodex-bench-") as tmp:
+        root = Path(tmp) / "library"
+        start = time.perf_counter()
+        write_store(root, args.tracks)
+        write_s = time.perf_counter() - start
+        size_mb = sum(p.stat().st_size for p in root.rglob("*.parquet")) / 1e6
+        load = bench_store(root)
+        query = bench_query(root)
+        small = write_store(Path(tmp) / "small_parts", args.tracks, part=250)
+        many = bench_store(small, repeats=3)
+        from melodex.store import LibraryStore
+
+        start = time.perf_counter()
+        LibraryStore(small).compact()
+        compact_s = time.perf_counter() - start
+        compacted = bench_store(small)
+    n = f"{args.tracks:,}"
+    rows = [
+        ("write store (once)", f"{write_s:8.2f} s", f"{size_mb:.0f} MB on disk", ""),
+        ("load tracks+embeddings", f"{load['load_s']:8.3f} s", f"npy baseline {load['npy_s']:.3f} s",
+         f"x{load['load_s'] / load['npy_s']:.1f}  target <= 1 s: {'ok' if load['load_s'] <= 1 else 'MISSED'}"),
+        ("  same, CPU time (mean)", f"{load['load_cpu_s']:8.3f} s", "", ""),
+        (f"load, {args.tracks // 250} parts of 250", f"{many['load_s']:8.3f} s", "uncompacted", ""),
+        ("compact()", f"{compact_s:8.2f} s", "", ""),
+        ("load after compact()", f"{compacted['load_s']:8.3f} s", "",
+         f"target <= 1 s: {'ok' if compacted['load_s'] <= 1 else 'MISSED'}"),
+        ("build exact index", f"{query['index_build_s'] * 1e3:8.1f} ms", "", ""),
+        ("exact top-10 query", f"{query['query_s'] * 1e3:8.2f} ms", f"matvec baseline {query['matvec_s'] * 1e3:.2f} ms",
+         f"x{query['query_s'] / query['matvec_s']:.1f}  target <= 50 ms: {'ok' if query['query_s'] <= 0.05 else 'MISSED'}"),
+        ("  same, CPU time", f"{query['query_cpu_s'] * 1e3:8.2f} ms", f"fastest wall {query['query_min_s'] * 1e3:.2f} ms",
+         "(CPU time is what a query costs on an idle machine)"),
+        ("similar() one call", f"{query['similar_call_s'] * 1e3:8.1f} ms", "loads store + builds index", ""),
+    ]
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Melodex analysis benchmark: {n} tracks x {DIM}-d; {os.cpu_count()} cores, load average {load_avg:.1f}")
+    print(f"{'step':<24} {'time':>11}   {'baseline':<30} ratio / target")
+    for step, value, base, ratio in rows:
+        print(f"{step:<24} {value:>11}   {base:<30} {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
