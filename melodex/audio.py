@@ -336,8 +336,14 @@ def _downmix(data: np.ndarray) -> np.ndarray:
 
 
 def _clean_reason(exc: BaseException) -> str:
+    strerror = getattr(exc, "strerror", None)  # FFmpeg: "[Errno N] reason: '<path>'" -> reason
+    if isinstance(strerror, str) and strerror.strip():
+        return " ".join(strerror.split())
     text = str(exc).strip() or type(exc).__name__
     # libsndfile prefixes messages with "Error opening '<path>': "; the path is said once already.
     if text.startswith("Error opening"):
         text = text.split(": ", 1)[-1]
-    return text
+    # mpg123 through libsndfile says this of any existing file it cannot parse as mp3
+    if text.startswith("File does not exist or is not a regular file"):
+        text = "not recognised as audio"
+    return " ".join(text.split())

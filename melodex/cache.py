@@ -200,8 +200,12 @@ class FeatureCache:
     def write(self, key: str, mfcc: np.ndarray) -> Path:
         """Write one MFCC atomically (temporary file, then ``os.replace``); returns its path."""
         path = self.path_for(key)
+        # Serialised first: np.save straight into a file reports a full disk as "N requested and
+        # M written" without an errno; a plain write says "no space left on device".
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(mfcc, dtype=np.float32), allow_pickle=False)
         with atomic_write(path, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(mfcc, dtype=np.float32), allow_pickle=False)
+            handle.write(buffer.getbuffer())
         return path
 
     # -- bookkeeping ------------------------------------------------------------------------

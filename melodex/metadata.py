@@ -211,16 +211,26 @@ def read_manifest(path: str | Path, base_dir: str | Path | None = None) -> dict[
 
     path = Path(path)
     base = Path(base_dir) if base_dir is not None else path.parent
+    reader = None
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or "path" not in [f.strip() for f in reader.fieldnames]:
                 raise DatasetError(f"{path}: a manifest needs a 'path' column (columns: {','.join(MANIFEST_COLUMNS)})")
-            rows = list(reader)
+            rows = []
+            for row in reader:
+                if None in row or None in row.values():  # more, or fewer, fields than the header names
+                    n = len(reader.fieldnames) + len(row.get(None) or ()) - list(row.values()).count(None)
+                    raise DatasetError(f"{path}: line {reader.line_num}: {n} fields, the header has "
+                                       f"{len(reader.fieldnames)}")
+                rows.append(row)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read manifest ({exc.strerror or exc})") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable CSV ({exc})") from exc
+    except csv.Error as exc:
+        where = f"line {reader.reader.line_num}: " if reader is not None else ""
+        raise DatasetError(f"{path}: {where}not a readable CSV ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
     out: dict[str, dict[str, str]] = {}
     for row in rows:
         row = {(k or "").strip(): v for k, v in row.items()}

@@ -133,8 +133,23 @@ def records_from_jsonl(lines: Iterable[dict[str, Any]], sources: MetadataSources
             summary.failed.append((name, "no embedding or probabilities in the line "
                                          "(run 'melodex infer' with embeddings, in JSONL format)"))
             continue
+        if not _utf8(name):
+            summary.failed.append((name, NOT_UTF8))
+            continue
         known.update({resolved_path(name), sources.track_id(name)})
         yield make_record(name, probs, embedding, line.get("duration"), sources)
+
+
+NOT_UTF8 = "the file name is not valid UTF-8, and the store keeps paths as text; rename the file"
+
+
+def _utf8(path: str) -> bool:
+    """False for a name holding undecodable bytes (surrogate escapes), which Parquet cannot store."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _known(path: str, sources: MetadataSources, known: set[str]) -> bool:
@@ -152,8 +167,9 @@ def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSourc
     for result in predictor.predict(files, full=full, embeddings=True):
         if progress is not None:
             progress.update(1)
-        if result.error is not None or result.embedding is None:
-            summary.failed.append((str(result.audio_file), result.error or "no embedding"))
+        if result.error is not None or result.embedding is None or not _utf8(str(result.audio_file)):
+            summary.failed.append((str(result.audio_file), result.error or ("no embedding" if result.embedding is None
+                                                                            else NOT_UTF8)))
             continue
         probs = dict(zip(result.labels, (float(p) for p in result.probabilities)))
         yield make_record(str(result.audio_file), probs, result.embedding, result.duration, sources)

@@ -39,6 +39,7 @@ the model has fewer labels.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -131,7 +132,9 @@ class ResultWriter:
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a" if self.append else "w", encoding="utf-8", newline="")
+                # errors=: a file name with undecodable bytes is written as \udcff, not a crash mid-run
+                self._file = open(self.path, "a" if self.append else "w", encoding="utf-8",
+                                  errors="backslashreplace", newline="")
             except OSError as exc:
                 raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
         self.start()
@@ -154,7 +157,7 @@ class ResultWriter:
 
     def discard(self) -> None:
         """Close after a failure: streamed rows stay, an unfinished document is not written."""
-        self._release()
+        self._release(quiet=True)
 
     def __enter__(self) -> ResultWriter:
         return self.open()
@@ -194,10 +197,20 @@ class ResultWriter:
             except OSError as exc:
                 raise OutputError(f"{self.path or 'stdout'}: cannot write ({describe_os_error(exc)})") from None
 
-    def _release(self) -> None:
+    def _release(self, quiet: bool = False) -> None:
         if self._file is not None and self._file is not sys.stdout:
-            self._file.close()
+            _close(self._file, self.path, quiet)
         self._file = None
+
+
+def _close(handle: IO[str], path: Path | None, quiet: bool) -> None:
+    """Close ``handle``; its last flush failing (a full disk) is an OutputError unless ``quiet``
+    (closing after another error, which is the one to report)."""
+    try:
+        handle.close()
+    except OSError as exc:
+        if not quiet:
+            raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
 
 
 class JSONLWriter(ResultWriter):
@@ -295,12 +308,31 @@ def errors_path(output: str | Path) -> Path:
     return output.with_name(output.stem + ".errors.csv")
 
 
+class _CsvRows:
+    """``csv.writer`` with ``\n`` line ends that still quotes a field holding a lone ``\r``.
+
+    The csv module quotes only the characters of its ``lineterminator``; with ``"\n"`` a file
+    name or error containing ``\r`` would be written bare and split the row for every reader.
+    """
+
+    def __init__(self, handle: IO[str]):
+        self._handle = handle
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def writerow(self, row: list[Any]) -> None:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerow(row)
+        self._handle.write(self._buffer.getvalue()[:-2] + "\n")
+
+
 class CSVWriter(ResultWriter):
     name = "csv"
     extension = ".csv"
 
     def start(self) -> None:
-        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv = _CsvRows(self._file)
         self._errors: IO[str] | None = None
         self._errors_csv = None
         if self.path is not None:  # a sidecar of an earlier run would now be misleading
@@ -332,19 +364,22 @@ class CSVWriter(ResultWriter):
         if self._errors is None:
             target = errors_path(self.path)
             try:
-                self._errors = open(target, "w", encoding="utf-8", newline="")
+                self._errors = open(target, "w", encoding="utf-8", errors="backslashreplace", newline="")
             except OSError as exc:
                 raise OutputError(f"{target}: cannot write ({describe_os_error(exc)})") from None
-            self._errors_csv = csv.writer(self._errors, lineterminator="\n")
+            self._errors_csv = _CsvRows(self._errors)
             self._errors_csv.writerow(["audio_file", "error"])
-        self._errors_csv.writerow([result.audio_file, result.error])
-        self._errors.flush()
+        try:
+            self._errors_csv.writerow([result.audio_file, result.error])
+            self._errors.flush()
+        except OSError as exc:
+            raise OutputError(f"{errors_path(self.path)}: cannot write ({describe_os_error(exc)})") from None
 
-    def _release(self) -> None:
+    def _release(self, quiet: bool = False) -> None:
         if getattr(self, "_errors", None) is not None:
-            self._errors.close()
-            self._errors = None
-        super()._release()
+            errors, self._errors = self._errors, None
+            _close(errors, errors_path(self.path), quiet)
+        super()._release(quiet)
 
 
 class TableWriter(ResultWriter):

@@ -1,0 +1,271 @@
+"""Kill -9 and full disks: nothing is lost, nothing half-written counts as done.
+
+``preprocess``, ``index`` and ``train`` are killed with SIGKILL part-way (a real subprocess, its
+whole process group, so decoding workers die too), then run again: every item ends up exactly
+once and the final outputs equal an uninterrupted run's. ``infer --resume`` after SIGKILL is
+covered by tests/test_inference.py::test_resume_after_sigkill_gives_every_file_once.
+
+A full disk is a real 128 KiB tmpfs when this process may mount one (root on Linux); otherwise
+those tests skip, and :func:`test_full_disk_everywhere` still simulates ENOSPC by patching
+``os.fsync``. Either way the command exits 2 with one line naming the file and saying "no space
+left on device", and the outputs of the previous run are intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from melodex.cache import FeatureCache
+from melodex.checkpoint import save_checkpoint
+from melodex.cli import main
+from melodex.features import FeatureConfig
+from melodex.model import GenreCNN, ModelConfig
+from melodex.store import LibraryStore
+from tests import nasty
+from tests.conftest import ROOT
+
+N_FILES = 60
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pth", GenreCNN(ModelConfig(n_classes=3)),
+                           ["Folk", "Pop", "Rock"], FeatureConfig())
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory) -> Path:
+    """A folder-per-label dataset of short clips: ``music/<a|b>/NN.wav``."""
+    root = tmp_path_factory.mktemp("music")
+    for i in range(N_FILES):
+        nasty._write(root / "ab"[i % 2] / f"{i:02d}.wav", nasty.tone(0.5, 8000, freq=150 + 15 * i, seed=i), 8000)
+    return root
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+
+
+def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 120) -> None:
+    """Start ``python *args``, SIGKILL its process group once ``ready()`` holds; fail if it ended first."""
+    proc = subprocess.Popen([sys.executable, *args], env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and not ready() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave a worker behind
+        proc.stderr.close()
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+# ----------------------------------------------------------------------------- SIGKILL, resume
+
+
+def test_preprocess_killed_then_resumed_equals_an_uninterrupted_run(music, tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    args = ["-m", "melodex", "preprocess", "--data_dir", str(music), "--kind", "folder", "--workers", "2", "-q"]
+    kill_when(args + ["--cache_dir", str(killed)], lambda: _lines(killed / "index.csv") > 6)
+    assert 6 < _lines(killed / "index.csv") <= N_FILES  # header + some tracks, perhaps not all
+    assert main(args[2:] + ["--cache_dir", str(killed)]) == 0
+    assert main(args[2:] + ["--cache_dir", str(clean)]) == 0
+
+    rows = list(csv.reader((killed / "index.csv").open()))
+    keys = [row[0] for row in rows[1:]]
+    assert rows[0] == ["key", "seconds"] and len(keys) == len(set(keys)) == N_FILES  # each track once
+    assert not list(killed.rglob("*.tmp"))  # no temporary file left behind
+    a, b = FeatureCache(killed), FeatureCache(clean)
+    assert a.seconds() == b.seconds()
+    for key in keys:
+        np.testing.assert_array_equal(a.get(key), b.get(key))
+
+
+def test_index_killed_then_rerun_equals_an_uninterrupted_run(music, checkpoint, tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    args = ["-m", "melodex", "index", "--audio", str(music), "--model", str(checkpoint), "--num-workers", "1",
+            "--device", "cpu", "--part-size", "3", "-q"]
+    parts = killed / "parts"
+    kill_when(args + ["--store", str(killed)], lambda: parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 3)
+    before = len(LibraryStore(killed))
+    assert 9 <= before < N_FILES and before % 3 == 0  # whole parts only; the one in flight is not there
+    assert main(args[2:] + ["--store", str(killed)]) == 0
+    assert main(args[2:] + ["--store", str(clean)]) == 0
+
+    a, b = LibraryStore(killed), LibraryStore(clean)
+    ta, tb = a.tracks(), b.tracks()
+    assert len(ta) == len(set(ta["path"])) == N_FILES  # each file once
+    order_a, order_b = np.argsort(ta["path"].to_numpy()), np.argsort(tb["path"].to_numpy())
+    assert list(ta["path"].iloc[order_a]) == list(tb["path"].iloc[order_b])
+    assert list(ta["predicted_label"].iloc[order_a]) == list(tb["predicted_label"].iloc[order_b])
+    np.testing.assert_allclose(a.embeddings()[order_a], b.embeddings()[order_b], atol=1e-5)
+
+
+def _history(run: Path) -> list[dict[str, str]]:
+    with open(run / "history.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+
+@pytest.mark.slow  # three training processes: about a minute on a busy 2-core machine
+def test_training_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
+    from tests._helpers_trainer import make_fma_fixture
+
+    data = make_fma_fixture(tmp_path / "fma")
+    cache = tmp_path / "cache"
+    assert main(["preprocess", "--data_dir", str(data), "--cache_dir", str(cache), "--workers", "1", "-q"]) == 1
+    common = [str(ROOT / "train.py"), "--data_dir", str(data), "--epochs", "4", "--batch_size", "4", "--seed", "3",
+              "--device", "cpu", "--cache_dir", str(cache), "--num_workers", "0", "-q"]
+    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
+
+    def an_epoch_done() -> bool:
+        runs = [p for p in killed_root.glob("20*") if p.is_dir()]
+        # epoch 1 is saved (history line, then train_state.pth); a run killed before its first
+        # state has nothing to resume and says so ("no train_state.pth ... nothing to resume")
+        return bool(runs) and _lines(runs[0] / "history.csv") >= 2 and (runs[0] / "train_state.pth").is_file()
+
+    kill_when(common + ["--output_dir", str(killed_root)], an_epoch_done, timeout=300)
+    (killed,) = [p for p in killed_root.glob("20*") if p.is_dir()]
+    assert not (killed / "classification_report.txt").exists()  # the run had not finished
+    resumed = subprocess.run([sys.executable, str(ROOT / "train.py"), "--resume", str(killed), "-q"], env=_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    clean_run = subprocess.run([sys.executable, *common, "--output_dir", str(clean_root)], env=_env(),
+                               capture_output=True, text=True, timeout=600)
+    assert clean_run.returncode == 0, clean_run.stderr
+    (clean,) = [p for p in clean_root.glob("20*") if p.is_dir()]
+
+    assert [row["epoch"] for row in _history(killed)] == [str(e) for e in range(1, 5)]  # each epoch once
+    assert _history(killed) == _history(clean)
+    wa = torch.load(killed / "model_weights.pth", weights_only=True)["state_dict"]
+    wb = torch.load(clean / "model_weights.pth", weights_only=True)["state_dict"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# ----------------------------------------------------------------------------- full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 128 KiB tmpfs mounted at tmp_path/disk (skips where mounting is not allowed)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root on Linux; test_full_disk_everywhere simulates ENOSPC")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _one_line_no_space(capsys, path_part: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "no space left on device" in err[0] and path_part in err[0] and "Traceback" not in err[0]
+
+
+def _files(music: Path, n: int) -> list[str]:
+    return [str(p) for p in sorted(music.glob("*/*.wav"))[:n]]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "jsonl-resume"])
+def test_infer_on_a_full_disk(fmt, small_disk, music, checkpoint, capsys):
+    ext = fmt.split("-")[0]
+    out = small_disk / f"results.{ext}"
+    infer = ["infer", "--model", str(checkpoint), "--num-workers", "0", "--output", str(out), "-q"]
+    assert main(infer + ["--audio", *_files(music, 2)]) == 0
+    previous = out.read_bytes()
+    capsys.readouterr()
+    more = ["--resume"] if fmt == "jsonl-resume" else []
+    assert main(infer + ["--audio", str(music)] + more) == 2
+    _one_line_no_space(capsys, str(out))
+    if ext == "json":
+        assert out.read_bytes() == previous  # replaced only by a complete document
+        assert not [p for p in small_disk.iterdir() if p.name.endswith(".tmp")]
+    elif ext == "jsonl":
+        data = out.read_bytes()
+        assert data.startswith(previous)  # earlier lines untouched; a cut last line is dropped on resume
+    else:  # csv streams: the previous file is replaced by design; what is there is whole rows or a cut last one
+        assert out.read_text().startswith("audio_file,predicted_label,confidence,embedding\n")
+
+
+def test_index_on_a_full_disk_keeps_the_parts_written(small_disk, music, checkpoint, capsys):
+    store = small_disk / "lib"
+    index = ["index", "--store", str(store), "--model", str(checkpoint), "--num-workers", "0", "--device", "cpu",
+             "--part-size", "4", "-q"]
+    assert main(index + ["--audio", *_files(music, 4)]) == 0
+    first = LibraryStore(store).embeddings()
+    capsys.readouterr()
+    assert main(index + ["--audio", str(music)]) == 2
+    _one_line_no_space(capsys, str(store / "parts"))
+    after = LibraryStore(store)
+    assert len(after) % 4 == 0 and 4 <= len(after) < N_FILES  # whole parts only
+    np.testing.assert_array_equal(after.embeddings()[:4], first)
+    assert not list((store / "parts").glob(".*.tmp"))
+
+
+def test_preprocess_on_a_full_disk_keeps_what_was_cached(small_disk, music, capsys):
+    cache = small_disk / "cache"
+    pre = ["preprocess", "--data_dir", str(music), "--kind", "folder", "--cache_dir", str(cache), "--workers", "1",
+           "-q"]
+    assert main(pre) == 2
+    _one_line_no_space(capsys, str(cache))
+    done = FeatureCache(cache)
+    keys = list(done.seconds())
+    assert keys and len(keys) < N_FILES
+    assert all(done.get(k) is not None for k in keys)  # every key listed is complete
+    assert not list(cache.rglob(".*.tmp"))
+
+
+def test_full_disk_everywhere(music, checkpoint, tmp_path, monkeypatch, capsys):
+    """Without a tmpfs: fsync raising ENOSPC in every atomic write (JSON output, store part, MFCC)."""
+    import melodex.fileio
+
+    out = tmp_path / "r.json"
+    infer = ["infer", "--model", str(checkpoint), "--num-workers", "0", "--output", str(out), "-q"]
+    assert main(infer + ["--audio", *_files(music, 2)]) == 0
+    previous = out.read_bytes()
+    capsys.readouterr()
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(melodex.fileio.os, "fsync", full)
+    assert main(infer + ["--audio", *_files(music, 4)]) == 2
+    _one_line_no_space(capsys, str(out))
+    assert out.read_bytes() == previous and json.loads(previous)["audio_files"]
+    assert main(["index", "--store", str(tmp_path / "lib"), "--model", str(checkpoint), "--audio",
+                 *_files(music, 2), "--num-workers", "0", "-q"]) == 2
+    _one_line_no_space(capsys, str(tmp_path / "lib" / "parts"))
+    assert len(LibraryStore(tmp_path / "lib")) == 0
+    assert main(["preprocess", "--data_dir", str(music), "--kind", "folder", "--cache_dir", str(tmp_path / "c"),
+                 "--workers", "1", "-q"]) == 2
+    _one_line_no_space(capsys, str(tmp_path / "c"))
+    assert not list(tmp_path.rglob(".*.tmp"))
