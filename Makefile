@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all browser clean
+.PHONY: setup demo test test-all fuzz browser clean
 
 # The map's browser test drives Debian's chromium (never a downloaded browser build).
 browser:
@@ -31,6 +31,10 @@ test: setup browser
 
 test-all: setup browser
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "" $(PYTEST_ARGS)
+
+MELODEX_FUZZ_EXAMPLES ?= 5000
+fuzz: setup
+	MELODEX_FUZZ_EXAMPLES=$(MELODEX_FUZZ_EXAMPLES) $(PY) -m pytest tests/test_hardening_fuzz.py -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) demo_data training_outputs melodex_outputs .pytest_cache
