@@ -209,7 +209,7 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
     import soundfile as sf
 
     try:
-        handle = sf.SoundFile(str(path))
+        handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not valid UTF-8 open too
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError
         raise AudioLoadError(path, _clean_reason(exc)) from None
     native_sr = handle.samplerate

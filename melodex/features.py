@@ -65,28 +65,26 @@ class FeatureConfig:
 DEFAULT_FEATURES = FeatureConfig()
 
 
+# Slaney's auditory-toolbox mel scale: linear below 1 kHz, logarithmic above.
+_F_SP = 200.0 / 3  # Hz per mel in the linear part
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = math.log(6.4) / 27.0
+
+
 def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
-    """Slaney's auditory-toolbox mel scale (linear below 1 kHz, logarithmic above)."""
     freq = np.asarray(freq, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
-    mel = freq / f_sp
-    log_part = freq >= min_log_hz
-    mel[log_part] = min_log_mel + np.log(freq[log_part] / min_log_hz) / logstep
+    mel = freq / _F_SP
+    log_part = freq >= _MIN_LOG_HZ
+    mel[log_part] = _MIN_LOG_MEL + np.log(freq[log_part] / _MIN_LOG_HZ) / _LOGSTEP
     return mel
 
 
 def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
-    freq = f_sp * mel
-    log_part = mel >= min_log_mel
-    freq[log_part] = min_log_hz * np.exp(logstep * (mel[log_part] - min_log_mel))
+    freq = _F_SP * mel
+    log_part = mel >= _MIN_LOG_MEL
+    freq[log_part] = _MIN_LOG_HZ * np.exp(_LOGSTEP * (mel[log_part] - _MIN_LOG_MEL))
     return freq
 
 

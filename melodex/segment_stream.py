@@ -64,7 +64,7 @@ def probe_duration(path: Path) -> float | None:
     try:
         import soundfile as sf
 
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
         if info.samplerate > 0 and info.frames > 0:
             return info.frames / info.samplerate
     except Exception:  # not a libsndfile format: ask FFmpeg
