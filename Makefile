@@ -27,14 +27,14 @@ demo: setup
 	$(VENV)/bin/melodex demo
 
 test: setup browser
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-all: setup browser
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "" $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -m "" $(PYTEST_ARGS)
 
 MELODEX_FUZZ_EXAMPLES ?= 5000
 fuzz: setup
 	MELODEX_FUZZ_EXAMPLES=$(MELODEX_FUZZ_EXAMPLES) $(PY) -m pytest tests/test_hardening_fuzz.py -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) demo_data training_outputs melodex_outputs .pytest_cache
+	rm -rf $(VENV) demo_data demo_outputs training_outputs melodex_outputs test-artifacts .pytest_cache
