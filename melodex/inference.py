@@ -224,5 +224,6 @@ def run(args: argparse.Namespace) -> int:
             summary += f"; failures listed in {errors_path(args.output)}"
         log.warning(summary)
         return 1
-    log.info(summary)
+    if args.output:  # the table on stdout ends with the same count already
+        log.info(summary)
     return 0
