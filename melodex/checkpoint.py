@@ -126,7 +126,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, zipfile errors...
-        raise ModelLoadError(f"{file}: {_load_failure_reason(file, exc)}") from None
+        raise ModelLoadError(f"{file}: {load_failure_reason(file, exc)}") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(f"{file}: not a Melodex checkpoint (no 'format': '{CHECKPOINT_FORMAT}' field)")
     if int(data.get("version", 0)) > CHECKPOINT_VERSION:
@@ -153,7 +153,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Ge
     return ckpt.build_model(device), ckpt
 
 
-def _load_failure_reason(file: Path, exc: Exception) -> str:
+def load_failure_reason(file: Path, exc: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused ``file``, in one line."""
     text = str(exc)
     match = re.search(r"unsupported GLOBAL (\S+)", text, re.IGNORECASE)

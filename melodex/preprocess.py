@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .constants import DEFAULT_CACHE_DIR
+from .workers import die_with_parent
 
 if TYPE_CHECKING:
     import numpy as np
@@ -240,24 +241,14 @@ def _finite(array) -> bool:
 
 def _worker_init(parent: int) -> None:
     import signal
-    import threading
 
     import torch
 
     torch.set_num_threads(1)
     # Ctrl-C is the parent's to handle: it cancels what is queued and lets running files finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A parent killed outright (SIGKILL) cannot stop its pool, and a forked worker waiting for
-    # work would wait forever: leave as soon as the parent is gone.
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-
-
-def _exit_with_parent(parent: int) -> None:
-    import time
-
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
+    # A parent killed outright (SIGKILL) cannot stop its pool: leave as soon as it is gone.
+    die_with_parent(parent)
 
 
 def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterator[tuple[str, str, float, str | None]]:

@@ -29,6 +29,7 @@ from .audio import load_audio, stream_audio
 from .errors import AudioLoadError
 from .features import FeatureConfig, compute_mfcc
 from .segments import Segment, first_segment, sliding_segments
+from .workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -153,23 +154,6 @@ class SegmentStream(torch.utils.data.IterableDataset):
             yield from file_items(index, self.paths[index], self.settings)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Have the kernel end this worker when the main process dies, even by SIGKILL (Linux).
-
-    Without it a killed run leaves its workers blocked forever on a queue nobody reads.
-    """
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: torch's own watchdog is the fallback
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 class WorkerInit:
     """Set up each decoding worker: one torch thread, and die with the main process."""
 
@@ -178,7 +162,7 @@ class WorkerInit:
 
     def __call__(self, _worker_id: int) -> None:
         torch.set_num_threads(1)  # each worker decodes one file at a time on one core
-        _die_with_parent(self.parent_pid)
+        die_with_parent(self.parent_pid)
 
 
 # Take segments as workers finish them (torch >= 2.6); the reorder buffer restores file order.

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .checkpoint import WEIGHTS_NAME, _load_failure_reason, load_checkpoint, save_checkpoint
+from .checkpoint import WEIGHTS_NAME, load_failure_reason, load_checkpoint, save_checkpoint
 from .datasets.base import SPLITS, Dataset
 from .errors import DatasetError
 from .features import DEFAULT_FEATURES
@@ -366,7 +366,7 @@ def _read_state(run_dir: Path) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # one line; pickled code is named as refused, never run
-        raise ResumeError(f"{path}: cannot read the saved state ({_load_failure_reason(path, exc)})") from None
+        raise ResumeError(f"{path}: cannot read the saved state ({load_failure_reason(path, exc)})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ResumeError(f"{path}: not a Melodex training state")
     return state

@@ -1,0 +1,39 @@
+"""Worker processes that end with the process that started them.
+
+A run killed outright (SIGKILL) cannot stop its workers: a forked decoder waiting on a queue
+or a pool for work would wait forever and hold its locks. Every worker pool in Melodex calls
+:func:`die_with_parent` when a worker starts.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as ``parent_pid`` is gone, even if it died by SIGKILL.
+
+    On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG, SIGKILL)``); elsewhere a daemon
+    thread checks twice a second whether the parent changed.
+    """
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            raise OSError("prctl failed")
+    except (OSError, AttributeError):
+        import threading
+
+        threading.Thread(target=_poll_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the guard was in place
+        os._exit(1)
+
+
+def _poll_parent(parent_pid: int) -> None:
+    import time
+
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
