@@ -17,8 +17,11 @@ Bad input never escapes as a decoder's own exception: it becomes an
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -26,6 +29,8 @@ import numpy as np
 
 from .constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from .errors import AudioLoadError
+
+log = logging.getLogger(__name__)
 
 # Formats libsndfile decodes well; the rest go straight to FFmpeg.
 _SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3"})
@@ -209,7 +214,8 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
     import soundfile as sf
 
     try:
-        handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not valid UTF-8 open too
+        with _decoder_chatter(path):
+            handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not valid UTF-8 open too
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError
         raise AudioLoadError(path, _clean_reason(exc)) from None
     native_sr = handle.samplerate
@@ -226,7 +232,8 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
             while remaining is None or remaining > 0:
                 want = block if remaining is None else min(block, remaining)
                 try:
-                    data = handle.read(frames=want, dtype="float32", always_2d=True)
+                    with _decoder_chatter(path):
+                        data = handle.read(frames=want, dtype="float32", always_2d=True)
                 except Exception as exc:
                     raise AudioLoadError(path, f"decoding failed: {_clean_reason(exc)}") from None
                 if data.shape[0] == 0:
@@ -304,6 +311,33 @@ def _checked_first(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndar
         yield from blocks
 
     return chain()
+
+
+@contextlib.contextmanager
+def _decoder_chatter(path: Path) -> Iterator[None]:
+    """Turn what libsndfile's mp3 decoder writes straight to file descriptor 2 into a debug log.
+
+    libmpg123 prints lines such as "part2_3_length (960) too large for available bit count" on
+    stderr for a damaged or truncated frame (common at the end of cut mp3s), whatever ``-q``
+    says, and they would break progress bars once per file. The audio is decoded all the same;
+    the message is kept, with the file's name, at debug level (``-v`` shows it).
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(4096).decode("utf-8", "replace").strip()
+            if text:
+                log.debug("%s: decoder says: %s", path, " | ".join(text.splitlines()))
 
 
 _INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}

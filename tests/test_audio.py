@@ -103,3 +103,19 @@ def test_find_audio_files_recursive_sorted_any_case(tmp_path, make_audio):
 def test_find_audio_files_missing_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         find_audio_files([tmp_path / "nowhere"])
+
+
+def test_decoder_chatter_on_fd2_becomes_a_debug_log(tmp_path, capfd, caplog):
+    """C decoders (libmpg123) write straight to file descriptor 2; that must not reach the
+    terminal (it would break progress bars once per file) but stays visible with -v."""
+    import logging
+
+    from melodex.audio import _decoder_chatter
+
+    caplog.set_level(logging.DEBUG, logger="melodex.audio")
+    with _decoder_chatter(tmp_path / "cut.mp3"):
+        os.write(2, b"[layer3.c:1774] error: part2_3_length (960) too large\n")
+    os.write(2, b"after\n")  # stderr is restored afterwards
+    assert capfd.readouterr().err == "after\n"
+    assert any("cut.mp3: decoder says: [layer3.c:1774] error: part2_3_length" in r.getMessage()
+               for r in caplog.records)
