@@ -112,9 +112,18 @@ def test_decoder_chatter_on_fd2_becomes_a_debug_log(tmp_path, capfd, caplog):
 
     from melodex.audio import _decoder_chatter
 
+    logger = logging.getLogger("melodex.audio")
+    # Only caplog hears the record: handlers an earlier CLI test left on "melodex" would
+    # print it to stderr, which is what -v is for, not what this test looks at.
+    logger.addHandler(caplog.handler)
+    logger.propagate = False
     caplog.set_level(logging.DEBUG, logger="melodex.audio")
-    with _decoder_chatter(tmp_path / "cut.mp3"):
-        os.write(2, b"[layer3.c:1774] error: part2_3_length (960) too large\n")
+    try:
+        with _decoder_chatter(tmp_path / "cut.mp3"):
+            os.write(2, b"[layer3.c:1774] error: part2_3_length (960) too large\n")
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate = True
     os.write(2, b"after\n")  # stderr is restored afterwards
     assert capfd.readouterr().err == "after\n"
     assert any("cut.mp3: decoder says: [layer3.c:1774] error: part2_3_length" in r.getMessage()
