@@ -35,13 +35,27 @@ def write_audio(path: str | Path, audio: np.ndarray, sr: int, *, subtype: str | 
 
 
 def _write_aac(path: Path, audio: np.ndarray, sr: int) -> None:
+    encode_with_ffmpeg(str(path), audio, sr, container_format="mp4", codec="aac")
+
+
+def encode_with_ffmpeg(target, audio: np.ndarray, sr: int, *, container_format: str, codec: str,
+                       bit_rate: int | None = None, options: dict[str, str] | None = None) -> None:
+    """Encode ``audio`` [shape=(n,) or (n, channels)] with FFmpeg's ``codec`` into ``target``.
+
+    ``target`` is a path or a writable binary file object (e.g. from ``atomic_write``).
+    """
     import av
 
+    audio = np.asarray(audio, dtype=np.float32)
     channels = 1 if audio.ndim == 1 else audio.shape[1]
     layout = "mono" if channels == 1 else "stereo"
     planar = np.ascontiguousarray(np.atleast_2d(audio) if audio.ndim == 1 else audio.T)
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=sr, layout=layout)
+    with av.open(target, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=sr, layout=layout)
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        if options:
+            stream.codec_context.options = options
         frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
         frame.sample_rate = sr
         for packet in stream.encode(frame):

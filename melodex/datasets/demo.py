@@ -202,23 +202,12 @@ def write_mp3(path: str | Path, audio, sr: int) -> Path:
     CPU per clip (``benchmarks/bench_demo_corpus.py``); encoding is most of the corpus's time, and
     with it a full corpus needed ~90 CPU-seconds, at the edge of the ~45-s budget on two cores.
     """
-    import av
-    import numpy as np
-
+    from ..encode import encode_with_ffmpeg
     from ..fileio import atomic_write
 
-    planar = np.ascontiguousarray(np.asarray(audio, dtype=np.float32)[None, :])
     with atomic_write(path, "wb") as handle:
-        with av.open(handle, "w", format="mp3") as container:
-            stream = container.add_stream("libmp3lame", rate=sr, layout="mono")
-            stream.bit_rate = BIT_RATE
-            stream.codec_context.options = {"compression_level": "9"}
-            frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="mono")
-            frame.sample_rate = sr
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)
+        encode_with_ffmpeg(handle, audio, sr, container_format="mp3", codec="libmp3lame", bit_rate=BIT_RATE,
+                           options={"compression_level": "9"})
     return Path(path)
 
 
