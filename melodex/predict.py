@@ -43,6 +43,7 @@ from .model import GenreCNN, place_model
 from .results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
 from .segment_stream import UNORDERED, DecodeSettings, SegmentItem, SegmentStream, WorkerInit, file_items, identity
 from .segments import LAST_POLICIES
+from .workers import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,7 @@ __all__ = ["Predictor", "collect_audio_files", "default_num_workers"]
 
 def default_num_workers(requested: int = 4) -> int:
     """``requested`` decoding workers, capped at the CPU cores this process may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(0, min(int(requested), cores))
+    return max(0, min(int(requested), usable_cores()))
 
 
 def collect_audio_files(inputs: Iterable[str | Path]) -> list[Path]:
@@ -112,7 +109,7 @@ def _main_threads(workers: int) -> int:
     competing with busy workers costs more in synchronisation than it gains (measured 2-20x
     slower per segment on 2 cores under load), so the main process keeps to what is free.
     """
-    cores = default_num_workers(os.cpu_count() or 1)
+    cores = usable_cores()
     return max(1, min(4, cores - workers if workers else cores // 2))
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .constants import DEFAULT_CACHE_DIR
-from .workers import die_with_parent
+from .workers import die_with_parent, usable_cores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,7 +92,7 @@ def load_dataset_from_args(args: argparse.Namespace, *, seed: int = 0) -> Datase
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, cache_help="where the MFCCs are written (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="worker processes (default: all %d cores)" % (os.cpu_count() or 1))
+                        help="worker processes (default: all %d cores)" % usable_cores())
     parser.add_argument("--retry_failed", "--retry-failed", action="store_true",
                         help="try again the files failures.csv lists (skipped by default)")
 
@@ -254,7 +254,7 @@ def _worker_init(parent: int) -> None:
 def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterator[tuple[str, str, float, str | None]]:
     """Yield ``(key, path, seconds, reason)`` per track as workers finish, in any order."""
     jobs = [(t.key, str(t.path), str(cache.root), cache.config.to_dict()) for t in tracks]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    workers = max(1, min(workers or usable_cores(), len(jobs)))
     if workers == 1:
         for job in jobs:
             yield _extract_one(*job)

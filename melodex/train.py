@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +152,9 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
 def default_num_workers(cached_fraction: float) -> int:
     if cached_fraction >= 1.0:
         return 0
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+    from .workers import usable_cores
+
+    return max(1, min(4, usable_cores() - 1))
 
 
 def timer() -> float:

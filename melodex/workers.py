@@ -1,13 +1,25 @@
-"""Worker processes that end with the process that started them.
+"""Worker processes: how many to start, and making them end with the process that started them.
 
 A run killed outright (SIGKILL) cannot stop its workers: a forked decoder waiting on a queue
 or a pool for work would wait forever and hold its locks. Every worker pool in Melodex calls
-:func:`die_with_parent` when a worker starts.
+:func:`die_with_parent` when a worker starts, and sizes itself with :func:`usable_cores`.
 """
 
 from __future__ import annotations
 
 import os
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one).
+
+    ``os.cpu_count()`` counts the machine's cores, which overcounts under ``taskset`` or a
+    container's CPU set, and starting more workers than cores only adds contention.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -109,7 +109,7 @@ def write_demo_corpus(
     seed : int
         Fixes everything: metadata, splits and audio.
     workers : int, optional
-        Processes rendering and encoding audio; default ``os.cpu_count()``. 1 runs in-process.
+        Processes rendering and encoding audio; default: the usable cores. 1 runs in-process.
     progress : bool, optional
         Show a progress bar on stderr; default: when stderr is a terminal.
     """
@@ -171,7 +171,9 @@ def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -
     """Render every job, in-process or in a pool of ``workers`` processes; the mp3 sizes in job order."""
     from tqdm import tqdm
 
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    from ..workers import usable_cores
+
+    workers = max(1, min(workers or usable_cores(), len(jobs)))
     disable = None if progress is None else not progress
     bar = tqdm(total=len(jobs), desc="demo audio", unit="track", disable=disable, leave=False)
     sizes: list[int] = []
