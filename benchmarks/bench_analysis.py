@@ -41,7 +41,7 @@ def write_store(root: Path, n: int, seed: int = 0, part: int = PART) -> Path:
     """Write a synthetic store of ``n`` tracks under ``root`` in parts of ``part``; returns ``root``."""
     import numpy as np
 
-    from melodex.store import LibraryStore, TrackRecord
+    from melodex.library.store import LibraryStore, TrackRecord
 
     rng = np.random.default_rng(seed)
     centres = np.abs(rng.standard_normal((16, DIM))).astype(np.float32)
@@ -78,7 +78,7 @@ def bench_store(root: Path, repeats: int = 5) -> dict[str, float]:
     """Median seconds to load tracks + embeddings in a fresh reader, and the ``.npy`` baseline."""
     import numpy as np
 
-    from melodex.store import LibraryStore
+    from melodex.library.store import LibraryStore
 
     def load():
         store = LibraryStore(root)
@@ -100,8 +100,8 @@ def bench_query(root: Path, n_queries: int = 200, seed: int = 1) -> dict[str, fl
     """Median seconds per exact top-10 query (index prebuilt), per matvec, and per ``similar()`` call."""
     import numpy as np
 
-    from melodex.similarity import SimilarityIndex, similar
-    from melodex.store import LibraryStore
+    from melodex.analysis.similarity import SimilarityIndex, similar
+    from melodex.library.store import LibraryStore
 
     store = LibraryStore(root)
     emb = store.embeddings()
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         query = bench_query(root)
         small = write_store(Path(tmp) / "small_parts", args.tracks, part=250)
         many = bench_store(small, repeats=3)
-        from melodex.store import LibraryStore
+        from melodex.library.store import LibraryStore
 
         start = time.perf_counter()
         LibraryStore(small).compact()

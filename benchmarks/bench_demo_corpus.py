@@ -32,9 +32,9 @@ def per_clip(repeats: int = 5) -> None:
     """CPU per 30-s clip: the two mp3 encoders (libsndfile's is the baseline), then synthesis."""
     import numpy as np
 
-    from melodex.datasets.demo import SAMPLE_RATE, write_mp3
-    from melodex.datasets.synth import STYLES, artist_signature, render_track, track_params
-    from melodex.encode import write_audio
+    from melodex.audio.encode import write_audio
+    from melodex.demo.corpus import SAMPLE_RATE, write_mp3
+    from melodex.demo.synth import STYLES, artist_signature, render_track, track_params
 
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(int(30 * SAMPLE_RATE))).astype(np.float32)
@@ -62,7 +62,7 @@ def per_clip(repeats: int = 5) -> None:
 
 
 def corpus(tracks_per_artist: int, workers: int | None, seconds: float) -> None:
-    from melodex.datasets.demo import write_demo_corpus
+    from melodex.demo.corpus import write_demo_corpus
 
     with tempfile.TemporaryDirectory() as tmp:
         cpu0, wall0 = cpu_seconds(), time.perf_counter()

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 def make_clips(folder: Path, n: int, seconds: float = 30.0, sr: int = 44100) -> list[Path]:
     """Write ``n`` music-like stereo mp3 clips once; later runs reuse them."""
-    from melodex.encode import write_audio
+    from melodex.audio.encode import write_audio
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -61,10 +61,10 @@ def ceiling(path: Path) -> np.ndarray:
 
 
 def melodex(path: Path) -> np.ndarray:
-    from melodex.audio import load_audio
+    from melodex.audio.decode import load_audio
+    from melodex.audio.segments import first_segment
     from melodex.constants import SEGMENT_SECONDS
-    from melodex.features import compute_mfcc
-    from melodex.segments import first_segment
+    from melodex.features.mfcc import compute_mfcc
 
     return compute_mfcc(first_segment(load_audio(path, duration=SEGMENT_SECONDS)).audio)
 

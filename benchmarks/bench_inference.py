@@ -11,7 +11,7 @@ Every number is measured in the same run:
 
 * **decode ceiling**: ``soundfile.read`` of every file (decode only: no downmix, resampling,
   MFCC or model), in one process and in a pool of 2 processes;
-* **inference**: first-30s mode on the CPU through :class:`melodex.predict.Predictor`
+* **inference**: first-30s mode on the CPU through :class:`melodex.inference.predictor.Predictor`
   (default settings, 2 workers, and the legacy one-file-at-a-time path), results written to
   a JSONL file as the CLI does; time from the first file handed in to the last result out
   (start-up and model loading excluded, as they are paid once);
@@ -47,7 +47,7 @@ def make_corpus(n: int) -> list[Path]:
     """``n`` 30-s 44.1 kHz stereo mp3s in the cache directory, created on first use."""
     import numpy as np
 
-    from melodex.encode import write_audio
+    from melodex.audio.encode import write_audio
 
     cache = Path(os.environ.get("MELODEX_BENCH_DIR", Path(tempfile.gettempdir()) / "melodex-bench-mp3"))
     cache.mkdir(parents=True, exist_ok=True)
@@ -109,8 +109,8 @@ def run_inference(paths: list[Path], model: Path, out: Path, *, workers: int | N
     """Seconds for Predictor.predict over ``paths`` (first-30s, CPU), results to JSONL."""
     import torch
 
-    from melodex.predict import Predictor
-    from melodex.writers import get_writer
+    from melodex.inference.predictor import Predictor
+    from melodex.inference.writers import get_writer
 
     kwargs = {} if workers is None else {"num_workers": workers}
     predictor = Predictor(model, device="cpu", **kwargs)
@@ -170,9 +170,9 @@ def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = N
 def make_model(workdir: Path) -> Path:
     import torch
 
-    from melodex.checkpoint import save_checkpoint
-    from melodex.features import FeatureConfig
-    from melodex.model import GenreCNN, ModelConfig
+    from melodex.features.mfcc import FeatureConfig
+    from melodex.model.checkpoint import save_checkpoint
+    from melodex.model.cnn import GenreCNN, ModelConfig
 
     torch.manual_seed(0)
     labels = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.files, args.rss_files = 50, [50, 200]
 
-    from melodex.predict import default_num_workers
+    from melodex.inference.predictor import default_num_workers
 
     cores = default_num_workers(os.cpu_count() or 1)
     default_workers = default_num_workers(4)

@@ -62,9 +62,9 @@ def make_folder(folder: Path, n_files: int, n_broken: int) -> Path:
 def tiny_model(path: Path) -> Path:
     import torch
 
-    from melodex.checkpoint import save_checkpoint
-    from melodex.features import FeatureConfig
-    from melodex.model import GenreCNN, ModelConfig
+    from melodex.features.mfcc import FeatureConfig
+    from melodex.model.checkpoint import save_checkpoint
+    from melodex.model.cnn import GenreCNN, ModelConfig
 
     torch.manual_seed(0)
     return save_checkpoint(path, GenreCNN(ModelConfig(n_classes=3)), ["Folk", "Pop", "Rock"], FeatureConfig())

@@ -39,7 +39,7 @@ def synthetic_store(root: Path, n_points: int, *, n_styles: int = 16, seed: int 
     """A store of ``n_points`` tracks: each style a noisy 4-D sheet in 512-d, ReLU'd like the CNN's."""
     import numpy as np
 
-    from melodex.store import LibraryStore, TrackRecord
+    from melodex.library.store import LibraryStore, TrackRecord
 
     rng = np.random.default_rng(seed)
     styles = np.arange(n_points) % n_styles
@@ -71,8 +71,9 @@ def time_map(store, out_dir: Path, *, fast: bool = False) -> dict:
     development machine is often loaded: for the seeded, single-threaded fit it is what the wall
     time would be on an idle core.
     """
-    from melodex.map_views import write_html_map, write_static_map
-    from melodex.mapping import update_map
+    from melodex.analysis.map_figure import write_static_map
+    from melodex.analysis.map_page import write_html_map
+    from melodex.analysis.mapping import update_map
 
     c0, t0 = time.process_time(), time.perf_counter()
     update_map(store, refit=True, fast=fast)

@@ -38,9 +38,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from melodex.datasets import load_dataset
-    from melodex.datasets.demo import write_demo_corpus
-    from melodex.preprocess import preprocess_dataset
-    from melodex.train import TrainConfig, train
+    from melodex.demo.corpus import write_demo_corpus
+    from melodex.training.config import TrainConfig
+    from melodex.training.preprocess import preprocess_dataset
+    from melodex.training.trainer import train
 
     logging.basicConfig(level=logging.WARNING)
     data = Path(args.data_dir)

@@ -19,16 +19,16 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("melodex.demo", "run the whole pipeline on a generated demo corpus (no download)"),
-    "make-demo": ("melodex.datasets.demo", "write the synthetic demo corpus in FMA's layout"),
-    "preprocess": ("melodex.preprocess", "precompute a dataset's MFCCs into a resumable cache"),
-    "train": ("melodex.train", "train the genre CNN; writes training_outputs/<timestamp>/"),
-    "infer": ("melodex.inference", "classify and embed audio files with a trained model"),
-    "index": ("melodex.store_cmd", "add tracks (audio or an inference JSONL) to a library store"),
-    "map": ("melodex.mapping", "UMAP map of a library: interactive HTML and a static figure"),
-    "similar": ("melodex.similarity", "tracks that sound like a query track or audio file"),
-    "evolution": ("melodex.evolution", "how an artist's music, or the collection, moves over time"),
-    "serve": ("melodex.serve", "serve a map and its indexed audio on 127.0.0.1"),
+    "demo": ("melodex.commands.demo", "run the whole pipeline on a generated demo corpus (no download)"),
+    "make-demo": ("melodex.commands.make_demo", "write the synthetic demo corpus in FMA's layout"),
+    "preprocess": ("melodex.commands.preprocess", "precompute a dataset's MFCCs into a resumable cache"),
+    "train": ("melodex.commands.train", "train the genre CNN; writes training_outputs/<timestamp>/"),
+    "infer": ("melodex.commands.infer", "classify and embed audio files with a trained model"),
+    "index": ("melodex.commands.index", "add tracks (audio or an inference JSONL) to a library store"),
+    "map": ("melodex.commands.map", "UMAP map of a library: interactive HTML and a static figure"),
+    "similar": ("melodex.commands.similar", "tracks that sound like a query track or audio file"),
+    "evolution": ("melodex.commands.evolution", "how an artist's music, or the collection, moves over time"),
+    "serve": ("melodex.commands.serve", "serve a map and its indexed audio on 127.0.0.1"),
 }
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -55,7 +55,7 @@ def get_parser() -> argparse.ArgumentParser:
         epilog="Run 'melodex COMMAND --help' for a command's options. "
         "Start with 'melodex demo' to see everything work on a generated corpus.",
     )
-    from . import __version__
+    from melodex import __version__
 
     parser.add_argument("--version", action="version", version=f"melodex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -101,7 +101,7 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 
 def _execute(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .errors import MelodexError
+    from melodex.errors import MelodexError
 
     setup_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
     try:

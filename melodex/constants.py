@@ -1,7 +1,7 @@
 """The signal chain in one place.
 
 Every number that shapes a feature lives here; derived values are computed, not retyped.
-A checkpoint records these values (see :mod:`melodex.checkpoint`), so a model trained with
+A checkpoint records these values (see :mod:`melodex.model.checkpoint`), so a model trained with
 one set of constants is never fed features made with another.
 """
 

@@ -39,3 +39,27 @@ class OutputError(MelodexError):
 
 class DeviceError(MelodexError):
     """The requested compute device is not available."""
+
+
+class CacheMismatchError(MelodexError):
+    """The cache directory was made with other feature parameters (or is not a Melodex cache)."""
+
+
+class ResumeError(MelodexError):
+    """A run cannot be resumed: no such run, no saved state, or it has already finished."""
+
+
+class StoreError(MelodexError):
+    """A library store is unreadable, or a record does not fit it."""
+
+
+class QueryError(MelodexError):
+    """The query is neither a track in the store nor a readable audio file."""
+
+
+class MapError(MelodexError):
+    """A map cannot be made from this store (empty, missing embeddings, bad values)."""
+
+
+class ServeError(MelodexError):
+    """The server cannot start (no map in the store, address in use)."""

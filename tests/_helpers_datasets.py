@@ -94,8 +94,8 @@ def write_fma_fixture(
     root: Path, records: dict[int, dict] | None = None, audio_folder: str = "fma_small"
 ) -> Path:
     """Write tracks.csv and clips under ``root``; return the audio folder."""
+    from melodex.audio.encode import write_audio
     from melodex.datasets.fma import audio_path, tracks_frame, write_tracks_csv
-    from melodex.encode import write_audio
 
     records = fixture_records() if records is None else records
     write_tracks_csv(tracks_frame(records), root / "fma_metadata" / "tracks.csv")

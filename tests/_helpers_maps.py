@@ -39,8 +39,8 @@ def make_library(root: Path, *, n_styles: int = 5, per_style: int = 60, seed: in
     track has no genre tag. With ``audio_dir`` each track gets a short generated WAV file.
     ``hostile`` makes the first title (and first artist) HTML/JS.
     """
-    from melodex.encode import write_audio
-    from melodex.store import LibraryStore, TrackRecord
+    from melodex.audio.encode import write_audio
+    from melodex.library.store import LibraryStore, TrackRecord
 
     emb, styles = clustered_embeddings(n_styles, per_style + hold_out, seed=seed)
     held = np.arange(len(emb)) % (per_style + hold_out) >= per_style

@@ -36,7 +36,7 @@ def clustered_embeddings(rng: np.random.Generator, n_per: int, n_clusters: int, 
 
 def synthetic_store(root: Path, rng: np.random.Generator, n_per: int = 20, n_clusters: int = 3):
     """A store of clustered tracks; each cluster is one genre (``LABELS``). Returns (store, cluster ids)."""
-    from melodex.store import LibraryStore, TrackRecord
+    from melodex.library.store import LibraryStore, TrackRecord
 
     x, cluster = clustered_embeddings(rng, n_per, n_clusters)
     labels = [f"G{c}" for c in range(n_clusters)]
@@ -53,8 +53,8 @@ def synthetic_store(root: Path, rng: np.random.Generator, n_per: int = 20, n_clu
 def mfcc_summary_embeddings(paths: list[Path]) -> np.ndarray:
     """A stand-in for learned embeddings: per-file MFCC means and standard deviations (40 values),
     z-scored per dimension over the given files, so no dimension (like c0, loudness) dominates."""
-    from melodex.audio import load_audio
-    from melodex.features import compute_mfcc
+    from melodex.audio.decode import load_audio
+    from melodex.features.mfcc import compute_mfcc
 
     rows = []
     for path in paths:

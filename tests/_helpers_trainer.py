@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from melodex.encode import write_audio
+from melodex.audio.encode import write_audio
 
 GENRES = ("Folk", "Pop", "Rock")
 SR = 22050

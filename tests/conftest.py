@@ -33,7 +33,7 @@ def tone(seconds: float, sr: int = 44100, freq: float = 440.0, channels: int = 2
 @pytest.fixture
 def make_audio(tmp_path):
     """make_audio(name, seconds=3, sr=44100, ...) writes a file under tmp_path and returns its path."""
-    from melodex.encode import write_audio
+    from melodex.audio.encode import write_audio
 
     def _make(name: str, seconds: float = 3.0, sr: int = 44100, freq: float = 440.0, channels: int = 2, **kw) -> Path:
         return write_audio(tmp_path / name, tone(seconds, sr, freq, channels), sr, **kw)
@@ -46,9 +46,9 @@ def tiny_checkpoint(tmp_path) -> Path:
     """A checkpoint of an untrained model with three labels, saved the real way."""
     import torch
 
-    from melodex.checkpoint import save_checkpoint
-    from melodex.features import FeatureConfig
-    from melodex.model import GenreCNN, ModelConfig
+    from melodex.features.mfcc import FeatureConfig
+    from melodex.model.checkpoint import save_checkpoint
+    from melodex.model.cnn import GenreCNN, ModelConfig
 
     torch.manual_seed(0)
     model = GenreCNN(ModelConfig(n_classes=3))

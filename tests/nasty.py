@@ -69,7 +69,7 @@ def tone(seconds: float, sr: int, channels: int = 1, freq: float = 330.0, seed: 
 
 
 def _write(path: Path, audio: np.ndarray, sr: int, subtype: str | None = None) -> Path:
-    from melodex.encode import write_audio
+    from melodex.audio.encode import write_audio
 
     return write_audio(path, audio, sr, subtype=subtype)
 

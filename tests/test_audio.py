@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from melodex.audio import find_audio_files, load_audio, stream_audio
+from melodex.audio.decode import load_audio, stream_audio
+from melodex.audio.files import find_audio_files
 from melodex.constants import SAMPLE_RATE
 from melodex.errors import AudioLoadError
 
@@ -110,14 +111,14 @@ def test_decoder_chatter_on_fd2_becomes_a_debug_log(tmp_path, capfd, caplog):
     terminal (it would break progress bars once per file) but stays visible with -v."""
     import logging
 
-    from melodex.audio import _decoder_chatter
+    from melodex.audio.decode import _decoder_chatter
 
-    logger = logging.getLogger("melodex.audio")
+    logger = logging.getLogger("melodex.audio.decode")
     # Only caplog hears the record: handlers an earlier CLI test left on "melodex" would
     # print it to stderr, which is what -v is for, not what this test looks at.
     logger.addHandler(caplog.handler)
     logger.propagate = False
-    caplog.set_level(logging.DEBUG, logger="melodex.audio")
+    caplog.set_level(logging.DEBUG, logger="melodex.audio.decode")
     try:
         with _decoder_chatter(tmp_path / "cut.mp3"):
             os.write(2, b"[layer3.c:1774] error: part2_3_length (960) too large\n")

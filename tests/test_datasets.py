@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from melodex.datasets import KINDS, Dataset, load_dataset
+from melodex.audio.encode import write_audio
+from melodex.datasets import KINDS, load_dataset
+from melodex.datasets.base import Dataset
 from melodex.datasets.fma import (
     ALL_COLUMNS,
     load_fma,
@@ -18,7 +20,6 @@ from melodex.datasets.fma import (
     tracks_frame,
     write_tracks_csv,
 )
-from melodex.encode import write_audio
 from melodex.errors import DatasetError
 from tests._helpers_datasets import SR, clip, fixture_records, write_fma_fixture
 

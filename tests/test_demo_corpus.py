@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from melodex.audio import load_audio
+from melodex.audio.decode import load_audio
 from melodex.cli import main
 from melodex.datasets import load_dataset
-from melodex.datasets.demo import DRIFTER, STYLE_ARTISTS, write_demo_corpus
 from melodex.datasets.fma import load_tracks
-from melodex.features import FeatureConfig, compute_mfcc
+from melodex.demo.corpus import write_demo_corpus
+from melodex.demo.plan import DRIFTER, STYLE_ARTISTS
+from melodex.features.mfcc import FeatureConfig, compute_mfcc
 
 SECONDS = 3.0
 

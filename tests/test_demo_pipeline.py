@@ -43,8 +43,8 @@ def test_demo_runs_every_step(demo):
 def test_map_and_neighbours_keep_the_styles(demo):
     from sklearn.manifold import trustworthiness
 
-    from melodex.similarity import normalize_rows
-    from melodex.store import LibraryStore
+    from melodex.analysis.similarity import normalize_rows
+    from melodex.library.store import LibraryStore
 
     _, data, out = demo
     store = LibraryStore(out / "library")

@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from melodex.analysis.evolution import (
+    all_artists,
+    artist_rows,
+    artist_timeline,
+    drift_score,
+    fractional_year,
+    year_centroids,
+)
 from melodex.cli import main
-from melodex.evolution import all_artists, artist_rows, artist_timeline, drift_score, fractional_year, year_centroids
-from melodex.store import LibraryStore, TrackRecord
+from melodex.library.store import LibraryStore, TrackRecord
 
 N_STABLE = 6
 
@@ -59,7 +66,7 @@ def test_drifting_artist_is_found_and_stable_ones_are_not(tmp_path, seed):
 
 def test_false_alarm_rate_on_stable_artists_is_low():
     """200 stable artists with album-to-album variation: the rule flags hardly any."""
-    from melodex.evolution import drift_score
+    from melodex.analysis.evolution import drift_score
 
     rng = np.random.default_rng(3)
     flagged = 0
@@ -82,7 +89,7 @@ def test_false_alarm_rate_on_stable_artists_is_low():
 def test_a_tiny_steady_trend_is_not_called_drift():
     """Releases that are all but identical can still be ordered in time by chance or by a
     negligible trend; against the collection's scale that is not drift (seen on the demo)."""
-    from melodex.evolution import collection_scale
+    from melodex.analysis.evolution import collection_scale
 
     rng = np.random.default_rng(5)
     dim = 64
@@ -169,7 +176,7 @@ def test_demo_corpus_drifting_artist_is_found_through_the_cli(tmp_path):
     """The demo corpus, MFCC-summary embeddings, index from a JSONL with FMA metadata, evolution --all."""
     import json
 
-    from melodex.datasets.demo import write_demo_corpus
+    from melodex.demo.corpus import write_demo_corpus
     from tests._helpers_store import jsonl_line, mfcc_summary_embeddings, write_jsonl
 
     demo = write_demo_corpus(tmp_path / "demo", tracks_per_artist=8, seconds=2.0, seed=1, workers=1)

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from melodex.audio.segments import first_segment, pad_or_trim, sliding_segments
 from melodex.constants import N_FRAMES, N_MFCC, SAMPLE_RATE, SEGMENT_SAMPLES
-from melodex.features import DEFAULT_FEATURES, MFCC, FeatureConfig, compute_mfcc, dct_matrix, mel_filterbank
-from melodex.segments import first_segment, pad_or_trim, sliding_segments
+from melodex.features.mfcc import (
+    DEFAULT_FEATURES,
+    MFCC,
+    FeatureConfig,
+    compute_mfcc,
+    dct_matrix,
+    mel_filterbank,
+)
 
 librosa = pytest.importorskip("librosa")
 

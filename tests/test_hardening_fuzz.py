@@ -2,8 +2,8 @@
 
 Targets: the dataset manifest (:func:`melodex.datasets.manifest.load_manifest`), FMA's
 ``tracks.csv`` (:func:`melodex.datasets.fma.load_tracks`), the metadata manifest and date
-normalisation (:mod:`melodex.metadata`), tags read from files carrying random tag values
-(:func:`melodex.metadata.read_tags`), and the result writers (:mod:`melodex.writers`): any label
+normalisation (:mod:`melodex.library.metadata`), tags read from files carrying random tag values
+(:func:`melodex.library.metadata.read_tags`), and the result writers (:mod:`melodex.inference.writers`): any label
 or file name, quotes, commas, newlines and unicode included, round-trips through pandas.
 
 The promise checked everywhere: a parser returns a result or raises the documented
@@ -158,7 +158,7 @@ _ISO = re.compile(r"^\d{4}(-\d{2}-\d{2})?$")
 def test_normalize_date_gives_iso_or_none_and_is_stable(value):
     import datetime
 
-    from melodex.metadata import normalize_date
+    from melodex.library.metadata import normalize_date
 
     out = normalize_date(value)
     if out is None:
@@ -174,7 +174,7 @@ def test_normalize_date_gives_iso_or_none_and_is_stable(value):
        header=st.lists(st.sampled_from(["path", "artist", "title", "album", "date", "genre", "x", ""]), max_size=7))
 @example(rows=[["a.wav", "x", "y"]], header=["path", "artist"])
 def test_metadata_manifest_parses_or_names_the_problem(rows, header, scratch):
-    from melodex.metadata import FIELDS, read_manifest
+    from melodex.library.metadata import FIELDS, read_manifest
 
     path = _write_csv(scratch / "meta.csv", header, rows)
     out = _parse_or_explain(read_manifest, path)
@@ -206,7 +206,7 @@ _TAG_VALUE = st.text(st.characters(blacklist_categories=("Cs",)), max_size=600)
 def test_tags_with_any_values_read_back_clean(values, fmt, tagged_template, scratch):
     import mutagen
 
-    from melodex.metadata import MAX_TAG_CHARS, read_tags
+    from melodex.library.metadata import MAX_TAG_CHARS, read_tags
 
     template = tagged_template[0] if fmt == "mp3" else tagged_template[1]
     path = scratch / f"fuzzed.{fmt}"
@@ -251,8 +251,8 @@ _NAME = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 @example(labels=['a,"b"', "c\nd", "NaN"], names=["x,\"y\"\n.wav", "nan", "1"], errors=["", "a\nb"], full=False, seed=0)
 @example(labels=["null", "True", " "], names=["None", " lead", "é\u2028"], errors=["\r"], full=True, seed=1)
 def test_writers_round_trip_any_label_and_file_name(labels, names, errors, full, seed, scratch):
-    from melodex.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
-    from melodex.writers import errors_path, get_writer
+    from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
+    from melodex.inference.writers import errors_path, get_writer
 
     rng = np.random.default_rng(seed)
     mode = MODE_FULL if full else MODE_FIRST
@@ -305,11 +305,11 @@ def test_a_file_name_with_undecodable_bytes_does_not_stop_a_run(tmp_path, capsys
     """Linux file names are bytes; one that is not UTF-8 reaches Python as surrogate escapes."""
     import torch
 
-    from melodex.checkpoint import save_checkpoint
     from melodex.cli import main
-    from melodex.features import FeatureConfig
-    from melodex.model import GenreCNN, ModelConfig
-    from melodex.store import LibraryStore
+    from melodex.features.mfcc import FeatureConfig
+    from melodex.library.store import LibraryStore
+    from melodex.model.checkpoint import save_checkpoint
+    from melodex.model.cnn import GenreCNN, ModelConfig
     from tests import nasty
 
     torch.manual_seed(0)

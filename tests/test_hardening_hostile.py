@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from melodex.checkpoint import save_checkpoint
 from melodex.cli import main
-from melodex.features import FeatureConfig
-from melodex.model import GenreCNN, ModelConfig
+from melodex.features.mfcc import FeatureConfig
+from melodex.model.checkpoint import save_checkpoint
+from melodex.model.cnn import GenreCNN, ModelConfig
 from tests import nasty
 
 LABELS = ["Folk", "Pop", "Rock"]
@@ -178,7 +178,7 @@ def test_a_malformed_tracks_csv_is_one_line_naming_the_track(mutate, expected, t
 
 
 def test_a_huge_field_in_tracks_csv_is_cut_not_trusted(tmp_path):
-    from melodex.metadata import MAX_TAG_CHARS, fma_tracks
+    from melodex.library.metadata import MAX_TAG_CHARS, fma_tracks
 
     tracks = _tracks_csv(tmp_path)
     _replace_in_row(tracks, "5", "T5", HUGE)
@@ -229,7 +229,7 @@ def hostile_library(tmp_path_factory, checkpoint):
     store = base / "lib"
     assert main(["index", "--store", str(store), "--audio", str(music), "--model", str(checkpoint),
                  "--num-workers", "0", "--device", "cpu", "-q"]) == 1  # the symlinked secret fails
-    from melodex.store import LibraryStore
+    from melodex.library.store import LibraryStore
     from tests._helpers_maps import save_plain_map
 
     save_plain_map(LibraryStore(store))  # coordinates without UMAP: 'map' only writes the page
@@ -237,7 +237,7 @@ def hostile_library(tmp_path_factory, checkpoint):
 
 
 def test_tags_with_markup_are_text_in_the_map_page(hostile_library, capsys):
-    from melodex.store import LibraryStore
+    from melodex.library.store import LibraryStore
 
     store = hostile_library / "lib"
     tracks = LibraryStore(store).tracks()
@@ -277,8 +277,8 @@ def _get(address, path: str) -> tuple[int, bytes]:
 def test_serve_shows_markup_as_text_and_serves_only_indexed_files(hostile_library):
     from urllib.parse import quote
 
-    from melodex.serve import make_server
-    from melodex.store import LibraryStore
+    from melodex.analysis.serve import make_server
+    from melodex.library.store import LibraryStore
 
     store = LibraryStore(hostile_library / "lib")
     server = make_server(store, port=0)

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import torch
 
-from melodex.checkpoint import save_checkpoint
 from melodex.cli import main
-from melodex.features import FeatureConfig
-from melodex.model import GenreCNN, ModelConfig
+from melodex.features.mfcc import FeatureConfig
+from melodex.model.checkpoint import save_checkpoint
+from melodex.model.cnn import GenreCNN, ModelConfig
 from tests import nasty
 from tests.conftest import ROOT
 
@@ -52,12 +52,12 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture
 def faults(corpus, monkeypatch):
     """Add a locked and a vanishing file to the corpus for one test; patch the scan and os.access."""
-    import melodex.predict
+    import melodex.inference.predictor
 
     mix = corpus / nasty.LABEL
     for name in (LOCKED, VANISHING):
         nasty._write(mix / name, nasty.tone(1.0, 22050), 22050)
-    real_access, real_collect = os.access, melodex.predict.collect_audio_files
+    real_access, real_collect = os.access, melodex.inference.predictor.collect_audio_files
 
     def access(path, mode, *args, **kwargs):
         if Path(path).name == LOCKED and mode & os.R_OK:
@@ -70,7 +70,7 @@ def faults(corpus, monkeypatch):
         return files
 
     monkeypatch.setattr(os, "access", access)  # forked decoding workers inherit it
-    monkeypatch.setattr(melodex.predict, "collect_audio_files", collect)
+    monkeypatch.setattr(melodex.inference.predictor, "collect_audio_files", collect)
     yield mix
     for name in (LOCKED, VANISHING):
         (mix / name).unlink(missing_ok=True)
@@ -144,7 +144,7 @@ def test_broken_files_get_reasons_a_person_understands(corpus, checkpoint, tmp_p
 def _drop_privileges_and_load(path: Path) -> subprocess.CompletedProcess:
     code = (
         "import os, sys, soundfile, av, soxr\n"
-        "from melodex.audio import load_audio\n"
+        "from melodex.audio.decode import load_audio\n"
         "from melodex.errors import AudioLoadError\n"
         "os.setgid(65534); os.setuid(65534)  # everything is imported: nobody may not read the venv\n"
         "try:\n    load_audio(sys.argv[1])\nexcept AudioLoadError as exc:\n    print(exc.reason)\n"
@@ -173,7 +173,7 @@ def test_a_really_unreadable_file_is_permission_denied():
 
 
 def test_preprocess_over_the_nasty_folder(corpus, tmp_path, capsys):
-    from melodex.cache import FeatureCache
+    from melodex.features.cache import FeatureCache
 
     cache_dir = tmp_path / "cache"
     code = main(["preprocess", "--data_dir", str(corpus), "--kind", "folder", "--cache_dir", str(cache_dir),
@@ -194,7 +194,7 @@ def test_preprocess_over_the_nasty_folder(corpus, tmp_path, capsys):
 
 
 def test_index_over_the_nasty_folder(corpus, checkpoint, tmp_path, capsys):
-    from melodex.store import LibraryStore
+    from melodex.library.store import LibraryStore
 
     store_dir = tmp_path / "lib"
     args = ["index", "--store", str(store_dir), "--audio", str(corpus), "--model", str(checkpoint),
@@ -218,7 +218,7 @@ def test_index_over_the_nasty_folder(corpus, checkpoint, tmp_path, capsys):
 
 _RSS_SCRIPT = """
 import json, resource, sys
-from melodex.predict import Predictor
+from melodex.inference.predictor import Predictor
 predictor = Predictor(sys.argv[1], device="cpu", num_workers=0)
 peaks, results = [], []
 for path in sys.argv[2:]:

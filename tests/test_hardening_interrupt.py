@@ -29,12 +29,12 @@ import numpy as np
 import pytest
 import torch
 
-from melodex.cache import FeatureCache
-from melodex.checkpoint import save_checkpoint
 from melodex.cli import main
-from melodex.features import FeatureConfig
-from melodex.model import GenreCNN, ModelConfig
-from melodex.store import LibraryStore
+from melodex.features.cache import FeatureCache
+from melodex.features.mfcc import FeatureConfig
+from melodex.library.store import LibraryStore
+from melodex.model.checkpoint import save_checkpoint
+from melodex.model.cnn import GenreCNN, ModelConfig
 from tests import nasty
 from tests.conftest import ROOT
 
@@ -246,7 +246,7 @@ def test_preprocess_on_a_full_disk_keeps_what_was_cached(small_disk, music, caps
 
 def test_full_disk_everywhere(music, checkpoint, tmp_path, monkeypatch, capsys):
     """Without a tmpfs: fsync raising ENOSPC in every atomic write (JSON output, store part, MFCC)."""
-    import melodex.fileio
+    import melodex.util.atomic
 
     out = tmp_path / "r.json"
     infer = ["infer", "--model", str(checkpoint), "--num-workers", "0", "--output", str(out), "-q"]
@@ -257,7 +257,7 @@ def test_full_disk_everywhere(music, checkpoint, tmp_path, monkeypatch, capsys):
     def full(_fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(melodex.fileio.os, "fsync", full)
+    monkeypatch.setattr(melodex.util.atomic.os, "fsync", full)
     assert main(infer + ["--audio", *_files(music, 4)]) == 2
     _one_line_no_space(capsys, str(out))
     assert out.read_bytes() == previous and json.loads(previous)["audio_files"]

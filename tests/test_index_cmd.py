@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from melodex.cli import main
-from melodex.store import LibraryStore, path_key, resolved_path
+from melodex.library.store import LibraryStore, path_key, resolved_path
 from tests._helpers_store import jsonl_line, write_jsonl
 
 
@@ -45,7 +45,7 @@ def test_rerun_adds_only_new_lines(tmp_path, rng):
 
 
 def test_interrupted_index_keeps_finished_parts_and_resumes(tmp_path, rng):
-    from melodex.store_cmd import IndexSummary, MetadataSources, index_records, records_from_jsonl
+    from melodex.library.indexing import IndexSummary, MetadataSources, index_records, records_from_jsonl
 
     lines = _lines(tmp_path, rng, 10)
     store = LibraryStore(tmp_path / "lib")
@@ -105,16 +105,16 @@ def test_index_from_audio_processes_only_new_files(tmp_path, make_audio, tiny_ch
     flac = tracks.loc[resolved_path(music / "s1.flac")]
     assert (flac["artist"], flac["year"], flac["source"]) == ("Tag Artist", 2011, "tags")
 
-    import melodex.predict
+    import melodex.inference.predictor
 
     seen = []
-    original = melodex.predict.Predictor.predict
+    original = melodex.inference.predictor.Predictor.predict
 
     def spy(self, paths, **kw):
         seen.extend(str(p) for p in paths)
         return original(self, paths, **kw)
 
-    monkeypatch.setattr(melodex.predict.Predictor, "predict", spy)
+    monkeypatch.setattr(melodex.inference.predictor.Predictor, "predict", spy)
     make_audio("music/s2.ogg", seconds=2.0, freq=900)
     (music / "broken.mp3").unlink()
     assert main(args) == 0

@@ -18,12 +18,12 @@ import psutil
 import pytest
 import torch
 
-from melodex.checkpoint import save_checkpoint
+from melodex.audio.encode import write_audio
 from melodex.cli import main
-from melodex.encode import write_audio
-from melodex.features import FeatureConfig
-from melodex.model import GenreCNN, ModelConfig
-from melodex.predict import Predictor
+from melodex.features.mfcc import FeatureConfig
+from melodex.inference.predictor import Predictor
+from melodex.model.checkpoint import save_checkpoint
+from melodex.model.cnn import GenreCNN, ModelConfig
 from tests.conftest import ROOT, tone
 
 LABELS = ["Folk", "Pop", "Rock"]
@@ -240,7 +240,7 @@ def test_streaming_equals_the_legacy_path(full, tree, checkpoint, tmp_path):
 
 
 def test_predictor_api(tree, checkpoint):
-    from melodex.checkpoint import load_model
+    from melodex.model.checkpoint import load_model
 
     predictor = Predictor(load_model(checkpoint), device="cpu", batch_size=2, num_workers=2)
     results = list(predictor.predict([tree / "nested", tree / "a_short.wav", tree / "missing.wav"]))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from melodex.map_views import write_html_map
-from melodex.serve import make_server
+from melodex.analysis.map_page import write_html_map
+from melodex.analysis.serve import make_server
 from tests._helpers_maps import HOSTILE_TITLE, make_library, save_plain_map
 
 CHROMIUM = "/usr/bin/chromium"

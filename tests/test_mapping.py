@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from melodex.analysis.map_figure import write_static_map
+from melodex.analysis.map_page import page_data, render_html_map, write_html_map
+from melodex.analysis.mapping import embed_2d, fit_map, place_on_map
 from melodex.cli import main
-from melodex.errors import OutputError
-from melodex.map_views import page_data, render_html_map, write_html_map, write_static_map
-from melodex.mapping import MapError, embed_2d, fit_map, place_on_map
+from melodex.errors import MapError, OutputError
 from tests._helpers_maps import HOSTILE_TITLE, make_library
 
 

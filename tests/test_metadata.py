@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from melodex.encode import write_audio
+from melodex.audio.encode import write_audio
 from melodex.errors import DatasetError
-from melodex.metadata import merge, normalize_date, read_manifest, read_tags, track_metadata
-from melodex.store import resolved_path
+from melodex.library.metadata import merge, normalize_date, read_manifest, read_tags, track_metadata
+from melodex.library.store import resolved_path
 
 TAGS = {"artist": "Ana Ödön", "title": "Song <One>", "album": "First", "date": "2004-05-06", "genre": "Folk"}
 
@@ -140,7 +140,7 @@ def _tiny_tracks_csv(path: Path) -> Path:
 
 
 def test_fma_catalogue_without_audio(tmp_path):
-    from melodex.metadata import fma_tracks
+    from melodex.library.metadata import fma_tracks
 
     csv_path = _tiny_tracks_csv(tmp_path / "fma_metadata" / "tracks.csv")
     by_key = {t.key: t for t in fma_tracks(csv_path.parent)}
@@ -157,7 +157,7 @@ def test_fma_catalogue_without_audio(tmp_path):
 
 def test_index_with_fma_metadata_uses_fma_ids(tmp_path, rng):
     from melodex.cli import main
-    from melodex.store import LibraryStore
+    from melodex.library.store import LibraryStore
     from tests._helpers_store import jsonl_line, write_jsonl
 
     csv_path = _tiny_tracks_csv(tmp_path / "fma_metadata" / "tracks.csv")

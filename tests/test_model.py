@@ -7,9 +7,9 @@ import pickle
 import pytest
 import torch
 
-from melodex.checkpoint import load_checkpoint, load_model, resolve_model_path
 from melodex.errors import ModelLoadError
-from melodex.model import GenreCNN, ModelConfig
+from melodex.model.checkpoint import load_checkpoint, load_model
+from melodex.model.cnn import GenreCNN, ModelConfig
 
 
 def test_shapes_and_flattened_size():

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+
 import numpy as np
 import pytest
+from _helpers_trainer import BROKEN_KEY, SHORT_KEY, make_fma_fixture
 
-from melodex.cache import CacheMismatchError, FeatureCache
+from melodex.audio.decode import load_audio
+from melodex.audio.segments import first_segment
 from melodex.cli import script_main
 from melodex.datasets.base import Dataset, Track
-from melodex.features import FeatureConfig, compute_mfcc
-from melodex.preprocess import preprocess_dataset
-from melodex.segments import first_segment
-from melodex.audio import load_audio
-
-from _helpers_trainer import BROKEN_KEY, SHORT_KEY, make_fma_fixture
+from melodex.errors import CacheMismatchError
+from melodex.features.cache import FeatureCache
+from melodex.features.mfcc import FeatureConfig, compute_mfcc
+from melodex.training.preprocess import preprocess_dataset
 
 
 @pytest.fixture
@@ -151,8 +152,8 @@ def test_sigkilled_run_leaves_no_workers_no_lock_and_resumes(tmp_path, make_audi
     import time
 
     import psutil
-
     from conftest import ROOT
+
     from melodex.datasets.fma import tracks_frame, write_tracks_csv
 
     records = {}

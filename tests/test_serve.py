@@ -10,8 +10,9 @@ from urllib.parse import quote
 
 import pytest
 
+from melodex.analysis.serve import DEFAULT_HOST, make_server, parse_range
 from melodex.cli import get_parser, main
-from melodex.serve import DEFAULT_HOST, ServeError, make_server, parse_range
+from melodex.errors import ServeError
 from tests._helpers_maps import make_library, save_plain_map
 
 
@@ -101,7 +102,7 @@ def test_a_file_path_in_the_url_is_not_served(served_store, address):
 def test_binds_to_loopback_by_default_and_warns_otherwise(served_store, caplog):
     args = get_parser().parse_args(["serve"])
     assert args.host == DEFAULT_HOST == "127.0.0.1"
-    with caplog.at_level(logging.WARNING, logger="melodex.serve"):
+    with caplog.at_level(logging.WARNING, logger="melodex.analysis.serve"):
         server = make_server(served_store, host="0.0.0.0", port=0)
         server.server_close()
     assert "anyone who can reach" in caplog.text

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from melodex.analysis.similarity import SimilarityIndex, similar
 from melodex.cli import main
-from melodex.similarity import QueryError, SimilarityIndex, similar
+from melodex.errors import QueryError
 from tests._helpers_store import synthetic_store
 
 
@@ -61,7 +62,7 @@ def test_exact_index_matches_brute_force(rng):
 
 
 def test_unknown_query_and_empty_store_are_clear_errors(tmp_path, rng):
-    from melodex.store import LibraryStore
+    from melodex.library.store import LibraryStore
 
     with pytest.raises(QueryError, match="empty"):
         similar(LibraryStore(tmp_path / "none"), "x")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from melodex.store import LibraryStore, StoreError, TrackRecord, path_key, year_of
+from melodex.errors import StoreError
+from melodex.library.store import LibraryStore, TrackRecord, path_key, year_of
 
 LABELS = ["Folk", "Pop", "Rock"]
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from _helpers_trainer import BROKEN_KEY, GENRES, LAYOUT, SHORT_KEY, make_fma_fixture
 from conftest import ROOT, run_script
-from melodex.checkpoint import load_checkpoint, resolve_model_path
+
 from melodex.cli import script_main
-from melodex.train import TrainConfig, train
+from melodex.model.checkpoint import load_checkpoint, resolve_model_path
+from melodex.training.config import TrainConfig
+from melodex.training.trainer import train
 
 RUN_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?$")
 N_TRAIN = sum(split == "training" for _, _, split in LAYOUT)
@@ -117,7 +118,7 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, 
     assert _without_run_name(first.report) == _without_run_name(second.report)
 
     # Interrupt a third run during epoch 2, then resume it from the command line.
-    from melodex.trainer import Trainer
+    from melodex.training.trainer import Trainer
 
     real_epoch = Trainer._train_epoch
 
@@ -177,7 +178,7 @@ def test_wrong_data_dir_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_latest_falls_back_to_a_text_file_without_symlinks(tmp_path, monkeypatch):
-    from melodex.runs import new_run_dir, point_latest
+    from melodex.training.runs import new_run_dir, point_latest
 
     def no_symlinks(*args, **kwargs):
         raise OSError("symlinks are not supported here")
@@ -200,7 +201,7 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, capsys):
 
 
 def test_patience_stops_early_and_keeps_the_best_epoch(fma_dir, cache_dir, tmp_path, monkeypatch):
-    from melodex.trainer import Trainer
+    from melodex.training.trainer import Trainer
 
     real_evaluate = Trainer.evaluate
 
@@ -221,7 +222,7 @@ def test_patience_stops_early_and_keeps_the_best_epoch(fma_dir, cache_dir, tmp_p
 
 
 def test_run_stopped_in_its_first_epoch_resumes_from_the_start(fma_dir, cache_dir, tmp_path, monkeypatch):
-    from melodex.trainer import Trainer
+    from melodex.training.trainer import Trainer
 
     out = tmp_path / "out"
     argv = ["--data_dir", str(fma_dir), "--epochs", "1", "--batch_size", "8", "--seed", "3",

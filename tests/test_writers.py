@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from melodex.errors import OutputError
-from melodex.results import FileResult, SegmentPrediction
-from melodex.writers import errors_path, format_from_path, get_writer, jsonl_record
+from melodex.inference.results import FileResult, SegmentPrediction
+from melodex.inference.writers import errors_path, format_from_path, get_writer, jsonl_record
 
 
 def result(name: str, probs, *, labels=("Folk", "Pop", "Rock"), mode="first-30s", segments=1, emb=True):

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatasetError
-from ..fileio import atomic_write
-from .base import SPLITS, Dataset, Track
+from melodex.datasets.base import SPLITS, Dataset, Track
+from melodex.errors import DatasetError
+from melodex.util.atomic import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,7 +1,7 @@
 """A folder per label, as GTZAN is laid out: ``root/<label>/**/<file>.<audio extension>``.
 
 The label is the name of the first-level folder; files may sit in any depth of subfolders below
-it and have any audio extension in any letter case (:func:`melodex.audio.is_audio_file`). The
+it and have any audio extension in any letter case (:func:`melodex.audio.decode.is_audio_file`). The
 split is :func:`melodex.datasets.splits.stratified_split` (80/10/10 per label, deterministic
 for a seed). Each track's key is derived from its path relative to ``root``.
 """
@@ -12,10 +12,10 @@ import logging
 import os
 from pathlib import Path
 
-from ..audio import find_audio_files
-from ..errors import DatasetError
-from .base import Dataset, Track
-from .splits import key_from_relpath, stratified_split
+from melodex.audio.files import find_audio_files
+from melodex.datasets.base import Dataset, Track
+from melodex.datasets.splits import key_from_relpath, stratified_split
+from melodex.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import DatasetError
-from .base import SPLITS, Dataset, Track
-from .splits import key_from_relpath, stratified_split
+from melodex.datasets.base import SPLITS, Dataset, Track
+from melodex.datasets.splits import key_from_relpath, stratified_split
+from melodex.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

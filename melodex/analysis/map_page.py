@@ -1,0 +1,191 @@
+"""Writing a map: the interactive HTML page and a static figure for papers.
+
+Both take "a store or frames": a :class:`~melodex.library.store.LibraryStore` with a map, a
+``(tracks, coordinates)`` pair of DataFrames, or one DataFrame with the track columns plus
+``x`` and ``y``. Only tracks with coordinates are drawn. Missing metadata is shown as
+"unknown", never guessed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from melodex.util.atomic import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+COLOR_COLUMNS = {"genre": "genre", "predicted": "predicted_label", "artist": "artist", "year": "year"}
+STATIC_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+MAX_LEGEND = 12  # categories named in a static legend; the rest are drawn as "other"
+# category colours of the page and the figure: tab10, then lighter tones, all told apart easily
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#393b79", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+           "#f7b6d2", "#9edae5", "#dbdb8d", "#7f7f7f")
+UNKNOWN_COLOR, OTHER_COLOR = "#c8c8c8", "#8a8a8a"
+
+
+def map_frame(store_or_frames: Any) -> pd.DataFrame:
+    """The tracks that have map coordinates, with their metadata and ``x``, ``y`` columns."""
+    import pandas as pd
+
+    if hasattr(store_or_frames, "tracks") and hasattr(store_or_frames, "coordinates"):
+        tracks, coords = store_or_frames.tracks(), store_or_frames.coordinates()
+        if coords is None:
+            from melodex.errors import MapError
+
+            raise MapError("the store has no map yet: run 'melodex map' first")
+    elif isinstance(store_or_frames, tuple):
+        tracks, coords = store_or_frames
+    elif isinstance(store_or_frames, pd.DataFrame):
+        tracks, coords = store_or_frames.drop(columns=["x", "y"]), store_or_frames[["track_id", "x", "y"]]
+    else:
+        raise TypeError("expected a LibraryStore, a (tracks, coordinates) pair or a DataFrame with x and y")
+    coords = coords[["track_id", "x", "y"]].assign(track_id=coords["track_id"].astype(str))
+    coords = coords.dropna(subset=["x", "y"]).drop_duplicates("track_id", keep="last")
+    frame = tracks.assign(track_id=tracks["track_id"].astype(str)).merge(coords, on="track_id", how="inner")
+    return frame.reset_index(drop=True)
+
+
+def _strings(series: pd.Series | None, n: int) -> list[str | None]:
+    """Column values as str, None where missing (no column at all counts as all missing)."""
+    import pandas as pd
+
+    if series is None:
+        return [None] * n
+    return [None if (v is None or v is pd.NA or (isinstance(v, float) and v != v) or str(v) == "") else str(v)
+            for v in series.tolist()]
+
+
+def _codes(values: list[str | None]) -> tuple[list[int], list[str]]:
+    """Category codes (-1 for missing) and the sorted category names."""
+    names = sorted({v for v in values if v is not None}, key=str.casefold)
+    index = {name: k for k, name in enumerate(names)}
+    return [index[v] if v is not None else -1 for v in values], names
+
+
+def _years(frame: pd.DataFrame) -> list[int | None]:
+    import pandas as pd
+
+    if "year" in frame:
+        years = pd.to_numeric(frame["year"], errors="coerce")
+    elif "date" in frame:  # the year a date string starts with: read, not invented
+        years = pd.to_numeric(frame["date"].astype("string").str.slice(0, 4), errors="coerce")
+    else:
+        return [None] * len(frame)
+    return [None if pd.isna(v) else int(v) for v in years.tolist()]
+
+
+def _audio_urls(paths: list[str | None], page_dir: Path) -> list[str | None]:
+    """URLs of the audio files relative to the page's folder (so file:// and any web server work).
+
+    The relative path is worked out once per folder, not once per file.
+    """
+    folders: dict[str, str] = {}
+    start = os.path.abspath(page_dir)
+    urls: list[str | None] = []
+    for p in paths:
+        if p is None:
+            urls.append(None)
+            continue
+        folder, name = os.path.split(os.path.abspath(p))
+        prefix = folders.get(folder)
+        if prefix is None:
+            try:
+                rel = os.path.relpath(folder, start)
+                prefix = "" if rel == os.curdir else quote(rel.replace(os.sep, "/"), safe="/") + "/"
+            except ValueError:  # another drive on Windows: no relative path exists
+                prefix = Path(folder).as_uri() + "/"
+            folders[folder] = prefix
+        urls.append(prefix + quote(name, safe=""))
+    return urls
+
+
+def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, title: str,
+              color_by: str = "genre") -> dict:
+    """The compact per-point arrays the page reads (one list per field, not one dict per point)."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(frame)
+    artist, artists = _codes(_strings(frame.get("artist"), n))
+    genre, genres = _codes(_strings(frame.get("genre"), n))
+    pred, preds = _codes(_strings(frame.get("predicted_label"), n))
+    conf = None
+    if "confidence" in frame:
+        numbers = pd.to_numeric(frame["confidence"], errors="coerce")
+        conf = np.round(numbers.to_numpy("float64", na_value=np.nan), 3)
+    data = {
+        "pageTitle": title,
+        "colorBy": color_by,
+        "x": np.round(frame["x"].to_numpy(dtype=np.float64), 4).tolist(),
+        "y": np.round(frame["y"].to_numpy(dtype=np.float64), 4).tolist(),
+        "id": frame["track_id"].astype(str).tolist(),
+        "title": _strings(frame.get("title"), n),
+        "date": _strings(frame.get("date"), n),
+        "year": _years(frame),
+        "artist": artist, "artists": artists,
+        "genre": genre, "genres": genres,
+        "pred": pred, "preds": preds,
+        "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],  # NaN -> null
+        "palette": list(PALETTE), "unknownColor": UNKNOWN_COLOR,
+        "audioBase": audio_base,
+        "url": None if audio_base else _audio_urls(_strings(frame.get("path"), n), page_dir),
+    }
+    return data
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` as \\u escapes."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_base: str | None = None,
+                    title: str = "Melodex map", color_by: str = "genre") -> str:
+    """The map page as a string; see :func:`write_html_map`."""
+    from plotly.offline import get_plotlyjs
+
+    from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
+
+    if color_by not in COLOR_COLUMNS:
+        raise ValueError(f"color_by must be one of {sorted(COLOR_COLUMNS)}, got {color_by!r}")
+    frame = map_frame(store_or_frames)
+    data = page_data(frame, page_dir=Path(page_dir).absolute(), audio_base=audio_base, title=title,
+                     color_by=color_by)
+    parts = {"__TITLE__": html.escape(title), "__PLOTLYJS__": get_plotlyjs(), "__DATA__": script_json(data),
+             "__APP__": APP_JS}
+    # one pass over the template: text put in is never scanned for placeholders again
+    return re.sub("__(?:TITLE|PLOTLYJS|DATA|APP)__", lambda m: parts[m.group(0)], PAGE_TEMPLATE)
+
+
+def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | None = None,
+                   title: str = "Melodex map", color_by: str = "genre") -> Path:
+    """Write a self-contained interactive map page to ``path`` (works offline, from file://).
+
+    Points are WebGL markers coloured by genre, predicted genre, artist or year (a selector);
+    hovering shows title, artist, date, genre and confidence; a click plays the track in the page.
+    Audio URLs are relative to the page's folder, or ``audio_base + track_id`` when given
+    (``"/audio/"`` under ``melodex serve``). Returns ``path``.
+    """
+    path = Path(path)
+    page = render_html_map(store_or_frames, page_dir=path.parent, audio_base=audio_base, title=title,
+                           color_by=color_by)
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# static figure
+
+

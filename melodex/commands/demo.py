@@ -1,0 +1,108 @@
+"""Run the whole pipeline on the generated demo corpus: the main job, no download needed.
+
+Steps, each the real command with its own flags (so what you see is what you would type):
+
+1. ``make-demo``   a synthetic corpus in FMA's layout under ``--data`` (default ``demo_data``);
+2. ``preprocess``  its MFCCs into ``<data>/fma_mfccs_precomputed``, on every core;
+3. ``train``       the CNN for ``--epochs`` epochs into ``<out>/training_outputs/<timestamp>``;
+4. ``infer``       a few test-split clips classified, results in ``<out>/predictions.jsonl``;
+5. ``index``       the whole corpus embedded into the library store ``<out>/library``;
+6. ``map``         the UMAP map as ``<out>/map.html`` (interactive) and ``<out>/map.png``;
+7. ``evolution``   every artist's drift report in ``<out>/evolution/``.
+
+A second run reuses the corpus and the MFCC cache (both are resumable) and trains a new run.
+Exit status: 0 when every step succeeded, otherwise the first failing step's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="demo_data", metavar="DIR",
+                        help="where the demo corpus is written (default demo_data)")
+    parser.add_argument("--out", default="demo_outputs", metavar="DIR",
+                        help="where runs, predictions, the store, the map and reports go (default demo_outputs)")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    parser.add_argument("--tracks-per-artist", "--tracks_per_artist", type=int, default=18,
+                        help="tracks per artist; 16 artists (default 18, so 288 tracks)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the corpus, training and the map (default 0)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+
+
+def _steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]]:
+    """(command, argv maker) pairs; argv is made when the step starts, after earlier steps ran."""
+    data, out = Path(args.data), Path(args.out)
+    audio, cache, runs = data / "fma_small", data / "fma_mfccs_precomputed", out / "training_outputs"
+    model, store, seed = str(runs / "latest"), str(out / "library"), str(args.seed)
+    return [
+        ("make-demo", lambda: ["--out", str(data), "--tracks-per-artist", str(args.tracks_per_artist),
+                               "--seconds", str(args.seconds), "--seed", seed]),
+        ("preprocess", lambda: ["--data_dir", str(audio), "--cache_dir", str(cache)]),
+        ("train", lambda: ["--data_dir", str(audio), "--cache_dir", str(cache), "--epochs", str(args.epochs),
+                           "--output_dir", str(runs), "--seed", seed, "--device", args.device]),
+        ("infer", lambda: ["--model", model, "--audio", *_test_clips(audio, 8),
+                           "--output", str(out / "predictions.jsonl"), "--device", args.device]),
+        ("index", lambda: ["--store", store, "--model", model, "--audio", str(audio),
+                           "--fma-metadata", str(data / "fma_metadata"), "--device", args.device]),
+        ("map", lambda: ["--store", store, "--out", str(out / "map.html"), "--png", str(out / "map.png"),
+                         "--seed", str(42 + args.seed), "--title", "Melodex demo corpus"]),
+        ("evolution", lambda: ["--store", store, "--all", "--out", str(out / "evolution")]),
+    ]
+
+
+def _test_clips(audio_dir: Path, n: int) -> list[str]:
+    """The first ``n`` test-split clips of the corpus."""
+    from melodex.datasets import load_dataset
+
+    return [str(t.path) for t in load_dataset(audio_dir).split("test")[:n]]
+
+
+def run(args: argparse.Namespace) -> int:
+    from melodex.cli import run_command, setup_logging
+
+    out = Path(args.out)
+    timings: list[tuple[str, float]] = []
+    start = time.perf_counter()
+    for name, make_argv in _steps(args):
+        argv = make_argv() + (["--quiet"] if args.quiet else [])
+        log.info("\n== melodex %s %s", name, " ".join(argv))
+        t0 = time.perf_counter()
+        status = run_command(name, argv)
+        setup_logging(args.quiet, args.verbose)  # each step configures logging for itself
+        timings.append((name, time.perf_counter() - t0))
+        if status != 0:
+            log.error("demo: step '%s' ended with status %d; stopping", name, status)
+            return status
+    _summary(args, out, timings, time.perf_counter() - start)
+    return 0
+
+
+def _summary(args: argparse.Namespace, out: Path, timings: list[tuple[str, float]], total: float) -> None:
+    run_dir = (out / "training_outputs" / "latest").resolve()
+    params = json.loads((run_dir / "params.json").read_text())
+    result = params.get("result", {})
+    labels = params.get("labels") or []
+    lines = [
+        "",
+        "Melodex demo finished in %.0f s (%s)." % (total, ", ".join(f"{n} {t:.0f}s" for n, t in timings)),
+        f"  test accuracy   {result.get('test_accuracy', float('nan')):.3f} on {len(labels)} styles "
+        f"(chance {1 / max(len(labels), 1):.3f}); best epoch {result.get('best_epoch')}",
+        f"  training run    {run_dir}",
+        f"  predictions     {out / 'predictions.jsonl'}",
+        f"  library store   {out / 'library'}",
+        f"  map (open it)   {out / 'map.html'}",
+        f"  map figure      {out / 'map.png'}",
+        f"  evolution       {out / 'evolution'}",
+        "Next: melodex similar <track or audio file> --store %s --model %s" % (out / "library", run_dir),
+    ]
+    log.info("\n".join(lines))

@@ -1,0 +1,73 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from melodex.analysis.evolution import (
+    DEFAULT_OUT,
+    all_artists,
+    artist_rows,
+    artist_timeline,
+    collection_scale,
+    drift_score,
+    year_centroids,
+)
+from melodex.errors import MelodexError
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from melodex.library.store import DEFAULT_STORE
+
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--artist", metavar="NAME", help="one artist, by name (any letter case) or artist_id")
+    who.add_argument("--all", action="store_true", help="every artist with enough dated tracks, plus the collection by year")
+    parser.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"library store (default {DEFAULT_STORE})")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--min-tracks", "--min_tracks", dest="min_tracks", type=int, default=3,
+                        help="with --all: dated tracks an artist needs (default 3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from melodex.analysis import evolution_report as report
+    from melodex.library.store import LibraryStore
+
+    store = LibraryStore(args.store)
+    tracks = store.tracks()
+    if len(tracks) == 0:
+        raise MelodexError(f"the store at {store.root} is empty; run 'melodex index' first")
+    embeddings, coords = store.embeddings(), store.coordinates()
+    if coords is None:
+        log.info("no map saved in %s: trajectories on the map are left out (run 'melodex map')", store.root)
+    out = Path(args.out)
+    if args.artist:
+        rows = artist_rows(tracks, args.artist)
+        if rows.size == 0:
+            raise MelodexError(f"no artist {args.artist!r} in the store at {store.root}")
+        name, artist_id = str(tracks["artist"].iloc[rows[0]]), tracks["artist_id"].iloc[rows[0]]
+        timeline = artist_timeline(tracks, embeddings, rows, coords)
+        if len(timeline) == 0:
+            raise MelodexError(f"{name}: none of the artist's {rows.size} track(s) has a date")
+        score = drift_score(timeline, name, None if pd.isna(artist_id) else str(artist_id),
+                            scale=collection_scale(embeddings))
+        files = report.write_artist_report(out, score, timeline, tracks, coords)
+        log.info("%s: %d dated track(s), spearman %.2f, drifting=%s; wrote %s", name, score.n_tracks,
+                 score.spearman, score.drifting, ", ".join(str(f) for f in files))
+        return 0
+    scores = all_artists(tracks, embeddings, min_tracks=args.min_tracks)
+    years = year_centroids(tracks, embeddings, coords)
+    timelines = {}
+    for row in scores[scores["drifting"]].itertuples():
+        rows = artist_rows(tracks, row.artist_id if isinstance(row.artist_id, str) else row.artist)
+        timelines[row.artist] = artist_timeline(tracks, embeddings, rows, coords)
+    files = report.write_collection_report(out, scores, years, timelines, tracks, coords)
+    log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %s", len(scores), int(scores["drifting"].sum()),
+             len(years), ", ".join(str(f) for f in files))
+    return 0

@@ -1,0 +1,94 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from melodex.errors import MelodexError
+from melodex.inference.jsonl import iter_jsonl
+from melodex.library.indexing import (
+    DEFAULT_PART_SIZE,
+    IndexSummary,
+    MetadataSources,
+    index_records,
+    load_fma_tracks,
+    new_audio_files,
+    records_from_audio,
+    records_from_jsonl,
+)
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from melodex.library.store import DEFAULT_STORE
+
+    parser.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"library store folder (default {DEFAULT_STORE})")
+    src = parser.add_argument_group("what to add (one of)")
+    src.add_argument("--audio", nargs="+", metavar="PATH", help="audio files or folders (searched recursively); needs --model")
+    src.add_argument("--from-jsonl", "--from_jsonl", dest="from_jsonl", metavar="FILE",
+                     help="an inference JSONL written by 'melodex infer --format jsonl' (with embeddings)")
+    src.add_argument("--model", help="checkpoint, run folder or training_outputs/latest (with --audio)")
+    meta = parser.add_argument_group("metadata")
+    meta.add_argument("--metadata", metavar="TRACKS_CSV", help="FMA tracks.csv: artist, title, album, dates, genre")
+    meta.add_argument("--fma-metadata", "--fma_metadata", dest="fma_metadata", metavar="DIR",
+                      help="FMA metadata folder holding tracks.csv (alternative to --metadata)")
+    meta.add_argument("--manifest", metavar="CSV", help="CSV path,artist,title,album,date,genre that supplies or overrides fields")
+    meta.add_argument("--no-tags", dest="tags", action="store_false", help="do not read the files' own tags")
+    run_group = parser.add_argument_group("running")
+    run_group.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    run_group.add_argument("--full", action="store_true", help="analyse whole files (sliding segments), not the first 30 s")
+    run_group.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8, help="segments per forward pass")
+    run_group.add_argument("--num-workers", "--num_workers", dest="num_workers", type=int, default=4, help="decoding processes")
+    run_group.add_argument("--part-size", "--part_size", dest="part_size", type=int, default=DEFAULT_PART_SIZE,
+                           help=f"tracks per appended store part; a kill loses at most one (default {DEFAULT_PART_SIZE})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from melodex.library.metadata import read_manifest
+    from melodex.library.store import LibraryStore
+
+    if bool(args.audio) == bool(args.from_jsonl):
+        raise MelodexError("give either --audio (with --model) or --from-jsonl")
+    if args.audio and not args.model:
+        raise MelodexError("--audio needs --model (a checkpoint to embed the files with)")
+    if args.part_size < 1:
+        raise MelodexError("--part-size must be at least 1")
+    store = LibraryStore(args.store)
+    sources = MetadataSources(load_fma_tracks(args.metadata, args.fma_metadata),
+                              read_manifest(args.manifest) if args.manifest else None, read_file_tags=args.tags)
+    known = store.keys() | store.paths()
+    summary = IndexSummary()
+    quiet = True if getattr(args, "quiet", False) else None
+    if args.from_jsonl:
+        bar = tqdm(iter_jsonl(args.from_jsonl), desc="index", unit="line", disable=quiet)
+        records = records_from_jsonl(bar, sources, known, summary)
+    else:
+        from melodex.inference.predictor import Predictor
+
+        try:
+            files = new_audio_files(args.audio, sources, known, summary)
+        except FileNotFoundError as exc:
+            raise MelodexError(f"{exc.filename or exc}: no such file or folder") from exc
+        log.info("%d new audio file(s) to index (%d already in the store)", len(files), summary.skipped)
+        predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers) \
+            if files else None
+        bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
+        records = records_from_audio(predictor, files, sources, summary, full=args.full, progress=bar) \
+            if files else iter(())
+    try:
+        summary.added = index_records(store, records, part_size=args.part_size, progress=bar)
+    finally:
+        bar.close()
+    if summary.added:  # merge this run's small parts, so loading stays fast as the library grows
+        log.debug("compacted the store: %d part file(s) merged", store.compact())
+    summary.total = len(store)
+    for name, reason in summary.failed:
+        log.warning("failed: %s: %s", name, reason)
+    log.info("indexed %d new track(s); %d already present; %d failed; the store at %s holds %d",
+             summary.added, summary.skipped, len(summary.failed), store.root, summary.total)
+    return 1 if summary.failed else 0

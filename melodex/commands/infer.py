@@ -1,0 +1,156 @@
+"""Classify and embed audio files with a trained model (melodex infer, or python inference.py).
+
+Examples:
+  melodex infer --model training_outputs/latest --audio music/ --output results.jsonl
+  melodex infer --model run/model_weights.pth --audio a.mp3 b.flac          # table on stdout
+  melodex infer --model m.pth --audio music/ --full --output full.csv --no-embeddings
+  melodex infer --model m.pth --audio music/ --output results.jsonl --resume  # after a crash
+
+Files are processed in sorted-path order; directories are searched recursively for
+.mp3 .wav .flac .m4a .ogg (any letter case). By default each file's first 30 s is analysed
+(zero-padded when shorter); --full slides 30-s windows over the whole file. A file's
+probabilities are the mean of its segments' softmax outputs, its embedding the mean of its
+segments' 512-d embeddings.
+
+Output: --format json|jsonl|csv (default: from the --output extension; without --output, a
+table on stdout, or the chosen format on stdout). JSONL and CSV rows are written as files
+finish; JSON is written atomically at the end. See melodex/writers.py for every field.
+
+Files that cannot be read do not stop the run. They are recorded: JSONL gets
+{"audio_file", "error"} lines, JSON an "errors" list, CSV a sidecar <stem>.errors.csv
+(audio_file,error) beside the output. A summary on stderr counts successes and failures.
+
+--resume (JSONL only) keeps the successful lines of an existing output, skips those files and
+appends the rest. Error lines are dropped and their files retried; an unfinished last line
+(from a killed run) is cut away first, so every file ends up exactly once.
+
+Exit status: 0 all files ok, 1 some files failed, 2 the run could not start (model missing,
+not a Melodex checkpoint or unsafe to load, --device cuda without a GPU, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from melodex.commands.options import _non_negative_int, _positive_float, _positive_int
+from melodex.errors import MelodexError
+from melodex.inference.jsonl import _key, prepare_resume
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="a .pth checkpoint, a run directory, or training_outputs/latest")
+    parser.add_argument("--audio", required=True, nargs="+", metavar="PATH",
+                        help="audio files and/or directories (searched recursively)")
+    parser.add_argument("--device", default="auto", help="auto (default: cuda when present), cpu or cuda")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", "-o", metavar="FILE",
+                     help="results file (default: a readable table on stdout)")
+    out.add_argument("--format", choices=("json", "jsonl", "csv"),
+                     help="output format (default: from the --output extension)")
+    out.add_argument("--no-embeddings", dest="embeddings", action="store_false",
+                     help="leave the 512-d embeddings out of the output")
+    out.add_argument("--resume", action="store_true",
+                     help="with a JSONL --output: skip files already in it, append the rest")
+    seg = parser.add_argument_group("segments")
+    seg.add_argument("--full", action="store_true",
+                     help="analyse the whole file in sliding 30-s windows (default: the first 30 s)")
+    seg.add_argument("--hop", type=_positive_float, metavar="SECONDS",
+                     help="with --full: seconds between window starts (default: 30, no overlap)")
+    seg.add_argument("--last", choices=("pad", "align", "drop"), default=None,
+                     help="with --full: the tail after the last full window: pad it (default), "
+                     "align a window to the end, or drop it")
+    perf = parser.add_argument_group("performance")
+    perf.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=8, metavar="N",
+                      help="segments per forward pass (default: 8)")
+    perf.add_argument("--num-workers", "--num_workers", dest="num_workers", type=_non_negative_int, default=4, metavar="N",
+                      help="decoding worker processes, capped at the CPU cores (default: 4; 0 decodes in-process)")
+    perf.add_argument("--use-legacy", "--use_legacy", dest="use_legacy", action="store_true",
+                      help="the reference path: decode and run one file at a time in this process")
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _choose_format(args: argparse.Namespace) -> str:
+    from melodex.inference.writers import format_from_path
+
+    if args.format:
+        return args.format
+    if args.output:
+        return format_from_path(args.output)
+    return "table"
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from melodex.audio.files import collect_audio_files
+    from melodex.inference.predictor import Predictor
+    from melodex.inference.results import MODE_FIRST, MODE_FULL
+    from melodex.inference.writers import TableWriter, get_writer
+
+    fmt = _choose_format(args)
+    if (args.hop is not None or args.last is not None) and not args.full:
+        raise MelodexError("--hop and --last apply to --full only")
+    if args.resume and (fmt != "jsonl" or not args.output):
+        raise MelodexError("--resume needs a JSONL --output (it appends to that file)")
+    mode = MODE_FULL if args.full else MODE_FIRST
+
+    files = collect_audio_files(args.audio)
+    if not files:
+        raise MelodexError(f"no audio files ({', '.join(('.mp3', '.wav', '.flac', '.m4a', '.ogg'))}) "
+                           f"found in {' '.join(args.audio)}")
+    predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size,
+                          num_workers=args.num_workers)
+    done: set[str] = set()
+    if args.resume:
+        done = prepare_resume(Path(args.output), mode)
+        before = len(files)
+        files = [f for f in files if _key(str(f)) not in done]
+        log.info("resuming %s: %d of %d files already done", args.output, before - len(files), before)
+
+    if fmt == "table":
+        writer = TableWriter(None, mode=mode, name_width=max(len(str(f)) for f in files) if files else 8,
+                             label_width=max(len(label) for label in predictor.labels))
+    else:
+        writer = get_writer(fmt)(args.output, mode=mode, embeddings=args.embeddings, append=args.resume)
+    log.debug("%d files, mode %s, device %s, %d workers, batch %d", len(files), mode, predictor.device,
+              predictor.num_workers, predictor.batch_size)
+
+    failed: list[tuple[str, str]] = []
+    results = predictor.predict(files, full=args.full, hop_seconds=args.hop, last=args.last or "pad",
+                                embeddings=args.embeddings, legacy=args.use_legacy)
+    with writer:
+        bar = tqdm(total=len(files), unit="file", disable=True if args.quiet else None, leave=False)
+        with bar:
+            for result in results:
+                writer.write_result(result)
+                if not result.ok:
+                    failed.append((result.audio_file, result.error))
+                    with tqdm.external_write_mode(file=sys.stderr):
+                        log.warning("failed: %s: %s", result.audio_file, result.error)
+                bar.update()
+    ok = writer.n_ok
+    where = f" -> {args.output}" if args.output else ""
+    summary = f"{ok + len(failed)} file(s): {ok} ok, {len(failed)} failed{where}"
+    if done:
+        summary += f" ({len(done)} already done)"
+    if failed:
+        if fmt == "csv" and args.output:
+            from melodex.inference.writers import errors_path
+
+            summary += f"; failures listed in {errors_path(args.output)}"
+        log.warning(summary)
+        return 1
+    if args.output:  # the table on stdout ends with the same count already
+        log.info(summary)
+    return 0

@@ -1,0 +1,61 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from melodex.analysis.mapping import COLOR_CHOICES, DEFAULT_FIGURE, DEFAULT_HTML, DEFAULTS, update_map
+from melodex.errors import MapError
+from melodex.library.store import DEFAULT_STORE
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=DEFAULT_STORE,
+                        help=f"library store directory (default {DEFAULT_STORE})")
+    parser.add_argument("--out", default=DEFAULT_HTML, help=f"interactive HTML map (default {DEFAULT_HTML})")
+    parser.add_argument("--png", "--figure", dest="figure", default=DEFAULT_FIGURE,
+                        help=f"static figure, .png or .svg by extension (default {DEFAULT_FIGURE})")
+    parser.add_argument("--no-png", "--no-figure", dest="no_figure", action="store_true",
+                        help="do not write the static figure")
+    parser.add_argument("--color-by", "--color_by", dest="color_by", choices=COLOR_CHOICES, default="genre",
+                        help="colouring of the static figure and the page's first colouring (default genre)")
+    parser.add_argument("--n-neighbors", "--n_neighbors", dest="n_neighbors", type=int, default=None,
+                        help=f"UMAP n_neighbors (default {DEFAULTS['n_neighbors']}; clamped on tiny stores)")
+    parser.add_argument("--min-dist", "--min_dist", dest="min_dist", type=float, default=None,
+                        help=f"UMAP min_dist (default {DEFAULTS['min_dist']})")
+    parser.add_argument("--seed", type=int, default=None,
+                        help=f"random seed: same seed, same map (default {DEFAULTS['seed']})")
+    parser.add_argument("--fast", action="store_true",
+                        help="no seed, all cores (n_jobs=-1): faster on big stores, not reproducible")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit a new map even when one exists (default: place new tracks on it)")
+    parser.add_argument("--title", default="Melodex map", help="title of the HTML page")
+
+
+def run(args: argparse.Namespace) -> int:
+    from melodex.analysis.map_figure import write_static_map
+    from melodex.analysis.map_page import write_html_map
+    from melodex.library.store import LibraryStore
+
+    if args.n_neighbors is not None and args.n_neighbors < 2:
+        raise MapError("--n-neighbors must be at least 2")
+    if args.fast and args.seed is not None:
+        raise MapError("--fast fits without a seed; drop --seed or --fast")
+    if args.min_dist is not None and not 0.0 <= args.min_dist <= 1.0:
+        raise MapError("--min-dist must be between 0 and 1")
+    if not Path(args.store).is_dir():
+        raise MapError(f"{args.store}: no library store here; create one with 'melodex index'")
+    store = LibraryStore(args.store)
+    _, done = update_map(store, refit=args.refit, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+                         seed=args.seed, fast=args.fast)
+    log.info("map: %s", done)
+    written = [write_html_map(store, args.out, title=args.title, color_by=args.color_by)]
+    if not args.no_figure:
+        written.append(write_static_map(store, args.figure, color_by=args.color_by))
+    for path in written:
+        print(path)
+    return 0

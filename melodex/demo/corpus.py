@@ -1,0 +1,169 @@
+"""Write the synthetic demo corpus in FMA's layout, so every Melodex command runs without a download.
+
+Layout written under ``--out`` (default ``demo_data``)::
+
+    demo_data/fma_metadata/tracks.csv    # FMA's three header lines and 52 columns
+    demo_data/fma_small/000/000002.mp3   # 22050 Hz mono mp3 clips, 30 s by default
+    demo_data/demo_truth.json            # the ground truth: styles, artists, per-track style mix
+
+The music is clearly synthetic: five made-up styles (:mod:`melodex.demo.synth`), three
+artists per style whose albums are spread over 2005-2016, and one extra artist, "Drift Machine",
+whose music moves on purpose from one style to another: its tracks are singles released at
+regular intervals and the weight of the second style rises linearly with the date (0 for the
+first release, 1 for the last). The label (``genre_top``) of a mixed track is its heavier style.
+The split is stratified by label, about 70/15/15, and the whole corpus is a pure function of
+the seed: same seed, same ``tracks.csv``, same mp3 bytes, whatever the number of workers.
+
+Run ``melodex make-demo --out demo_data`` (or ``python -m melodex make-demo``); then
+``--data_dir demo_data/fma_small`` works wherever FMA-small does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 22050  # Hz; mono
+BIT_RATE = 96000  # bit/s, constant, of the demo's mp3s
+
+
+def write_demo_corpus(
+    out_dir: str | Path,
+    *,
+    tracks_per_artist: int = 18,
+    seconds: float = 30.0,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Write the demo corpus (see the module docstring) and return ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Created if needed. A folder that already holds a ``fma_metadata/tracks.csv`` without a
+        ``demo_truth.json`` (a real FMA download) is refused, never overwritten.
+    tracks_per_artist : int
+        Tracks per artist; there are 16 artists (5 styles x 3, plus the drifting one).
+    seconds : float
+        Length of each clip in seconds.
+    seed : int
+        Fixes everything: metadata, splits and audio.
+    workers : int, optional
+        Processes rendering and encoding audio; default: the usable cores. 1 runs in-process.
+    progress : bool, optional
+        Show a progress bar on stderr; default: when stderr is a terminal.
+    """
+    from melodex.datasets.fma import audio_path, write_tracks_csv
+    from melodex.demo.plan import ground_truth, plan_corpus, tracks_table
+    from melodex.errors import OutputError
+    from melodex.util.atomic import atomic_write
+
+    out = Path(out_dir)
+    if (out / "fma_metadata" / "tracks.csv").exists() and not (out / "demo_truth.json").exists():
+        raise OutputError(
+            f"{out}: holds an fma_metadata/tracks.csv that is not a demo corpus; not overwriting it"
+        )
+    tracks = plan_corpus(tracks_per_artist=tracks_per_artist, seed=seed)
+    audio_dir = out / "fma_small"
+    jobs = [
+        (str(audio_path(audio_dir, t["id"])), t["mix"], _params(t), seconds, t["seed"],
+         {"loudness": t["loudness"], "noise_db": t["noise_db"], "dull": t["dull"]})
+        for t in tracks
+    ]  # fmt: skip
+    sizes = _render_all(jobs, workers, progress)
+    for track, size in zip(tracks, sizes, strict=True):
+        track["bit_rate"] = int(round(size * 8 / seconds))  # the mp3's mean bit rate, as FMA reports it
+    _remove_stale(audio_dir, {Path(job[0]).name for job in jobs})
+    write_tracks_csv(tracks_table(tracks, seconds=seconds), out / "fma_metadata" / "tracks.csv")
+    truth = ground_truth(tracks, seed=seed, seconds=seconds, sample_rate=SAMPLE_RATE,
+                         tracks_per_artist=tracks_per_artist)  # fmt: skip
+    with atomic_write(out / "demo_truth.json", "w", encoding="utf-8") as handle:
+        json.dump(truth, handle, indent=1, sort_keys=True)
+    log.debug("wrote %d demo tracks to %s", len(tracks), out)
+    return out
+
+
+def _params(track: dict[str, Any]) -> dict[str, dict]:
+    import numpy as np
+
+    from melodex.demo.synth import track_params
+
+    rng = np.random.default_rng([track["seed"], 1])
+    signature = track["artist"]["signature"]
+    return {style: track_params(style, signature[style], rng) for style in sorted(track["mix"])}
+
+
+def _render_one(job: tuple) -> int:
+    """Render and encode one clip (runs in a worker process); return the mp3's size in bytes."""
+    import numpy as np
+
+    from melodex.demo.synth import render_track
+
+    path, mix, params, seconds, seed, post = job
+    audio = render_track(
+        mix, params, seconds=seconds, sr=SAMPLE_RATE, rng=np.random.default_rng([seed, 2]), **post
+    )
+    write_mp3(path, audio, SAMPLE_RATE)
+    return os.path.getsize(path)
+
+
+def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -> list[int]:
+    """Render every job, in-process or in a pool of ``workers`` processes; the mp3 sizes in job order."""
+    from tqdm import tqdm
+
+    from melodex.util.workers import usable_cores
+
+    workers = max(1, min(workers or usable_cores(), len(jobs)))
+    disable = None if progress is None else not progress
+    bar = tqdm(total=len(jobs), desc="demo audio", unit="track", disable=disable, leave=False)
+    sizes: list[int] = []
+    try:
+        if workers == 1:
+            for job in jobs:
+                sizes.append(_render_one(job))
+                bar.update()
+            return sizes
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent may hold torch's threads, and fork would copy their locks.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for size in pool.map(_render_one, jobs, chunksize=4):
+                sizes.append(size)
+                bar.update()
+    finally:
+        bar.close()
+    return sizes
+
+
+def write_mp3(path: str | Path, audio, sr: int) -> Path:
+    """Encode mono float32 ``audio`` to an mp3 at ``path`` atomically, with LAME's fastest setting.
+
+    LAME's ``-q 9`` through PyAV, constant :data:`BIT_RATE`. libsndfile's writer
+    (:func:`melodex.encode.write_audio`) runs LAME at its default quality and costs 1.3-1.6x the
+    CPU per clip (``benchmarks/bench_demo_corpus.py``); encoding is most of the corpus's time, and
+    with it a full corpus needed ~90 CPU-seconds, at the edge of the ~45-s budget on two cores.
+    """
+    from melodex.audio.encode import encode_with_ffmpeg
+    from melodex.util.atomic import atomic_write
+
+    with atomic_write(path, "wb") as handle:
+        encode_with_ffmpeg(handle, audio, sr, container_format="mp3", codec="libmp3lame", bit_rate=BIT_RATE,
+                           options={"compression_level": "9"})
+    return Path(path)
+
+
+def _remove_stale(audio_dir: Path, keep: set[str]) -> None:
+    """Remove mp3s an earlier demo run left (other seed or size), so the folder matches tracks.csv."""
+    import re
+
+    pattern = re.compile(r"^\d{6}\.mp3$")
+    for path in audio_dir.glob("*/*.mp3"):
+        if pattern.match(path.name) and path.name not in keep:
+            path.unlink()

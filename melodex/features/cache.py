@@ -1,0 +1,201 @@
+"""The on-disk MFCC cache: one ``.npy`` per track, written so that a crash never corrupts it.
+
+Layout of a cache directory::
+
+    features.json              {"format": "melodex-mfcc-cache", "version": 1, "feature_config": {...}}
+    000/000123.npy             float32 MFCC of the track's first segment, shape (n_mfcc, n_frames)
+    index.csv                  key,seconds - one line per finished track, appended and flushed
+    failures.csv               key,path,reason - every file that could not be decoded
+
+``seconds`` is the length of real (unpadded) audio in the cached segment: 30.0 for any track at
+least one segment long, less for a shorter file (whose MFCC is padded with silence).
+
+Each ``.npy`` is written to a temporary name and moved into place with ``os.replace``, and its
+``index.csv`` line is appended only afterwards. So a track is *complete* when its ``.npy`` exists
+and ``index.csv`` names it; a run killed at any point leaves at worst a stray temporary file
+(removed by the next run) or an ``.npy`` without its index line (redone by the next run).
+
+A cache belongs to one :class:`~melodex.features.mfcc.FeatureConfig`; opening it for another raises
+:class:`CacheMismatchError` rather than mixing features made two ways.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from melodex.errors import CacheMismatchError, OutputError
+from melodex.features.mfcc import DEFAULT_FEATURES, FeatureConfig
+from melodex.util.atomic import atomic_write, describe_os_error
+from melodex.util.csvlog import Failure, csv_line, read_csv_lines
+
+CACHE_FORMAT = "melodex-mfcc-cache"
+CACHE_VERSION = 1
+FEATURES_NAME = "features.json"
+INDEX_NAME = "index.csv"
+FAILURES_NAME = "failures.csv"
+INDEX_HEADER = ("key", "seconds")
+FAILURES_HEADER = ("key", "path", "reason")
+
+
+class FeatureCache:
+    """Read access (and the bookkeeping for writing) to an MFCC cache directory.
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        The cache directory; it need not exist yet.
+    config : FeatureConfig
+        The feature parameters the caller wants. When the directory holds a ``features.json``
+        for other parameters, :meth:`check` raises :class:`CacheMismatchError`.
+    """
+
+    def __init__(self, cache_dir: str | Path, config: FeatureConfig = DEFAULT_FEATURES):
+        self.root = Path(cache_dir)
+        self.config = config
+        self._seconds: dict[str, float] | None = None
+        self._compatible: bool | None = None
+
+    # -- the cache as a whole -------------------------------------------------------------
+    @property
+    def features_path(self) -> Path:
+        return self.root / FEATURES_NAME
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_NAME
+
+    @property
+    def failures_path(self) -> Path:
+        return self.root / FAILURES_NAME
+
+    def exists(self) -> bool:
+        """True when the directory holds a ``features.json`` (it has been started)."""
+        return self.features_path.is_file()
+
+    def saved_config(self) -> FeatureConfig | None:
+        """The FeatureConfig in ``features.json``, or None when there is none yet."""
+        if not self.exists():
+            return None
+        try:
+            data = json.loads(self.features_path.read_text(encoding="utf-8"))
+            if data.get("format") != CACHE_FORMAT:
+                raise ValueError(f"no 'format': '{CACHE_FORMAT}' field")
+            return FeatureConfig.from_dict(data["feature_config"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CacheMismatchError(f"{self.features_path}: not a Melodex MFCC cache ({exc})") from None
+
+    def is_compatible(self) -> bool:
+        """True when the cache exists and was made with this cache's FeatureConfig."""
+        try:
+            return self.saved_config() == self.config
+        except CacheMismatchError:
+            return False
+
+    def check(self) -> None:
+        """Raise :class:`CacheMismatchError` when the cache was made with other parameters."""
+        saved = self.saved_config()
+        if saved is not None and saved != self.config:
+            theirs, ours = saved.to_dict(), self.config.to_dict()
+            diff = ", ".join(f"{k}={theirs[k]!r} (wanted {ours[k]!r})" for k in ours if theirs.get(k) != ours[k])
+            raise CacheMismatchError(
+                f"{self.root}: cache was made with other feature parameters: {diff}; "
+                "use another --cache_dir or delete this one"
+            )
+
+    def initialise(self) -> None:
+        """Create the directory and its ``features.json`` (after :meth:`check`)."""
+        self.check()
+        if self.exists():
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.root}: cannot create the cache directory ({describe_os_error(exc)})") from None
+        payload = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "feature_config": self.config.to_dict()}
+        with atomic_write(self.features_path, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+
+    # -- one track --------------------------------------------------------------------------
+    def path_for(self, key: str) -> Path:
+        """Where the MFCC of ``key`` lives: ``<cache>/<key[:3]>/<key>.npy``."""
+        return self.root / key[:3] / f"{key}.npy"
+
+    def seconds(self) -> dict[str, float]:
+        """key -> seconds of real audio, for every track ``index.csv`` lists (read once)."""
+        if self._seconds is None:
+            self._seconds = {}
+            for key, value in read_csv_lines(self.index_path, INDEX_HEADER):
+                try:
+                    self._seconds[key] = float(value)
+                except ValueError:
+                    continue
+        return self._seconds
+
+    def has(self, key: str) -> bool:
+        """True when ``key`` is complete: its ``.npy`` is in place and ``index.csv`` lists it."""
+        return key in self.seconds() and self.path_for(key).is_file()
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached MFCC of ``key``, shape ``(n_mfcc, n_frames)`` float32, or None.
+
+        None when the track is not complete, the cache is for other feature parameters, or the
+        file does not hold an array of the expected shape.
+        """
+        if self._compatible is None:
+            self._compatible = self.is_compatible()
+        if not self._compatible or not self.has(key):
+            return None
+        try:
+            mfcc = np.load(self.path_for(key), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        if mfcc.shape != (self.config.n_mfcc, self.config.n_frames) or mfcc.dtype != np.float32:
+            return None
+        return mfcc
+
+    def write(self, key: str, mfcc: np.ndarray) -> Path:
+        """Write one MFCC atomically (temporary file, then ``os.replace``); returns its path."""
+        path = self.path_for(key)
+        # Serialised first: np.save straight into a file reports a full disk as "N requested and
+        # M written" without an errno; a plain write says "no space left on device".
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(mfcc, dtype=np.float32), allow_pickle=False)
+        with atomic_write(path, "wb") as handle:
+            handle.write(buffer.getbuffer())
+        return path
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def failures(self) -> dict[str, Failure]:
+        """key -> the last recorded failure, from ``failures.csv``."""
+        return {key: Failure(key, path, reason) for key, path, reason in read_csv_lines(self.failures_path, FAILURES_HEADER)}
+
+    def write_failures(self, failures: Iterable[Failure]) -> None:
+        """Replace ``failures.csv`` atomically with ``failures`` (header only when none)."""
+        with atomic_write(self.failures_path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(csv_line(*FAILURES_HEADER))
+            for failure in failures:
+                handle.write(csv_line(failure.key, failure.path, failure.reason))
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary files a killed run left behind; returns how many."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for sub in self.root.iterdir():
+            if not sub.is_dir():
+                continue
+            for tmp in sub.glob(".*.tmp"):
+                try:
+                    tmp.unlink()
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
+
+

@@ -1,0 +1,88 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from melodex.errors import DatasetError, OutputError
+
+log = logging.getLogger(__name__)
+
+
+def _key(audio_file: str) -> str:
+    return os.path.abspath(audio_file)
+
+
+def prepare_resume(path: Path, mode: str) -> set[str]:
+    """Make ``path`` (JSONL) safe to append to and return the files it already holds.
+
+    Lines kept: complete, valid JSON, successful, first occurrence of their file. Dropped
+    (and rewritten away atomically): an unfinished last line, unparsable lines, error lines
+    (their files are retried) and duplicates. Returns absolute paths of the kept files.
+
+    Raises OutputError when the file holds results of the other mode.
+    """
+    from melodex.util.atomic import atomic_write
+
+    if not path.exists():
+        return set()
+    done: set[str] = set()
+    dropped = {"unfinished": 0, "unreadable": 0, "error": 0, "duplicate": 0}
+    keep: list[bool] = []
+    with open(path, "rb") as handle:
+        for raw in handle:
+            reason = None
+            if not raw.endswith(b"\n"):
+                reason = "unfinished"
+            else:
+                try:
+                    record = json.loads(raw)
+                    file = record["audio_file"]
+                except (ValueError, KeyError, TypeError):
+                    reason = "unreadable"
+                else:
+                    if "error" in record:
+                        reason = "error"
+                    elif record.get("mode") not in (None, mode):
+                        raise OutputError(f"{path}: holds {record.get('mode')} results; cannot resume it "
+                                          f"with {mode} (drop or add --full, or choose another --output)")
+                    elif _key(file) in done:
+                        reason = "duplicate"
+                    else:
+                        done.add(_key(file))
+            if reason:
+                dropped[reason] += 1
+            keep.append(reason is None)
+    if not all(keep):
+        with open(path, "rb") as src, atomic_write(path, "wb") as dst:
+            for raw, kept in zip(src, keep):
+                if kept:
+                    dst.write(raw)
+        log.info("%s: dropped %s", path, ", ".join(f"{n} {why} line(s)" for why, n in dropped.items() if n))
+    return done
+
+
+# ------------------------------------------------------------------------------- JSONL
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of an inference JSONL file; an unparsable line becomes ``{"audio_file", "error"}``."""
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                yield {"audio_file": f"{path}:{number}", "error": f"unparsable line ({exc})"}
+                continue
+            yield record

@@ -1,0 +1,172 @@
+"""Decoding audio files into tagged MFCC segments for inference, across worker processes.
+
+:class:`SegmentStream` is the ``IterableDataset`` behind :class:`melodex.inference.predictor.Predictor`:
+worker ``w`` of ``W`` decodes files ``w, w+W, ...`` in the order given and yields one
+:class:`SegmentItem` per segment (its MFCC, computed in the worker with the checkpoint's
+:class:`~melodex.features.mfcc.FeatureConfig`), or one item carrying the error when the file cannot
+be read. The last item of a file says so and carries the file's duration, so the consumer knows
+when a file is complete without a second message.
+
+Segments: first-30s mode takes :func:`melodex.audio.segments.first_segment` of the first
+``segment_seconds``; full-file mode streams the file (:func:`melodex.audio.decode.stream_audio`)
+through :func:`melodex.audio.segments.sliding_segments`, so a long file never sits in memory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from melodex.audio.decode import load_audio, stream_audio
+from melodex.audio.segments import Segment, first_segment, sliding_segments
+from melodex.errors import AudioLoadError
+from melodex.features.mfcc import FeatureConfig, compute_mfcc
+from melodex.util.workers import die_with_parent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How files become segments: the checkpoint's features, the mode, and full mode's windows."""
+
+    config: FeatureConfig
+    full: bool
+    hop_seconds: float | None
+    last: str
+
+
+class SegmentItem(NamedTuple):
+    """One segment (or one failure) travelling from a decoding worker to the model."""
+
+    file_index: int
+    segment: int
+    start_time: float
+    end_time: float
+    mfcc: np.ndarray | None  # (n_mfcc, n_frames) float32; None on error
+    last: bool  # the file's final item
+    duration: float | None  # set on the final item
+    error: str | None = None
+
+
+def probe_duration(path: Path) -> float | None:
+    """The file's length in seconds from its header, without decoding; None if unknown."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(os.fsencode(path))
+        if info.samplerate > 0 and info.frames > 0:
+            return info.frames / info.samplerate
+    except Exception:  # not a libsndfile format: ask FFmpeg
+        pass
+    try:
+        import av
+
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if container.duration:
+                return container.duration / 1_000_000  # AV_TIME_BASE
+    except Exception:
+        pass
+    return None
+
+
+class _Counted:
+    """Passes chunks through, counting their samples."""
+
+    def __init__(self, chunks: Iterable[np.ndarray]):
+        self.chunks = chunks
+        self.samples = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for chunk in self.chunks:
+            self.samples += chunk.size
+            yield chunk
+
+
+def _file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segment, bool, float | None]]:
+    """Decode ``path`` into ``(segment, is_last, duration)``; duration is set on the last one.
+
+    Raises AudioLoadError when the file cannot be decoded (possibly after some segments).
+    """
+    cfg = settings.config
+    if settings.full:
+        counted = _Counted(stream_audio(path, sr=cfg.sample_rate))
+        segments = sliding_segments(
+            counted, sr=cfg.sample_rate, window_seconds=cfg.segment_seconds,
+            hop_seconds=settings.hop_seconds, last=settings.last,
+        )
+    else:
+        counted = None
+        segments = iter([first_segment(load_audio(path, duration=cfg.segment_seconds, sr=cfg.sample_rate),
+                                       sr=cfg.sample_rate, window_seconds=cfg.segment_seconds)])
+    previous: Segment | None = None
+    for segment in segments:  # one segment of look-ahead tells which one is last
+        if previous is not None:
+            yield previous, False, None
+        previous = segment
+    if previous is None:
+        raise AudioLoadError(path, "the file holds no audio samples")
+    if counted is not None:
+        duration = counted.samples / cfg.sample_rate
+    elif previous.end_time < cfg.segment_seconds - 1.0 / cfg.sample_rate:
+        duration = previous.end_time  # the whole file was decoded
+    else:
+        duration = probe_duration(path) or previous.end_time
+    yield previous, True, duration
+
+
+def file_items(index: int, path: Path, settings: DecodeSettings) -> Iterator[SegmentItem]:
+    """Every item of one file: its segments' MFCCs, or a single error item."""
+    try:
+        for seg, last, duration in _file_segments(path, settings):
+            mfcc = compute_mfcc(seg.audio, settings.config)
+            yield SegmentItem(index, seg.index, seg.start_time, seg.end_time, mfcc, last, duration)
+    except AudioLoadError as exc:
+        yield SegmentItem(index, -1, 0.0, 0.0, None, True, None, exc.reason)
+    except Exception as exc:  # a decoder bug must not end a batch of thousands; it is recorded
+        log.debug("unexpected failure on %s", path, exc_info=True)
+        yield SegmentItem(index, -1, 0.0, 0.0, None, True, None, f"{type(exc).__name__}: {exc}")
+
+
+class SegmentStream(torch.utils.data.IterableDataset):
+    """Segments of ``paths``; worker ``w`` of ``W`` decodes files ``w, w+W, ...``."""
+
+    def __init__(self, paths: list[Path], settings: DecodeSettings):
+        super().__init__()
+        self.paths = paths
+        self.settings = settings
+
+    def __iter__(self) -> Iterator[SegmentItem]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        for index in range(worker, len(self.paths), workers):
+            yield from file_items(index, self.paths[index], self.settings)
+
+
+class WorkerInit:
+    """Set up each decoding worker: one torch thread, and die with the main process."""
+
+    def __init__(self) -> None:
+        self.parent_pid = os.getpid()
+
+    def __call__(self, _worker_id: int) -> None:
+        torch.set_num_threads(1)  # each worker decodes one file at a time on one core
+        die_with_parent(self.parent_pid)
+
+
+# Take segments as workers finish them (torch >= 2.6); the reorder buffer restores file order.
+# In order, a worker busy with a long file would hold the others back item by item.
+UNORDERED = {"in_order": False} if "in_order" in inspect.signature(torch.utils.data.DataLoader).parameters else {}
+
+
+def identity(item):
+    """The DataLoader's collate function: keep numpy arrays as they are."""
+    return item  # keep numpy arrays: a 50 kB MFCC pickles faster than a shared-memory tensor

@@ -1,0 +1,185 @@
+"""Add tracks to a library store, from audio files (run through a model) or an inference JSONL.
+
+  melodex index --audio music/ --model training_outputs/latest
+  melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
+  melodex index --audio music/ --model M --manifest dates.csv --store my_library
+
+Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
+so indexing a grown folder processes only the new files. Tracks are appended in batches as
+they complete: an interrupted run loses at most the batch in flight, and a rerun adds the rest.
+At the end of a run the small parts it wrote are merged (``LibraryStore.compact``).
+Metadata comes from the files' tags, then FMA's tracks.csv (``--metadata``/``--fma-metadata``),
+then a manifest CSV (``--manifest``), each overriding the one before; what no source states stays
+missing. Exit status 1 when some files failed (they are listed).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PART_SIZE = 256  # tracks per appended part file while indexing
+_FMA_STEM = re.compile(r"^\d{6}$")
+
+
+@dataclass
+class IndexSummary:
+    """What one indexing run did."""
+
+    added: int = 0
+    skipped: int = 0  # already in the store
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    total: int = 0  # tracks in the store afterwards
+
+
+class MetadataSources:
+    """Tags, FMA tracks and a manifest, combined per file (later sources override earlier ones)."""
+
+    def __init__(self, fma_tracks: Iterable[Any] = (), manifest: dict[str, dict[str, str]] | None = None,
+                 read_file_tags: bool = True):
+        self.by_key: dict[str, Any] = {str(track.key): track for track in fma_tracks}
+        self.manifest = manifest or {}
+        self.read_file_tags = read_file_tags
+
+    def fma_track(self, path: str | Path) -> Any | None:
+        """The catalogue track of a file, found by its 6-digit FMA file name (``000002.mp3``)."""
+        stem = Path(path).stem
+        return self.by_key.get(stem) if _FMA_STEM.match(stem) else None
+
+    def track_id(self, path: str | Path) -> str:
+        """The store key of a file: its FMA id when the catalogue knows it, else a path hash."""
+        from melodex.library.store import path_key
+
+        track = self.fma_track(path)
+        return str(track.key) if track is not None else path_key(path)
+
+    def describe(self, path: str | Path) -> tuple[dict[str, str], str]:
+        """(merged fields, source) for one file; source is fma, manifest, tags or inference."""
+        from melodex.library.metadata import merge, read_tags, track_metadata
+        from melodex.library.store import resolved_path
+
+        tags = read_tags(path) if self.read_file_tags and Path(path).is_file() else {}
+        track = self.fma_track(path)
+        fma = track_metadata(track) if track is not None else {}
+        manual = self.manifest.get(resolved_path(path), {})
+        source = "fma" if track is not None else "manifest" if manual else "tags" if tags else "inference"
+        return merge(tags, fma, manual), source
+
+
+def make_record(path: str, probabilities: dict[str, float], embedding: Any, duration: float | None,
+                sources: MetadataSources):
+    """A :class:`~melodex.library.store.TrackRecord` for one analysed file."""
+    import numpy as np
+
+    from melodex.library.store import TrackRecord, resolved_path
+
+    fields, source = sources.describe(path)
+    return TrackRecord(
+        track_id=sources.track_id(path), path=resolved_path(path),
+        embedding=np.asarray(embedding, dtype=np.float32), probabilities={k: float(v) for k, v in probabilities.items()},
+        title=fields.get("title"), artist=fields.get("artist"), artist_id=fields.get("artist_id"),
+        album=fields.get("album"), date=fields.get("date"), date_source=fields.get("date_source"),
+        genre=fields.get("genre"), source=source, duration=duration,
+    )
+
+
+def records_from_jsonl(lines: Iterable[dict[str, Any]], sources: MetadataSources, known: set[str],
+                       summary: IndexSummary) -> Iterator[Any]:
+    """Track records for the JSONL lines not yet in the store; error lines go to ``summary.failed``."""
+    from melodex.library.store import resolved_path
+
+    for line in lines:
+        name = str(line.get("audio_file", "?"))
+        if line.get("error"):
+            summary.failed.append((name, str(line["error"])))
+            continue
+        if _known(name, sources, known):
+            summary.skipped += 1
+            continue
+        probs = (line.get("global_prediction") or {}).get("all_probabilities")
+        embedding = line.get("embedding")
+        if not embedding or not isinstance(probs, dict):
+            summary.failed.append((name, "no embedding or probabilities in the line "
+                                         "(run 'melodex infer' with embeddings, in JSONL format)"))
+            continue
+        if not _utf8(name):
+            summary.failed.append((name, NOT_UTF8))
+            continue
+        known.update({resolved_path(name), sources.track_id(name)})
+        yield make_record(name, probs, embedding, line.get("duration"), sources)
+
+
+NOT_UTF8 = "the file name is not valid UTF-8, and the store keeps paths as text; rename the file"
+
+
+def _utf8(path: str) -> bool:
+    """False for a name holding undecodable bytes (surrogate escapes), which Parquet cannot store."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _known(path: str, sources: MetadataSources, known: set[str]) -> bool:
+    from melodex.library.store import resolved_path
+
+    return resolved_path(path) in known or sources.track_id(path) in known
+
+
+# ------------------------------------------------------------------------------- audio
+def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSources, summary: IndexSummary,
+                       *, full: bool = False, progress: Any = None) -> Iterator[Any]:
+    """Run ``predictor`` over ``files`` (already filtered to new ones) and yield track records.
+
+    ``progress`` (a tqdm bar) advances once per analysed file, failed ones included."""
+    for result in predictor.predict(files, full=full, embeddings=True):
+        if progress is not None:
+            progress.update(1)
+        if result.error is not None or result.embedding is None or not _utf8(str(result.audio_file)):
+            summary.failed.append((str(result.audio_file), result.error or ("no embedding" if result.embedding is None
+                                                                            else NOT_UTF8)))
+            continue
+        probs = dict(zip(result.labels, (float(p) for p in result.probabilities)))
+        yield make_record(str(result.audio_file), probs, result.embedding, result.duration, sources)
+
+
+def new_audio_files(inputs: list[str], sources: MetadataSources, known: set[str],
+                    summary: IndexSummary) -> list[Path]:
+    """The audio files under ``inputs`` that the store does not hold yet (nothing is decoded)."""
+    from melodex.audio.files import collect_audio_files
+
+    files = []
+    for path in collect_audio_files(inputs):
+        if _known(str(path), sources, known):
+            summary.skipped += 1
+        else:
+            files.append(path)
+    return files
+
+
+def index_records(store: Any, records: Iterable[Any], *, part_size: int = DEFAULT_PART_SIZE,
+                  progress: Any = None) -> int:
+    """Append ``records`` to ``store`` in parts of ``part_size``; returns how many were added."""
+    added = 0
+    for count in store.add_batches(records, batch_size=part_size):
+        added += count
+        if progress is not None:
+            progress.set_postfix(added=added)
+    return added
+
+
+def load_fma_tracks(tracks_csv: str | None, fma_dir: str | None) -> list[Any]:
+    """FMA's catalogue from ``tracks.csv`` or the folder holding it (empty when neither is given)."""
+    from melodex.library.metadata import fma_tracks
+
+    target = tracks_csv or fma_dir
+    return fma_tracks(target) if target else []
+
+

@@ -1,0 +1,89 @@
+"""Train the genre CNN on a dataset's MFCCs; every run gets its own timestamped directory.
+
+Features come from the precomputed cache ('melodex preprocess') when it is there and was made
+with the same feature parameters; otherwise audio is decoded on the fly every epoch. A file
+that cannot be decoded is skipped with a warning. The model is validated every epoch, the best
+one on the validation split is kept as model_weights.pth, and the test-split report is written
+from it at the end. An interrupted run continues where it stopped with --resume.
+
+Output: training_outputs/YYYY-MM-DD_HH-MM-SS/ with model_weights.pth, params.json,
+history.csv, classification_report.txt and train_state.pth; training_outputs/latest names
+the newest run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_ROOT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EPOCHS = 50
+# Settings that define a run; --resume takes them from the run's params.json.
+_RUN_SETTINGS = ("data_dir", "metadata_dir", "kind", "subset", "batch_size", "lr", "weight_decay", "seed",
+                 "cache_dir", "patience")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run.
+
+    ``epochs`` None means 50 for a new run and the saved number when resuming. With ``resume``
+    (a run directory, a run name under ``output_dir``, or ``"latest"``) the run's own data,
+    optimiser, seed and batch settings are used; ``epochs``, ``device``, ``num_workers`` and
+    ``progress`` may change.
+    """
+
+    data_dir: str | Path = "data/fma_small"
+    metadata_dir: str | Path | None = None
+    kind: str = "auto"
+    subset: str | None = None
+    epochs: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR
+    output_dir: str | Path = DEFAULT_OUTPUT_ROOT
+    resume: str | Path | None = None
+    num_workers: int | None = None
+    patience: int | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced. Accuracies are fractions in [0, 1] (NaN when a split is empty)."""
+
+    run_dir: Path
+    best_epoch: int
+    best_val_accuracy: float
+    test_accuracy: float
+    epochs_run: int
+    stopped_early: bool
+    report: str
+
+    @property
+    def weights_path(self) -> Path:
+        from melodex.model.checkpoint import WEIGHTS_NAME
+
+        return self.run_dir / WEIGHTS_NAME
+
+
+def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
+    """``config`` with the run-defining settings taken from a saved ``params.json``."""
+    settings = saved.get("hyperparameters", {})
+    changes = {k: settings[k] for k in _RUN_SETTINGS if k in settings}
+    changes["epochs"] = config.epochs if config.epochs is not None else settings.get("epochs", DEFAULT_EPOCHS)
+    return dataclasses.replace(config, **changes)
+
+

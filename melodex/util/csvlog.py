@@ -1,0 +1,83 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from melodex.errors import OutputError
+from melodex.util.atomic import describe_os_error
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A track whose audio could not be turned into features."""
+
+    key: str
+    path: str
+    reason: str
+
+
+def read_csv_lines(path: Path, header: tuple[str, ...]) -> list[list[str]]:
+    """The complete rows of an append-only CSV file, header excluded.
+
+    A last line without its newline (a write cut short by a crash) is ignored, as are rows
+    with the wrong number of fields. A missing file gives no rows.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    text = text[: text.rfind("\n") + 1]  # drop an unterminated last line
+    rows = [row for row in csv.reader(io.StringIO(text)) if len(row) == len(header)]
+    return rows[1:] if rows and tuple(rows[0]) == header else rows
+
+
+def csv_line(*fields: object) -> str:
+    """One CSV-quoted line, newline included."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(fields)
+    return buf.getvalue()
+
+
+class AppendLog:
+    """An append-only CSV file: a header when new, then one flushed line per :meth:`append`."""
+
+    def __init__(self, path: Path, header: tuple[str, ...]):
+        self.path = path
+        new = not path.exists() or path.stat().st_size == 0
+        try:
+            self._handle = open(path, "a", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
+        if not new:
+            _truncate_partial_line(path)  # a line a crash cut short is dropped, never completed
+        if new:
+            self.append(*header)
+
+    def append(self, *fields: object) -> None:
+        try:
+            self._handle.write(csv_line(*fields))
+            self._handle.flush()
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> AppendLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _truncate_partial_line(path: Path) -> None:
+    """Cut ``path`` back to its last newline (a no-op when it ends with one)."""
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            handle.truncate(end)
