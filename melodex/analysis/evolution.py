@@ -47,9 +47,18 @@ centroid's position on the map.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from scipy.stats import t as student_t
+
+from melodex.analysis.similarity import normalize_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -86,7 +95,6 @@ class ArtistDrift:
 
 def fractional_year(date: str | None) -> float:
     """``"2004-07-02"`` -> 2004.5; ``"2004"`` -> 2004.5 (mid-year); unknown -> nan."""
-    import datetime as dt
 
     if not isinstance(date, str) or len(date) < 4 or not date[:4].isdigit():
         return float("nan")
@@ -99,14 +107,12 @@ def fractional_year(date: str | None) -> float:
 
 
 def unit(x: np.ndarray) -> np.ndarray:
-    from melodex.analysis.similarity import normalize_rows
 
     return normalize_rows(x)
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     """1 - cosine similarity between vectors or rows of ``a`` and vector ``b`` (zero vectors: 1)."""
-    import numpy as np
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     na = np.linalg.norm(a, axis=-1)
@@ -117,7 +123,6 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
 
 def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
     """Row numbers of ``artist`` (matched by name, any letter case, or by artist_id)."""
-    import numpy as np
 
     name = tracks["artist"].astype("string").str.casefold()
     hits = (name == artist.casefold()).fillna(False) | (tracks["artist_id"].astype("string") == artist).fillna(False)
@@ -133,7 +138,6 @@ def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarr
     release_dist_first, predicted_label, the ``prob:<label>`` columns, and x, y when ``coords``
     (a saved map) is given.
     """
-    import numpy as np
 
     part = tracks.iloc[rows].copy()
     part["t"] = [fractional_year(d if isinstance(d, str) else None) for d in part["date"].astype(object)]
@@ -183,11 +187,7 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
     Exact over all permutations for up to ``exact_max`` points (ties get average ranks),
     otherwise the usual t approximation. (nan, nan) for fewer than 3 points or constant input.
     """
-    import itertools
 
-    import numpy as np
-    from scipy.stats import rankdata
-    from scipy.stats import t as student_t
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
@@ -209,7 +209,6 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
 
 def collection_scale(embeddings: np.ndarray, *, pairs: int = 4000, seed: int = 0) -> float:
     """Median cosine distance between random pairs of distinct rows: how far apart two songs are."""
-    import numpy as np
 
     n = len(embeddings)
     if n < 2:
@@ -228,7 +227,6 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
     ``scale`` is the collection's :func:`collection_scale`; without it the size criterion is
     not applied (``relative_displacement`` is nan).
     """
-    import numpy as np
 
     t = timeline["t"].to_numpy(dtype=float)
     d = timeline["dist_first"].to_numpy(dtype=float)
@@ -260,8 +258,6 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
 
 def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndarray]:
     """(artist name, artist_id) -> rows, for tracks with an artist; artist_id groups first."""
-    import numpy as np
-    import pandas as pd
 
     named = tracks["artist"].notna().to_numpy(dtype=bool)
     ids = tracks["artist_id"].astype(object).where(tracks["artist_id"].notna(), None)
@@ -275,7 +271,6 @@ def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndar
 
 def all_artists(tracks: pd.DataFrame, embeddings: np.ndarray, *, min_tracks: int = 3) -> pd.DataFrame:
     """The drift score of every artist with at least ``min_tracks`` dated tracks, most drifting first."""
-    import pandas as pd
 
     dated = tracks["year"].notna().to_numpy(dtype=bool)
     scale = collection_scale(embeddings)
@@ -297,8 +292,6 @@ def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.Data
     """Per year: n_tracks, cosine distance of the year's centroid from the first year's
     (``dist_first``) and from the previous year's (``dist_prev``), mean genre probabilities,
     and the centroid's map position (x, y: mean of the year's tracks) when a map is given."""
-    import numpy as np
-    import pandas as pd
 
     years = tracks["year"].to_numpy(dtype=float, na_value=np.nan)
     valid = sorted({int(y) for y in years[np.isfinite(years)]})

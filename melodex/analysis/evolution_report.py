@@ -15,8 +15,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
+from melodex.analysis.evolution import DRIFT_THRESHOLDS, ArtistDrift
 from melodex.util.atomic import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,10 +39,8 @@ def slug(name: str) -> str:
 
 
 def _figure():
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     return plt
 
@@ -158,7 +159,6 @@ def _page(title: str, body: str) -> str:
 
 
 def _score_block(score: ArtistDrift, map_note: str) -> str:
-    from melodex.analysis.evolution import DRIFT_THRESHOLDS
 
     fields = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in asdict(score).items())
     rule = (f"drifting = spearman &ge; {DRIFT_THRESHOLDS['spearman']} and p &lt; {DRIFT_THRESHOLDS['p_value']} "
@@ -200,7 +200,6 @@ def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame
                             coords: pd.DataFrame | None) -> list[Path]:
     """``evolution.html``, ``artists.csv``, ``collection_years.csv``, ``collection.png``, and an
     ``artist-<slug>.png``/``.csv`` for each drifting artist (also shown in the HTML)."""
-    from melodex.analysis.evolution import ArtistDrift
 
     files = [_write(out / "artists.csv", _csv(scores)), _write(out / "collection_years.csv", _csv(years))]
     collection_png = collection_figure(years, coords)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay untouched
 
 from melodex.analysis.map_page import (
     COLOR_COLUMNS,
@@ -29,9 +33,7 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     Categorical colourings name the ``MAX_LEGEND`` largest categories and draw the rest as
     "other"; unknown values are grey. ``color_by="year"`` uses a colour bar. Returns ``path``.
     """
-    import io
 
-    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay untouched
 
     path = Path(path)
     fmt = STATIC_FORMATS.get(path.suffix.lower())
@@ -61,9 +63,7 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
 
 
 def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: float) -> None:
-    import collections
 
-    import numpy as np
 
     counts = collections.Counter(v for v in values if v is not None)
     named = [name for name, _ in counts.most_common(MAX_LEGEND)]
@@ -81,7 +81,6 @@ def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: fl
 
 
 def _draw_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
-    import numpy as np
 
     years = np.array([np.nan if v is None else v for v in _years(frame)], dtype=float)
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()

@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import numpy as np
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
 from melodex.util.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -36,7 +41,6 @@ UNKNOWN_COLOR, OTHER_COLOR = "#c8c8c8", "#8a8a8a"
 
 def map_frame(store_or_frames: Any) -> pd.DataFrame:
     """The tracks that have map coordinates, with their metadata and ``x``, ``y`` columns."""
-    import pandas as pd
 
     if hasattr(store_or_frames, "tracks") and hasattr(store_or_frames, "coordinates"):
         tracks, coords = store_or_frames.tracks(), store_or_frames.coordinates()
@@ -58,7 +62,6 @@ def map_frame(store_or_frames: Any) -> pd.DataFrame:
 
 def _strings(series: pd.Series | None, n: int) -> list[str | None]:
     """Column values as str, None where missing (no column at all counts as all missing)."""
-    import pandas as pd
 
     if series is None:
         return [None] * n
@@ -74,7 +77,6 @@ def _codes(values: list[str | None]) -> tuple[list[int], list[str]]:
 
 
 def _years(frame: pd.DataFrame) -> list[int | None]:
-    import pandas as pd
 
     if "year" in frame:
         years = pd.to_numeric(frame["year"], errors="coerce")
@@ -113,8 +115,6 @@ def _audio_urls(paths: list[str | None], page_dir: Path) -> list[str | None]:
 def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, title: str,
               color_by: str = "genre") -> dict:
     """The compact per-point arrays the page reads (one list per field, not one dict per point)."""
-    import numpy as np
-    import pandas as pd
 
     n = len(frame)
     artist, artists = _codes(_strings(frame.get("artist"), n))
@@ -153,9 +153,7 @@ def script_json(data: Any) -> str:
 def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_base: str | None = None,
                     title: str = "Melodex map", color_by: str = "genre") -> str:
     """The map page as a string; see :func:`write_html_map`."""
-    from plotly.offline import get_plotlyjs
 
-    from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
 
     if color_by not in COLOR_COLUMNS:
         raise ValueError(f"color_by must be one of {sorted(COLOR_COLUMNS)}, got {color_by!r}")

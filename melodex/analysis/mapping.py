@@ -18,7 +18,20 @@ and coordinates alone.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import umap
+from sklearn.neighbors import NearestNeighbors
+from umap.layouts import optimize_layout_euclidean
+from umap.umap_ import (
+    compute_membership_strengths,
+    find_ab_params,
+    make_epochs_per_sample,
+    smooth_knn_dist,
+)
 
 from melodex.errors import MapError
 
@@ -48,7 +61,6 @@ def _clamped_neighbors(n_points: int, n_neighbors: int) -> int:
 
 
 def _check_embeddings(emb: np.ndarray, track_ids: Any) -> np.ndarray:
-    import numpy as np
 
     emb = np.asarray(emb, dtype=np.float32)
     if emb.ndim != 2:
@@ -68,7 +80,6 @@ def embed_2d(emb: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, m
     Fewer than 4 points cannot be laid out by UMAP's spectral start; they get a PCA projection.
     ``info`` records the parameters actually used (n_neighbors after clamping).
     """
-    import numpy as np
 
     n = emb.shape[0]
     info: dict[str, Any] = {"method": "umap", "n_neighbors": n_neighbors, "min_dist": float(min_dist),
@@ -85,9 +96,7 @@ def embed_2d(emb: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, m
         info.update(method="pca", n_neighbors=None)
         return coords, info
 
-    import warnings
 
-    import umap
 
     k = _clamped_neighbors(n, n_neighbors)
     if k != n_neighbors:
@@ -112,8 +121,6 @@ def _exact_knn(emb: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.nda
     Up to :data:`EXACT_KNN_MAX` points a brute-force search is quick, exact and needs no
     pynndescent, whose numba compilation dominates the first map made in a fresh process.
     """
-    import numpy as np
-    from sklearn.neighbors import NearestNeighbors
 
     search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(emb)
     dists, indices = search.kneighbors(emb)
@@ -127,7 +134,6 @@ def fit_map(store, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str 
     Returns the coordinates: a DataFrame with columns ``track_id, x, y`` in the store's order.
     The store's previous map is replaced (atomically, by the store). See :func:`embed_2d`.
     """
-    import pandas as pd
 
     tracks = store.tracks()
     emb = _check_embeddings(store.embeddings(), tracks["track_id"])
@@ -153,14 +159,6 @@ def place_points(ref_emb: np.ndarray, ref_coords: np.ndarray, new_emb: np.ndarra
     refined for ``epochs`` epochs of UMAP's layout optimisation with the reference points fixed
     (``epochs=0`` keeps the weighted mean). A point identical to a reference point lands on it.
     """
-    import numpy as np
-    from sklearn.neighbors import NearestNeighbors
-    from umap.umap_ import (
-        compute_membership_strengths,
-        find_ab_params,
-        make_epochs_per_sample,
-        smooth_knn_dist,
-    )
 
     ref_emb = np.asarray(ref_emb, dtype=np.float32)
     ref_coords = np.asarray(ref_coords, dtype=np.float32)
@@ -186,7 +184,6 @@ def place_points(ref_emb: np.ndarray, ref_coords: np.ndarray, new_emb: np.ndarra
     placed = np.einsum("mk,mkd->md", weights, ref_coords[indices]).astype(np.float32)
     if epochs <= 0 or ref_emb.shape[0] < 4:
         return placed
-    from umap.layouts import optimize_layout_euclidean
 
     keep = vals >= vals.max() / float(epochs)
     a, b = find_ab_params(1.0, min_dist)
@@ -208,7 +205,6 @@ def place_on_map(store, new_embeddings: np.ndarray, *, epochs: int = PLACE_EPOCH
     Returns float32 coordinates [shape=(m, 2)]. Only the stored embeddings and coordinates are
     used (see :func:`place_points`); raises :class:`MapError` when the store has no map yet.
     """
-    import numpy as np
 
     coords = store.coordinates()
     if coords is None or len(coords) == 0:
@@ -226,7 +222,6 @@ def place_on_map(store, new_embeddings: np.ndarray, *, epochs: int = PLACE_EPOCH
 
 def _positions(track_ids: pd.Series, coords: pd.DataFrame) -> np.ndarray:
     """Map coordinates [shape=(n, 2)] aligned with ``track_ids``; NaN for tracks not on the map."""
-    import numpy as np
 
     lookup = coords.assign(track_id=coords["track_id"].astype(str)).drop_duplicates("track_id", keep="last")
     aligned = lookup.set_index("track_id").reindex(track_ids.astype(str).to_numpy())[["x", "y"]]
@@ -243,8 +238,6 @@ def update_map(store, *, refit: bool = False, n_neighbors: int | None = None, mi
     Parameters left None take :data:`DEFAULTS` in a new fit and do not force one; ``fast`` fits
     without a seed on all cores.
     """
-    import numpy as np
-    import pandas as pd
 
     if len(store) == 0:
         raise MapError("the store has no tracks to map; add some with 'melodex index'")

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from melodex.analysis.map_page import render_html_map
 from melodex.errors import ServeError
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,6 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
     ``port=0`` picks a free port (read it from ``server.server_address``). Raises
     :class:`ServeError` when the store has no map yet or the address cannot be bound.
     """
-    from melodex.analysis.map_page import render_html_map
 
     if store.coordinates() is None:
         raise ServeError(f"{store.root}: the store has no map yet; "

@@ -24,7 +24,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from melodex.errors import QueryError
+from melodex.library.store import path_key, resolved_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -42,7 +46,6 @@ def normalize_rows(x: np.ndarray, *, copy: bool = True) -> np.ndarray:
     """Rows of ``x`` [shape=(n, d)] scaled to unit L2 norm (all-zero rows stay zero), float32.
 
     ``copy=False`` scales a float32 ``x`` in place (and returns it), saving a copy of a big matrix."""
-    import numpy as np
 
     x = np.array(x, dtype=np.float32, copy=True, ndmin=2) if copy else np.asarray(x, dtype=np.float32)
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # no (n, d) temporary, unlike linalg.norm
@@ -78,7 +81,6 @@ class SimilarityIndex:
 
         Returns ``(rows [shape=(m,)] int, cosine similarity [shape=(m,)] float32)``, m <= k.
         """
-        import numpy as np
 
         exclude = exclude or set()
         q = normalize_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
@@ -111,9 +113,7 @@ def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | Non
     :class:`~melodex.inference.predictor.Predictor` built from ``model``), or an embedding vector.
     Raises :class:`QueryError` when it is none of these.
     """
-    import numpy as np
 
-    from melodex.library.store import path_key, resolved_path
 
     if tracks is None:
         tracks = store.tracks()
@@ -149,8 +149,6 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
     distance (1 - cosine similarity, in [0, 2]) and similarity. See :func:`resolve_query`
     for what ``query`` may be; pass a prebuilt ``index`` to answer many queries quickly.
     """
-    import numpy as np
-    import pandas as pd
 
     if k < 1:
         raise ValueError("k must be at least 1")

@@ -25,7 +25,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
+import soundfile as sf
+import soxr
 
 from melodex.constants import SAMPLE_RATE
 from melodex.errors import AudioLoadError
@@ -123,7 +126,6 @@ def _finish(audio: np.ndarray) -> np.ndarray:
 def _resample(audio: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
     if native_sr == sr:
         return audio
-    import soxr
 
     return soxr.resample(audio, native_sr, sr, quality="HQ")
 
@@ -156,7 +158,6 @@ def _open_blocks(path: str | Path, *, duration: float | None) -> tuple[int, Iter
 
 
 def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
-    import soundfile as sf
 
     try:
         with _decoder_chatter(path):
@@ -193,7 +194,6 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
 
 
 def _ffmpeg_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
-    import av
 
     try:
         container = av.open(str(path), metadata_errors="ignore")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 
 _SNDFILE = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
@@ -44,7 +45,6 @@ def encode_with_ffmpeg(target, audio: np.ndarray, sr: int, *, container_format: 
 
     ``target`` is a path or a writable binary file object (e.g. from ``atomic_write``).
     """
-    import av
 
     audio = np.asarray(audio, dtype=np.float32)
     channels = 1 if audio.ndim == 1 else audio.shape[1]

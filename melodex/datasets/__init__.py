@@ -20,6 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from melodex.datasets.base import SPLITS, Dataset, Track
+from melodex.datasets.fma import AUDIO_FOLDERS, default_metadata_dir, load_fma
+from melodex.datasets.folder import load_folder
+from melodex.datasets.manifest import load_manifest
 from melodex.errors import DatasetError
 
 __all__ = ["Dataset", "Track", "SPLITS", "KINDS", "load_dataset", "detect_kind"]
@@ -30,7 +33,6 @@ Loader = Callable[..., Dataset]
 
 
 def _fma(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Dataset:
-    from melodex.datasets.fma import load_fma
 
     audio_dir = _fma_audio_dir(path)
     if audio_dir != path:
@@ -39,13 +41,11 @@ def _fma(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Datase
 
 
 def _folder(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Dataset:
-    from melodex.datasets.folder import load_folder
 
     return load_folder(path, seed=seed)
 
 
 def _manifest(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Dataset:
-    from melodex.datasets.manifest import load_manifest
 
     return load_manifest(path, seed=seed)
 
@@ -55,7 +55,6 @@ KINDS: dict[str, Loader] = {"fma": _fma, "folder": _folder, "manifest": _manifes
 
 def _fma_audio_dir(path: Path) -> Path:
     """``path`` itself, or the FMA audio folder inside it when ``path`` holds ``fma_metadata/``."""
-    from melodex.datasets.fma import AUDIO_FOLDERS
 
     if (path / "fma_metadata" / "tracks.csv").is_file():
         for name in AUDIO_FOLDERS:
@@ -73,7 +72,6 @@ def detect_kind(data_dir: str | Path, metadata_dir: str | Path | None = None) ->
         ``data_dir`` does not exist, or looks like FMA (``fma_*``) but its ``tracks.csv`` is
         missing; the message names the path that was expected.
     """
-    from melodex.datasets.fma import default_metadata_dir
 
     path = Path(data_dir)
     if path.is_file():

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from melodex.datasets.base import SPLITS, Dataset, Track
 from melodex.errors import DatasetError
 from melodex.util.atomic import atomic_write
@@ -100,7 +102,6 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
         (``('set', 'split')``, ``('set', 'subset')``, ``('track', 'genre_top')``), or holds a
         value that does not parse; the message names the column and the track id.
     """
-    import pandas as pd
 
     path = Path(path)
     if not path.is_file():
@@ -146,7 +147,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_index(path: Path, tracks: pd.DataFrame) -> None:
-    import pandas as pd
 
     if tracks.index.name != "track_id":
         raise DatasetError(
@@ -170,7 +170,6 @@ def _parse_lists(path: Path, column: pd.Series, name: tuple[str, str]) -> pd.Ser
 
     Every cell gets its own list object, so changing one track's list changes no other.
     """
-    import pandas as pd
 
     parsed: dict[str, list] = {}
     out = []
@@ -197,7 +196,6 @@ def _parse_lists(path: Path, column: pd.Series, name: tuple[str, str]) -> pd.Ser
 
 def _parse_dates(path: Path, column: pd.Series, name: tuple[str, str]) -> pd.Series:
     """Dates as datetime64; ISO 8601 text (FMA's) fast, anything else pandas can read slowly."""
-    import pandas as pd
 
     parsed = pd.to_datetime(column, errors="coerce", format="ISO8601")
     retry = column.notna() & parsed.isna()
@@ -217,7 +215,6 @@ def write_tracks_csv(df: pd.DataFrame, path: str | Path) -> Path:
     FMA's three header lines (``,album,album,...``, ``,comments,date_created,...``,
     ``track_id,,,...``). List cells are written as Python literals (``[21, 2]``), as FMA does.
     """
-    import pandas as pd
 
     if not isinstance(df.columns, pd.MultiIndex) or df.columns.nlevels != 2:
         raise ValueError("write_tracks_csv needs two-level columns (group, field)")
@@ -239,7 +236,6 @@ def tracks_frame(records: Mapping[int, Mapping[tuple[str, str], Any]]) -> pd.Dat
     ``records`` maps a track id to ``{(group, field): value}``; absent cells are empty
     (list columns ``[]``). The result is what :func:`write_tracks_csv` expects.
     """
-    import pandas as pd
 
     ids = sorted(int(t) for t in records)
     unknown = {c for rec in records.values() for c in rec} - set(ALL_COLUMNS)

@@ -23,8 +23,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from melodex.audio.encode import encode_with_ffmpeg
+from melodex.datasets.fma import audio_path, write_tracks_csv
+from melodex.demo.plan import ground_truth, plan_corpus, tracks_table
+from melodex.demo.synth import render_track, track_params
+from melodex.errors import OutputError
+from melodex.util.atomic import atomic_write
+from melodex.util.workers import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +71,6 @@ def write_demo_corpus(
     progress : bool, optional
         Show a progress bar on stderr; default: when stderr is a terminal.
     """
-    from melodex.datasets.fma import audio_path, write_tracks_csv
-    from melodex.demo.plan import ground_truth, plan_corpus, tracks_table
-    from melodex.errors import OutputError
-    from melodex.util.atomic import atomic_write
 
     out = Path(out_dir)
     if (out / "fma_metadata" / "tracks.csv").exists() and not (out / "demo_truth.json").exists():
@@ -90,9 +98,7 @@ def write_demo_corpus(
 
 
 def _params(track: dict[str, Any]) -> dict[str, dict]:
-    import numpy as np
 
-    from melodex.demo.synth import track_params
 
     rng = np.random.default_rng([track["seed"], 1])
     signature = track["artist"]["signature"]
@@ -101,9 +107,7 @@ def _params(track: dict[str, Any]) -> dict[str, dict]:
 
 def _render_one(job: tuple) -> int:
     """Render and encode one clip (runs in a worker process); return the mp3's size in bytes."""
-    import numpy as np
 
-    from melodex.demo.synth import render_track
 
     path, mix, params, seconds, seed, post = job
     audio = render_track(
@@ -115,9 +119,7 @@ def _render_one(job: tuple) -> int:
 
 def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -> list[int]:
     """Render every job, in-process or in a pool of ``workers`` processes; the mp3 sizes in job order."""
-    from tqdm import tqdm
 
-    from melodex.util.workers import usable_cores
 
     workers = max(1, min(workers or usable_cores(), len(jobs)))
     disable = None if progress is None else not progress
@@ -150,8 +152,6 @@ def write_mp3(path: str | Path, audio, sr: int) -> Path:
     CPU per clip (``benchmarks/bench_demo_corpus.py``); encoding is most of the corpus's time, and
     with it a full corpus needed ~90 CPU-seconds, at the edge of the ~45-s budget on two cores.
     """
-    from melodex.audio.encode import encode_with_ffmpeg
-    from melodex.util.atomic import atomic_write
 
     with atomic_write(path, "wb") as handle:
         encode_with_ffmpeg(handle, audio, sr, container_format="mp3", codec="libmp3lame", bit_rate=BIT_RATE,
@@ -161,7 +161,6 @@ def write_mp3(path: str | Path, audio, sr: int) -> Path:
 
 def _remove_stale(audio_dir: Path, keep: set[str]) -> None:
     """Remove mp3s an earlier demo run left (other seed or size), so the folder matches tracks.csv."""
-    import re
 
     pattern = re.compile(r"^\d{6}\.mp3$")
     for path in audio_dir.glob("*/*.mp3"):

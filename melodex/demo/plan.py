@@ -18,6 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from melodex.datasets.fma import tracks_frame
+from melodex.datasets.splits import stratified_split
+from melodex.demo.synth import STYLES, artist_signature
+
 STYLE_ARTISTS: dict[str, tuple[str, str, str]] = {
     "Synth Pulse": ("Neon Oscillator", "Grid Runner", "Pulse Theory"),
     "Drone Ambient": ("Slow Horizon", "Glass Fog", "Deep Field Hum"),
@@ -43,10 +49,7 @@ def plan_corpus(*, tracks_per_artist: int = 18, seed: int = 0) -> list[dict[str,
     Deterministic for ``seed``; ids increase from 2 with small random gaps, so the audio spans
     more than one ``<id:06d>[:3]`` folder in a full-size corpus.
     """
-    import numpy as np
 
-    from melodex.datasets.splits import stratified_split
-    from melodex.demo.synth import artist_signature
 
     rng = np.random.default_rng([seed, 0])
     artists: list[dict[str, Any]] = []
@@ -77,7 +80,6 @@ def plan_corpus(*, tracks_per_artist: int = 18, seed: int = 0) -> list[dict[str,
 
 
 def _artist_tracks(artist: dict, n: int, rng, first_album_id: int) -> list[dict[str, Any]]:
-    import numpy as np
 
     if artist["drifts"]:  # singles at regular intervals over the whole period
         span = LAST_YEAR - FIRST_YEAR
@@ -133,7 +135,6 @@ def _date(rng, year: float) -> str:
 
 def tracks_table(tracks: list[dict[str, Any]], *, seconds: float):
     """The plan as a DataFrame with FMA's 52 columns, for :func:`~melodex.datasets.fma.write_tracks_csv`."""
-    from melodex.datasets.fma import tracks_frame
 
     genre_ids = {style: 1000 + i for i, style in enumerate(STYLE_ARTISTS)}
     records = {}
@@ -160,7 +161,6 @@ def tracks_table(tracks: list[dict[str, Any]], *, seconds: float):
 
 def ground_truth(tracks: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
     """``demo_truth.json``: the styles, the artists (which one drifts), each track's style mix."""
-    from melodex.demo.synth import STYLES
 
     artists = {}
     for t in tracks:

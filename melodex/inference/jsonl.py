@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from melodex.errors import DatasetError, OutputError
+from melodex.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ def prepare_resume(path: Path, mode: str) -> set[str]:
 
     Raises OutputError when the file holds results of the other mode.
     """
-    from melodex.util.atomic import atomic_write
 
     if not path.exists():
         return set()

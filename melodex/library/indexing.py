@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from melodex.audio.files import collect_audio_files
+from melodex.library.metadata import fma_tracks, merge, read_tags, track_metadata
+from melodex.library.store import TrackRecord, path_key, resolved_path
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PART_SIZE = 256  # tracks per appended part file while indexing
@@ -54,15 +60,12 @@ class MetadataSources:
 
     def track_id(self, path: str | Path) -> str:
         """The store key of a file: its FMA id when the catalogue knows it, else a path hash."""
-        from melodex.library.store import path_key
 
         track = self.fma_track(path)
         return str(track.key) if track is not None else path_key(path)
 
     def describe(self, path: str | Path) -> tuple[dict[str, str], str]:
         """(merged fields, source) for one file; source is fma, manifest, tags or inference."""
-        from melodex.library.metadata import merge, read_tags, track_metadata
-        from melodex.library.store import resolved_path
 
         tags = read_tags(path) if self.read_file_tags and Path(path).is_file() else {}
         track = self.fma_track(path)
@@ -75,9 +78,7 @@ class MetadataSources:
 def make_record(path: str, probabilities: dict[str, float], embedding: Any, duration: float | None,
                 sources: MetadataSources):
     """A :class:`~melodex.library.store.TrackRecord` for one analysed file."""
-    import numpy as np
 
-    from melodex.library.store import TrackRecord, resolved_path
 
     fields, source = sources.describe(path)
     return TrackRecord(
@@ -92,7 +93,6 @@ def make_record(path: str, probabilities: dict[str, float], embedding: Any, dura
 def records_from_jsonl(lines: Iterable[dict[str, Any]], sources: MetadataSources, known: set[str],
                        summary: IndexSummary) -> Iterator[Any]:
     """Track records for the JSONL lines not yet in the store; error lines go to ``summary.failed``."""
-    from melodex.library.store import resolved_path
 
     for line in lines:
         name = str(line.get("audio_file", "?"))
@@ -128,7 +128,6 @@ def _utf8(path: str) -> bool:
 
 
 def _known(path: str, sources: MetadataSources, known: set[str]) -> bool:
-    from melodex.library.store import resolved_path
 
     return resolved_path(path) in known or sources.track_id(path) in known
 
@@ -153,7 +152,6 @@ def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSourc
 def new_audio_files(inputs: list[str], sources: MetadataSources, known: set[str],
                     summary: IndexSummary) -> list[Path]:
     """The audio files under ``inputs`` that the store does not hold yet (nothing is decoded)."""
-    from melodex.audio.files import collect_audio_files
 
     files = []
     for path in collect_audio_files(inputs):
@@ -177,7 +175,6 @@ def index_records(store: Any, records: Iterable[Any], *, part_size: int = DEFAUL
 
 def load_fma_tracks(tracks_csv: str | None, fma_dir: str | None) -> list[Any]:
     """FMA's catalogue from ``tracks.csv`` or the folder holding it (empty when neither is given)."""
-    from melodex.library.metadata import fma_tracks
 
     target = tracks_csv or fma_dir
     return fma_tracks(target) if target else []

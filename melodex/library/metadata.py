@@ -27,7 +27,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from melodex.datasets.base import Track
+from melodex.datasets.fma import audio_path, load_tracks
 from melodex.errors import DatasetError
+from melodex.library.store import resolved_path
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +212,6 @@ def read_manifest(path: str | Path, base_dir: str | Path | None = None) -> dict[
     gets ``date_source="manifest"``. Raises :class:`DatasetError` when the file cannot be
     read or has no ``path`` column.
     """
-    from melodex.library.store import resolved_path
 
     path = Path(path)
     base = Path(base_dir) if base_dir is not None else path.parent
@@ -273,10 +277,7 @@ def fma_tracks(path: str | Path) -> list[Any]:
     ``track.date_created``, with ``date_source`` naming the column. ``path`` is the FMA-relative
     ``<id>[:3]/<id>.mp3``.
     """
-    import pandas as pd
 
-    from melodex.datasets.base import Track
-    from melodex.datasets.fma import audio_path, load_tracks
 
     path = Path(path)
     csv_path = path / "tracks.csv" if path.is_dir() else path

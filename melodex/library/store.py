@@ -38,6 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from melodex.errors import StoreError
 from melodex.util.atomic import atomic_write
 
@@ -145,8 +150,6 @@ class LibraryStore:
 
     def _table(self, columns: list[str] | None = None) -> pa.Table:
         """All parts as one Arrow table (label columns unified; missing ones are null)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         files = self._part_files()
         names = tuple(p.name for p in files)
@@ -174,7 +177,6 @@ class LibraryStore:
 
     # ---- reading ------------------------------------------------------------------------
     def __len__(self) -> int:
-        import pyarrow.parquet as pq
 
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self._part_files())
 
@@ -198,8 +200,6 @@ class LibraryStore:
         predicted_label, confidence (float), source, duration (float seconds), then one float
         column ``prob:<label>`` per label.
         """
-        import pandas as pd
-        import pyarrow as pa
 
         table = self._table()
         table = table.drop_columns([c for c in ("embedding",) if c in table.column_names])
@@ -210,8 +210,6 @@ class LibraryStore:
 
     def embeddings(self) -> np.ndarray:
         """The embeddings [shape=(N, 512)] float32; row i belongs to ``tracks()`` row i."""
-        import numpy as np
-        import pyarrow as pa
 
         table = self._table()
         if table.num_rows == 0 or "embedding" not in table.column_names:
@@ -243,7 +241,6 @@ class LibraryStore:
 
     def add_batches(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> Iterator[int]:
         """Like :meth:`add`, but yields the number written after each part, for progress bars."""
-        import numpy as np
 
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -269,7 +266,6 @@ class LibraryStore:
             yield self._write_part(batch, dim)
 
     def _embedding_dim(self) -> int | None:
-        import pyarrow.parquet as pq
 
         files = self._part_files()
         if not files:
@@ -285,7 +281,6 @@ class LibraryStore:
         return len(batch)
 
     def _write_table(self, table: pa.Table, name: str) -> None:
-        import pyarrow.parquet as pq
 
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.parts_dir / name, "wb") as handle:
@@ -303,8 +298,6 @@ class LibraryStore:
         ignores the old parts even if the process dies before deleting them. Row order is kept.
         Returns the number of part files removed. Run it with no other writer on the store.
         """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         removed = 0
         for stale in self._part_files(superseded=True):
@@ -344,9 +337,6 @@ class LibraryStore:
         """Save a 2-D map: ``coords`` has columns track_id, x, y; ``info`` (UMAP settings...) is
         stored in the same Parquet file's metadata, so coordinates and info are replaced together
         in one atomic rename; ``map_info.json`` beside it is a readable copy."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         missing = {"track_id", "x", "y"} - set(coords.columns)
         if missing:
@@ -363,7 +353,6 @@ class LibraryStore:
 
     def coordinates(self) -> pd.DataFrame | None:
         """track_id, x, y of the saved map, or None when no map was saved."""
-        import pyarrow.parquet as pq
 
         path = self.map_dir / "coordinates.parquet"
         if not path.is_file():
@@ -374,7 +363,6 @@ class LibraryStore:
 
     def map_info(self) -> dict | None:
         """The info saved with the map, or None when no map was saved."""
-        import pyarrow.parquet as pq
 
         path = self.map_dir / "coordinates.parquet"
         if not path.is_file():
@@ -386,8 +374,6 @@ class LibraryStore:
 
 def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
     """A batch of records as an Arrow table with the store's schema."""
-    import numpy as np
-    import pyarrow as pa
 
     labels: list[str] = []
     for record in batch:
@@ -422,7 +408,6 @@ def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
 
 def _embedding_width(kind: pa.DataType) -> int:
     """Floats per row of an embedding column (FixedSizeBinary of float32, or FixedSizeList)."""
-    import pyarrow as pa
 
     if pa.types.is_fixed_size_binary(kind):
         return kind.byte_width // 4
@@ -439,7 +424,6 @@ def _text(value: Any) -> str | None:
 
 
 def _empty_table(columns: list[str] | None) -> pa.Table:
-    import pyarrow as pa
 
     types = {name: pa.string() for name in STRING_COLUMNS}
     types.update(year=pa.int64(), confidence=pa.float64(), duration=pa.float64())

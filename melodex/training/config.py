@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_ROOT
+from melodex.model.checkpoint import WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,6 @@ class TrainResult:
 
     @property
     def weights_path(self) -> Path:
-        from melodex.model.checkpoint import WEIGHTS_NAME
 
         return self.run_dir / WEIGHTS_NAME
 

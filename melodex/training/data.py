@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from melodex.datasets.base import Track
-from melodex.errors import CacheMismatchError
+from melodex.errors import AudioLoadError, CacheMismatchError
 from melodex.features.cache import FeatureCache
 from melodex.features.mfcc import FeatureConfig
+from melodex.training.preprocess import extract_track
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,6 @@ class MfccDataset(torch.utils.data.Dataset):
         return sum(self.cache.has(t.key) for t in self.tracks) / len(self.tracks)
 
     def __getitem__(self, index: int):
-        from melodex.errors import AudioLoadError
-        from melodex.training.preprocess import extract_track
 
         track = self.tracks[index]
         mfcc = self.cache.get(track.key) if self.cache is not None else None
@@ -148,7 +148,6 @@ def feature_statistics(loader: Iterable[Batch], failures: FailureLog | None = No
     -------
     mean, std : torch.Tensor [shape=(n_mfcc,), dtype=float32]
     """
-    from tqdm import tqdm
 
     total_sum = total_sq = None
     count = 0

@@ -17,12 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from melodex.audio.decode import load_audio
+from melodex.audio.segments import first_segment
+from melodex.errors import AudioLoadError, MelodexError
+from melodex.features.cache import FAILURES_HEADER, INDEX_HEADER, FeatureCache
+from melodex.features.mfcc import DEFAULT_FEATURES, FeatureConfig, compute_mfcc
+from melodex.util.csvlog import AppendLog, Failure
 from melodex.util.workers import die_with_parent, usable_cores
 
 if TYPE_CHECKING:
@@ -91,11 +105,7 @@ def preprocess_dataset(
     MelodexError
         Another process is writing to the same cache.
     """
-    from tqdm import tqdm
 
-    from melodex.features.cache import FAILURES_HEADER, INDEX_HEADER, FeatureCache
-    from melodex.features.mfcc import DEFAULT_FEATURES
-    from melodex.util.csvlog import AppendLog, Failure
 
     cache = FeatureCache(cache_dir, config or DEFAULT_FEATURES)
     cache.initialise()
@@ -151,9 +161,6 @@ def extract_track(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, 
 
     Raises AudioLoadError when the file cannot be decoded.
     """
-    from melodex.audio.decode import load_audio
-    from melodex.audio.segments import first_segment
-    from melodex.features.mfcc import compute_mfcc
 
     audio = load_audio(path, duration=config.segment_seconds, sr=config.sample_rate)
     segment = first_segment(audio, sr=config.sample_rate, window_seconds=config.segment_seconds)
@@ -162,9 +169,6 @@ def extract_track(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, 
 
 def _extract_one(key: str, path: str, cache_dir: str, config_dict: dict) -> tuple[str, str, float, str | None]:
     """Worker body: extract and write one track; errors come back as a reason, never raised."""
-    from melodex.errors import AudioLoadError, MelodexError
-    from melodex.features.cache import FeatureCache
-    from melodex.features.mfcc import FeatureConfig
 
     config = FeatureConfig.from_dict(config_dict)
     try:
@@ -182,15 +186,12 @@ def _extract_one(key: str, path: str, cache_dir: str, config_dict: dict) -> tupl
 
 
 def _finite(array) -> bool:
-    import numpy as np
 
     return bool(np.isfinite(array).all())
 
 
 def _worker_init(parent: int) -> None:
-    import signal
 
-    import torch
 
     torch.set_num_threads(1)
     # Ctrl-C is the parent's to handle: it cancels what is queued and lets running files finish.
@@ -207,13 +208,10 @@ def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterato
         for job in jobs:
             yield _extract_one(*job)
         return
-    import multiprocessing
 
     # Fork where it is safe (Linux): workers start at once and need no importable __main__
     # (notebooks, stdin). Each worker runs torch with one thread, which keeps a forked child
     # clear of the parent's OpenMP pool, as torch's own DataLoader workers do.
-    import sys
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     context = multiprocessing.get_context(method)
@@ -243,7 +241,6 @@ def _exclusive(root: Path) -> Iterator[None]:
     A POSIX record lock (``lockf``) belongs to this process alone: forked workers do not
     inherit it, and it goes when the process dies, however it dies.
     """
-    from melodex.errors import MelodexError
 
     try:
         import fcntl

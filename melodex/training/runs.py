@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sklearn.metrics import classification_report, confusion_matrix
+
 from melodex.errors import OutputError, ResumeError
 from melodex.util.atomic import atomic_write, describe_os_error
 from melodex.util.csvlog import AppendLog, csv_line, read_csv_lines
@@ -137,7 +139,6 @@ def format_report(
     header: list[str],
 ) -> str:
     """sklearn's per-class report, the overall accuracy and a labelled confusion matrix."""
-    from sklearn.metrics import classification_report, confusion_matrix
 
     lines = list(header)
     if not y_true:

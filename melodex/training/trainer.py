@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sklearn
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from melodex import __version__
+from melodex.datasets import load_dataset
 from melodex.datasets.base import SPLITS, Dataset
-from melodex.errors import DatasetError, ResumeError
+from melodex.errors import DatasetError, MelodexError, ResumeError
 from melodex.features.mfcc import DEFAULT_FEATURES
 from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, load_failure_reason, save_checkpoint
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
@@ -49,6 +52,8 @@ from melodex.training.runs import (
     write_json,
 )
 from melodex.util.atomic import atomic_write
+from melodex.util.device import resolve_device
+from melodex.util.workers import usable_cores
 
 log = logging.getLogger("melodex.training.trainer")
 
@@ -78,7 +83,6 @@ def seed_everything(seed: int) -> None:
 
 
 def library_versions() -> dict[str, str]:
-    import sklearn
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "scikit-learn": sklearn.__version__, "melodex": __version__, "platform": platform.platform()}
@@ -213,7 +217,6 @@ class Trainer:
                     log.info("no better validation accuracy for %d epochs: stopping early", cfg.patience)
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
-        from tqdm import tqdm
 
         cfg = self.config
         data = self.data["training"]
@@ -373,7 +376,6 @@ def _read_state(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _check_settings(config: TrainConfig) -> None:
-    from melodex.errors import MelodexError
 
     for name in ("epochs", "batch_size"):
         if int(getattr(config, name)) < 1:
@@ -385,7 +387,6 @@ def _check_settings(config: TrainConfig) -> None:
 
 
 def _load(config: TrainConfig) -> Dataset:
-    from melodex.datasets import load_dataset
 
     # The loader itself reports the tracks it leaves out (no label, missing mp3).
     return load_dataset(config.data_dir, metadata_dir=config.metadata_dir, kind=config.kind,
@@ -404,8 +405,6 @@ def train(config: TrainConfig) -> TrainResult:
     DeviceError
         ``config.device`` is not available.
     """
-    from melodex.training.trainer import Trainer
-    from melodex.util.device import resolve_device
 
     device = resolve_device(config.device)
     trainer = Trainer.resume(config, device) if config.resume is not None else Trainer.start(config, device)
@@ -415,7 +414,6 @@ def train(config: TrainConfig) -> TrainResult:
 def default_num_workers(cached_fraction: float) -> int:
     if cached_fraction >= 1.0:
         return 0
-    from melodex.util.workers import usable_cores
 
     return max(1, min(4, usable_cores() - 1))
 

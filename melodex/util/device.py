@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import torch
+
+from melodex.errors import DeviceError
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -10,9 +14,7 @@ def resolve_device(name: str | None = "auto"):
 
     Accepts any torch device string (``"cuda:1"``) too.
     """
-    import torch
 
-    from melodex.errors import DeviceError
 
     name = (name or "auto").lower()
     if name == "auto":

@@ -8,6 +8,7 @@ or a pool for work would wait forever and hold its locks. Every worker pool in M
 from __future__ import annotations
 
 import os
+import time
 
 
 def usable_cores() -> int:
@@ -44,7 +45,6 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def _poll_parent(parent_pid: int) -> None:
-    import time
 
     while os.getppid() == parent_pid:
         time.sleep(0.5)
