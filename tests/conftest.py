@@ -41,18 +41,59 @@ def make_audio(tmp_path):
     return _make
 
 
-@pytest.fixture
-def tiny_checkpoint(tmp_path) -> Path:
-    """A checkpoint of an untrained model with three labels, saved the real way."""
+TINY_LABELS = ("Folk", "Pop", "Rock")
+# Small conv channels and embedding for tests that do not look at the default widths (256, 512).
+SMALL_MODEL = {"channels": (8, 16, 16, 32), "embedding_dim": 64}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_factory(tmp_path_factory):
+    """``make(labels=TINY_LABELS, *, small=False, features=None, n_mfcc=None, n_frames=None)`` -> a checkpoint.
+
+    An untrained :class:`GenreCNN` (``torch.manual_seed(0)``; ``n_classes`` is ``len(labels)``),
+    saved the real way with metadata ``{"note": "test"}``. ``small`` uses :data:`SMALL_MODEL`;
+    otherwise the default channels and 512-d embedding. ``features`` (a ``FeatureConfig``,
+    default ``FeatureConfig()``) is saved with it, and the model takes its ``n_mfcc`` and
+    ``n_frames`` from there unless given. Each variant is built once per session (per xdist
+    worker) and shared: treat the file as read-only, and copy it into ``tmp_path`` to change it.
+    """
     import torch
 
     from melodex.features.mfcc import FeatureConfig
     from melodex.model.checkpoint import save_checkpoint
     from melodex.model.cnn import GenreCNN, ModelConfig
 
-    torch.manual_seed(0)
-    model = GenreCNN(ModelConfig(n_classes=3))
-    return save_checkpoint(tmp_path / "tiny.pth", model, ["Folk", "Pop", "Rock"], FeatureConfig(), {"note": "test"})
+    built: dict[tuple, tuple[Path, bytes]] = {}
+
+    def _make(labels=TINY_LABELS, *, small: bool = False, features=None, n_mfcc: int | None = None,
+              n_frames: int | None = None) -> Path:
+        labels = tuple(labels)
+        features = FeatureConfig() if features is None else features
+        n_mfcc = features.n_mfcc if n_mfcc is None else n_mfcc
+        n_frames = features.n_frames if n_frames is None else n_frames
+        key = (labels, small, features, n_mfcc, n_frames)
+        if key not in built:
+            config = ModelConfig(n_classes=len(labels), n_mfcc=n_mfcc, n_frames=n_frames,
+                                 **(SMALL_MODEL if small else {}))
+            with torch.random.fork_rng(devices=[]):  # the same weights every time; the caller's rng untouched
+                torch.manual_seed(0)
+                model = GenreCNN(config)
+            folder = tmp_path_factory.mktemp("tiny-model")
+            path = save_checkpoint(folder / "tiny.pth", model, list(labels), features, {"note": "test"})
+            built[key] = path, path.read_bytes()
+        path, content = built[key]
+        assert path.is_file() and path.read_bytes() == content, f"a test changed the shared {path}; copy it first"
+        return path
+
+    return _make
+
+
+@pytest.fixture
+def tiny_checkpoint(tiny_checkpoint_factory, tmp_path) -> Path:
+    """This test's own copy of the default tiny checkpoint (three labels, 512-d embeddings)."""
+    import shutil
+
+    return Path(shutil.copyfile(tiny_checkpoint_factory(), tmp_path / "tiny.pth"))
 
 
 def run_script(args: list[str], cwd: Path | None = None, timeout: float = 600):

@@ -301,19 +301,13 @@ def test_writers_round_trip_any_label_and_file_name(labels, names, errors, full,
                 assert list(side["error"]) == [r.error for r in failed]
 
 
-def test_a_file_name_with_undecodable_bytes_does_not_stop_a_run(tmp_path, capsys):
+def test_a_file_name_with_undecodable_bytes_does_not_stop_a_run(tmp_path, capsys, tiny_checkpoint_factory):
     """Linux file names are bytes; one that is not UTF-8 reaches Python as surrogate escapes."""
-    import torch
-
     from melodex.cli import main
-    from melodex.features.mfcc import FeatureConfig
     from melodex.library.store import LibraryStore
-    from melodex.model.checkpoint import save_checkpoint
-    from melodex.model.cnn import GenreCNN, ModelConfig
     from tests import nasty
 
-    torch.manual_seed(0)
-    model = save_checkpoint(tmp_path / "m.pth", GenreCNN(ModelConfig(n_classes=2)), ["A", "B"], FeatureConfig())
+    model = tiny_checkpoint_factory(["A", "B"], small=True)
     music = tmp_path / "music"
     nasty._write(music / "cafe.wav", nasty.tone(0.5, 8000), 8000)
     os.rename(bytes(music / "cafe.wav"), bytes(music) + b"/caf\xe9.wav")  # latin-1 bytes in a name

@@ -25,19 +25,14 @@ import pytest
 import torch
 
 from melodex.cli import main
-from melodex.features.mfcc import FeatureConfig
-from melodex.model.checkpoint import save_checkpoint
-from melodex.model.cnn import GenreCNN, ModelConfig
 from tests import nasty
 
 LABELS = ["Folk", "Pop", "Rock"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pth", GenreCNN(ModelConfig(n_classes=3)),
-                           LABELS, FeatureConfig())
+def checkpoint(tiny_checkpoint_factory) -> Path:
+    return tiny_checkpoint_factory(LABELS, small=True)  # nothing here looks at the embedding's width
 
 
 def _one_line(capsys) -> str:

@@ -21,12 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from melodex.cli import main
-from melodex.features.mfcc import FeatureConfig
-from melodex.model.checkpoint import save_checkpoint
-from melodex.model.cnn import GenreCNN, ModelConfig
 from tests import nasty
 from tests.conftest import ROOT
 
@@ -36,10 +32,8 @@ VANISHING = "vanishing.wav"  # deleted after the scan, before decoding
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pth", GenreCNN(ModelConfig(n_classes=3)),
-                           LABELS, FeatureConfig())
+def checkpoint(tiny_checkpoint_factory) -> Path:
+    return tiny_checkpoint_factory(LABELS)  # the default model: the records are checked for 512-d embeddings
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ from melodex.audio.encode import write_audio
 from melodex.cli import main
 from melodex.features.mfcc import FeatureConfig
 from melodex.inference.predictor import Predictor
-from melodex.model.checkpoint import save_checkpoint
-from melodex.model.cnn import GenreCNN, ModelConfig
 from tests.conftest import ROOT, tone
 
 LABELS = ["Folk", "Pop", "Rock"]
@@ -41,10 +39,8 @@ CORRUPT = "nested/corrupt.mp3"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = GenreCNN(ModelConfig(n_classes=3))
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pth", model, LABELS, FeatureConfig())
+def checkpoint(tiny_checkpoint_factory) -> Path:
+    return tiny_checkpoint_factory(LABELS)  # the default model: check_embedding wants 512 numbers
 
 
 @pytest.fixture(scope="module")
@@ -389,12 +385,10 @@ def test_unreadable_files_are_recorded_and_the_rest_processed(checkpoint, tmp_pa
     assert records["text.ogg"]["error"] and "error" not in records["good.wav"]
 
 
-def test_the_checkpoints_feature_config_drives_decoding(tmp_path):
+def test_the_checkpoints_feature_config_drives_decoding(tmp_path, tiny_checkpoint_factory):
     """A model trained on 10-s windows of 16 MFCCs at 16 kHz gets exactly those features."""
     features = FeatureConfig(sample_rate=16000, segment_seconds=10.0, n_mfcc=16, n_frames=150, fmax=8000.0)
-    torch.manual_seed(0)
-    model = GenreCNN(ModelConfig(n_classes=2, n_mfcc=16, n_frames=150))
-    ckpt = save_checkpoint(tmp_path / "m.pth", model, ["A", "B"], features)
+    ckpt = tiny_checkpoint_factory(["A", "B"], small=True, features=features, n_mfcc=16, n_frames=150)
     write_audio(tmp_path / "song.wav", tone(25.0, 44100, 300.0, 2), 44100)
     predictor = Predictor(ckpt, num_workers=0)
     (full,) = predictor.predict([tmp_path / "song.wav"], full=True)
