@@ -29,3 +29,17 @@ AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".m4a", ".ogg")
 
 DEFAULT_CACHE_DIR = "data/fma_mfccs_precomputed"
 DEFAULT_OUTPUT_ROOT = "training_outputs"
+
+# Where outputs go and what the commands do by default. The commands show these in --help
+# and the library uses them as defaults, so each is written here once.
+DEFAULT_STORE = "melodex_outputs/library"
+DEFAULT_MAP_HTML = "melodex_outputs/map.html"
+DEFAULT_MAP_FIGURE = "melodex_outputs/map.png"
+DEFAULT_EVOLUTION_DIR = "melodex_outputs/evolution"
+MAP_COLOR_CHOICES = ("genre", "predicted", "artist", "year")
+UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42}
+DEFAULT_PART_SIZE = 256  # tracks per appended store part while indexing
+DEFAULT_EPOCHS = 50
+DEFAULT_HOST = "127.0.0.1"  # serve binds to loopback unless told otherwise
+DEFAULT_PORT = 8000
+DEVICE_CHOICES = ("auto", "cpu", "cuda")  # and cuda:N for one GPU of several

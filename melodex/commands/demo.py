@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from melodex.commands.options import add_device
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tracks per artist; 16 artists (default 18, so 288 tracks)")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the corpus, training and the map (default 0)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_device(parser)
 
 
 def _steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]]:
@@ -68,7 +70,8 @@ def _test_clips(audio_dir: Path, n: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from melodex.cli import run_command, setup_logging
+    from melodex.commands import run_command
+    from melodex.util.logs import setup_logging
 
     out = Path(args.out)
     timings: list[tuple[str, float]] = []

@@ -1,4 +1,15 @@
-"""TODO docstring."""
+"""How an artist's music, or the whole collection, moves through the embedding space over time.
+
+  melodex evolution --artist "Nina Blue"        # one artist: report.html, drift.png, tracks.csv
+  melodex evolution --all --min-tracks 5        # every artist with >= 5 dated tracks, ranked
+
+An artist's dated tracks are grouped into releases and compared with the first one: the drift
+score (Spearman correlation of release date and distance from the first work, its one-sided
+p-value, the displacement against the collection's scale) and the rule that flags an artist as
+drifting are written in the report, with the numbers behind them. Collection-wide (--all):
+per-year centroids and their distances, the genre mix per year, and the centroid's path on the
+map when one is saved. melodex.analysis.evolution documents every measure.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +17,21 @@ import argparse
 import logging
 from pathlib import Path
 
-from melodex.analysis.evolution import (
-    DEFAULT_OUT,
-    all_artists,
-    artist_rows,
-    artist_timeline,
-    collection_scale,
-    drift_score,
-    year_centroids,
-)
+from melodex.commands.options import add_store, positive_int
+from melodex.constants import DEFAULT_EVOLUTION_DIR
 from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
 
 
-# ------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from melodex.library.store import DEFAULT_STORE
-
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--artist", metavar="NAME", help="one artist, by name (any letter case) or artist_id")
     who.add_argument("--all", action="store_true", help="every artist with enough dated tracks, plus the collection by year")
-    parser.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"library store (default {DEFAULT_STORE})")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--min-tracks", "--min_tracks", dest="min_tracks", type=int, default=3,
+    add_store(parser)
+    parser.add_argument("--out", default=DEFAULT_EVOLUTION_DIR, metavar="DIR",
+                        help=f"output folder (default {DEFAULT_EVOLUTION_DIR})")
+    parser.add_argument("--min-tracks", "--min_tracks", dest="min_tracks", type=positive_int, default=3,
                         help="with --all: dated tracks an artist needs (default 3)")
 
 
@@ -37,9 +39,17 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from melodex.analysis import evolution_report as report
-    from melodex.library.store import LibraryStore
+    from melodex.analysis.evolution import (
+        all_artists,
+        artist_rows,
+        artist_timeline,
+        collection_scale,
+        drift_score,
+        year_centroids,
+    )
+    from melodex.commands.options import open_store
 
-    store = LibraryStore(args.store)
+    store = open_store(args.store)
     tracks = store.tracks()
     if len(tracks) == 0:
         raise MelodexError(f"the store at {store.root} is empty; run 'melodex index' first")

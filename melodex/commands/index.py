@@ -1,36 +1,44 @@
-"""TODO docstring."""
+"""Add tracks to a library store, from audio files (run through a model) or an inference JSONL.
+
+  melodex index --audio music/ --model training_outputs/latest
+  melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
+  melodex index --audio music/ --model M --manifest dates.csv --store my_library
+
+Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
+so indexing a grown folder processes only the new files. Tracks are appended in batches as
+they complete: an interrupted run loses at most the batch in flight, and a rerun adds the rest.
+At the end of a run the small parts it wrote are merged (``LibraryStore.compact``).
+Metadata comes from the files' tags, then FMA's tracks.csv (``--metadata``/``--fma-metadata``),
+then a manifest CSV (``--manifest``), each overriding the one before; what no source states stays
+missing. Exit status 1 when some files failed (they are listed).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from melodex.errors import MelodexError
-from melodex.inference.jsonl import iter_jsonl
-from melodex.library.indexing import (
-    DEFAULT_PART_SIZE,
-    IndexSummary,
-    MetadataSources,
-    index_records,
-    load_fma_tracks,
-    new_audio_files,
-    records_from_audio,
-    records_from_jsonl,
+from melodex.commands.options import (
+    add_batch_size,
+    add_device,
+    add_model,
+    add_num_workers,
+    add_store,
+    positive_int,
 )
+from melodex.constants import DEFAULT_PART_SIZE
+from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
 
 
-# ------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from melodex.library.store import DEFAULT_STORE
-
-    parser.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"library store folder (default {DEFAULT_STORE})")
+    add_store(parser)
     src = parser.add_argument_group("what to add (one of)")
     src.add_argument("--audio", nargs="+", metavar="PATH", help="audio files or folders (searched recursively); needs --model")
     src.add_argument("--from-jsonl", "--from_jsonl", dest="from_jsonl", metavar="FILE",
                      help="an inference JSONL written by 'melodex infer --format jsonl' (with embeddings)")
-    src.add_argument("--model", help="checkpoint, run folder or training_outputs/latest (with --audio)")
+    add_model(src, required=False, purpose=" (with --audio)")
     meta = parser.add_argument_group("metadata")
     meta.add_argument("--metadata", metavar="TRACKS_CSV", help="FMA tracks.csv: artist, title, album, dates, genre")
     meta.add_argument("--fma-metadata", "--fma_metadata", dest="fma_metadata", metavar="DIR",
@@ -38,17 +46,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     meta.add_argument("--manifest", metavar="CSV", help="CSV path,artist,title,album,date,genre that supplies or overrides fields")
     meta.add_argument("--no-tags", dest="tags", action="store_false", help="do not read the files' own tags")
     run_group = parser.add_argument_group("running")
-    run_group.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_device(run_group)
     run_group.add_argument("--full", action="store_true", help="analyse whole files (sliding segments), not the first 30 s")
-    run_group.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8, help="segments per forward pass")
-    run_group.add_argument("--num-workers", "--num_workers", dest="num_workers", type=int, default=4, help="decoding processes")
-    run_group.add_argument("--part-size", "--part_size", dest="part_size", type=int, default=DEFAULT_PART_SIZE,
+    add_batch_size(run_group, default=8)
+    add_num_workers(run_group, default=4, what="decoding worker processes (default: 4; 0 decodes in-process)")
+    run_group.add_argument("--part-size", "--part_size", dest="part_size", type=positive_int, default=DEFAULT_PART_SIZE,
                            help=f"tracks per appended store part; a kill loses at most one (default {DEFAULT_PART_SIZE})")
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from melodex.inference.jsonl import iter_jsonl
+    from melodex.inference.predictor import Predictor
+    from melodex.library.indexing import (
+        IndexSummary,
+        MetadataSources,
+        index_records,
+        load_fma_tracks,
+        new_audio_files,
+        records_from_audio,
+        records_from_jsonl,
+    )
     from melodex.library.metadata import read_manifest
     from melodex.library.store import LibraryStore
 
@@ -56,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
         raise MelodexError("give either --audio (with --model) or --from-jsonl")
     if args.audio and not args.model:
         raise MelodexError("--audio needs --model (a checkpoint to embed the files with)")
-    if args.part_size < 1:
-        raise MelodexError("--part-size must be at least 1")
     store = LibraryStore(args.store)
     sources = MetadataSources(load_fma_tracks(args.metadata, args.fma_metadata),
                               read_manifest(args.manifest) if args.manifest else None, read_file_tags=args.tags)
@@ -68,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(iter_jsonl(args.from_jsonl), desc="index", unit="line", disable=quiet)
         records = records_from_jsonl(bar, sources, known, summary)
     else:
-        from melodex.inference.predictor import Predictor
-
         try:
             files = new_audio_files(args.audio, sources, known, summary)
         except FileNotFoundError as exc:

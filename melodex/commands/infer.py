@@ -14,7 +14,7 @@ segments' 512-d embeddings.
 
 Output: --format json|jsonl|csv (default: from the --output extension; without --output, a
 table on stdout, or the chosen format on stdout). JSONL and CSV rows are written as files
-finish; JSON is written atomically at the end. See melodex/writers.py for every field.
+finish; JSON is written atomically at the end. README.md ("Inference") lists every field.
 
 Files that cannot be read do not stop the run. They are recorded: JSONL gets
 {"audio_file", "error"} lines, JSON an "errors" list, CSV a sidecar <stem>.errors.csv
@@ -35,19 +35,18 @@ import logging
 import sys
 from pathlib import Path
 
-from melodex.commands.options import _non_negative_int, _positive_float, _positive_int
+from melodex.commands.options import add_batch_size, add_device, add_model, add_num_workers, positive_seconds
+from melodex.constants import AUDIO_EXTENSIONS
 from melodex.errors import MelodexError
-from melodex.inference.jsonl import _key, prepare_resume
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True,
-                        help="a .pth checkpoint, a run directory, or training_outputs/latest")
+    add_model(parser, required=True)
     parser.add_argument("--audio", required=True, nargs="+", metavar="PATH",
                         help="audio files and/or directories (searched recursively)")
-    parser.add_argument("--device", default="auto", help="auto (default: cuda when present), cpu or cuda")
+    add_device(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output", "-o", metavar="FILE",
                      help="results file (default: a readable table on stdout)")
@@ -60,24 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     seg = parser.add_argument_group("segments")
     seg.add_argument("--full", action="store_true",
                      help="analyse the whole file in sliding 30-s windows (default: the first 30 s)")
-    seg.add_argument("--hop", type=_positive_float, metavar="SECONDS",
+    seg.add_argument("--hop", type=positive_seconds, metavar="SECONDS",
                      help="with --full: seconds between window starts (default: 30, no overlap)")
     seg.add_argument("--last", choices=("pad", "align", "drop"), default=None,
                      help="with --full: the tail after the last full window: pad it (default), "
                      "align a window to the end, or drop it")
     perf = parser.add_argument_group("performance")
-    perf.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=8, metavar="N",
-                      help="segments per forward pass (default: 8)")
-    perf.add_argument("--num-workers", "--num_workers", dest="num_workers", type=_non_negative_int, default=4, metavar="N",
-                      help="decoding worker processes, capped at the CPU cores (default: 4; 0 decodes in-process)")
+    add_batch_size(perf, default=8)
+    add_num_workers(perf, default=4,
+                    what="decoding worker processes, capped at the CPU cores (default: 4; 0 decodes in-process)")
     perf.add_argument("--use-legacy", "--use_legacy", dest="use_legacy", action="store_true",
                       help="the reference path: decode and run one file at a time in this process")
 
-
-# ----------------------------------------------------------------------------- resume
-
-
-# ----------------------------------------------------------------------------- run
 
 
 def _choose_format(args: argparse.Namespace) -> str:
@@ -94,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from melodex.audio.files import collect_audio_files
+    from melodex.inference.jsonl import prepare_resume, resume_key
     from melodex.inference.predictor import Predictor
     from melodex.inference.results import MODE_FIRST, MODE_FULL
     from melodex.inference.writers import TableWriter, get_writer
@@ -107,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     files = collect_audio_files(args.audio)
     if not files:
-        raise MelodexError(f"no audio files ({', '.join(('.mp3', '.wav', '.flac', '.m4a', '.ogg'))}) "
+        raise MelodexError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
                            f"found in {' '.join(args.audio)}")
     predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size,
                           num_workers=args.num_workers)
@@ -115,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         done = prepare_resume(Path(args.output), mode)
         before = len(files)
-        files = [f for f in files if _key(str(f)) not in done]
+        files = [f for f in files if resume_key(str(f)) not in done]
         log.info("resuming %s: %d of %d files already done", args.output, before - len(files), before)
 
     if fmt == "table":

@@ -1,34 +1,42 @@
-"""TODO docstring."""
+"""UMAP map of a library: an interactive HTML page and a static figure.
+
+  melodex map --store melodex_outputs/library                  # fit, or place new tracks
+  melodex map --color-by artist --png map.svg --title "My music"
+  melodex map --refit --n-neighbors 30 --min-dist 0.05
+
+The first run fits a 2-D UMAP map of every track's embedding and saves the coordinates in the
+store; later runs place tracks added since onto that map (as umap-learn's transform does) unless
+--refit is given. The same store, settings and seed give the same map; --fast uses every core
+and gives up reproducibility. Output: the HTML page (--out) and a .png or .svg figure (--png).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-from melodex.analysis.mapping import COLOR_CHOICES, DEFAULT_FIGURE, DEFAULT_HTML, DEFAULTS, update_map
+from melodex.commands.options import add_store
+from melodex.constants import DEFAULT_MAP_FIGURE, DEFAULT_MAP_HTML, MAP_COLOR_CHOICES, UMAP_DEFAULTS
 from melodex.errors import MapError
-from melodex.library.store import DEFAULT_STORE
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=DEFAULT_STORE,
-                        help=f"library store directory (default {DEFAULT_STORE})")
-    parser.add_argument("--out", default=DEFAULT_HTML, help=f"interactive HTML map (default {DEFAULT_HTML})")
-    parser.add_argument("--png", "--figure", dest="figure", default=DEFAULT_FIGURE,
-                        help=f"static figure, .png or .svg by extension (default {DEFAULT_FIGURE})")
+    add_store(parser)
+    parser.add_argument("--out", default=DEFAULT_MAP_HTML, help=f"interactive HTML map (default {DEFAULT_MAP_HTML})")
+    parser.add_argument("--png", "--figure", dest="figure", default=DEFAULT_MAP_FIGURE,
+                        help=f"static figure, .png or .svg by extension (default {DEFAULT_MAP_FIGURE})")
     parser.add_argument("--no-png", "--no-figure", dest="no_figure", action="store_true",
                         help="do not write the static figure")
-    parser.add_argument("--color-by", "--color_by", dest="color_by", choices=COLOR_CHOICES, default="genre",
+    parser.add_argument("--color-by", "--color_by", dest="color_by", choices=MAP_COLOR_CHOICES, default="genre",
                         help="colouring of the static figure and the page's first colouring (default genre)")
     parser.add_argument("--n-neighbors", "--n_neighbors", dest="n_neighbors", type=int, default=None,
-                        help=f"UMAP n_neighbors (default {DEFAULTS['n_neighbors']}; clamped on tiny stores)")
+                        help=f"UMAP n_neighbors (default {UMAP_DEFAULTS['n_neighbors']}; clamped on tiny stores)")
     parser.add_argument("--min-dist", "--min_dist", dest="min_dist", type=float, default=None,
-                        help=f"UMAP min_dist (default {DEFAULTS['min_dist']})")
+                        help=f"UMAP min_dist (default {UMAP_DEFAULTS['min_dist']})")
     parser.add_argument("--seed", type=int, default=None,
-                        help=f"random seed: same seed, same map (default {DEFAULTS['seed']})")
+                        help=f"random seed: same seed, same map (default {UMAP_DEFAULTS['seed']})")
     parser.add_argument("--fast", action="store_true",
                         help="no seed, all cores (n_jobs=-1): faster on big stores, not reproducible")
     parser.add_argument("--refit", action="store_true",
@@ -39,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from melodex.analysis.map_figure import write_static_map
     from melodex.analysis.map_page import write_html_map
-    from melodex.library.store import LibraryStore
+    from melodex.analysis.mapping import update_map
+    from melodex.commands.options import open_store
 
     if args.n_neighbors is not None and args.n_neighbors < 2:
         raise MapError("--n-neighbors must be at least 2")
@@ -47,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise MapError("--fast fits without a seed; drop --seed or --fast")
     if args.min_dist is not None and not 0.0 <= args.min_dist <= 1.0:
         raise MapError("--min-dist must be between 0 and 1")
-    if not Path(args.store).is_dir():
-        raise MapError(f"{args.store}: no library store here; create one with 'melodex index'")
-    store = LibraryStore(args.store)
+    store = open_store(args.store)
     _, done = update_map(store, refit=args.refit, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
                          seed=args.seed, fast=args.fast)
     log.info("map: %s", done)

@@ -1,11 +1,98 @@
-"""TODO docstring."""
+"""Every option that more than one command takes, defined and validated once.
+
+A command adds ``--device``, ``--model``, ``--store``, ``--batch-size``, ``--num-workers`` or
+the dataset flags through the functions here, so the spelling, the default, the help text and
+the check are the same everywhere. Values are checked while the command line is parsed
+(argparse reports a bad one as a usage error, exit 2), and nothing heavy is imported: building
+the parser must stay instant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+from typing import Any
 
-from melodex.constants import DEFAULT_CACHE_DIR
-from melodex.datasets.base import Dataset
+from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_STORE, DEVICE_CHOICES
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+# argparse's parsers and argument groups both have add_argument
+Adder = Any
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (``--batch-size``, ``-k``, ``--part-size``)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0 (``--num-workers``: 0 means in this process)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0 (``--hop``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; whether the device exists is checked when the
+    command runs (:func:`melodex.util.device.resolve_device`), after parsing."""
+    name = text.strip().lower()
+    if not _DEVICE_RE.match(name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device Melodex runs on: choose from "
+                                         f"{', '.join(DEVICE_CHOICES)} or cuda:N")
+    return name
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def add_device(parser: Adder) -> None:
+    """``--device``: where the model runs."""
+    parser.add_argument("--device", type=device_name, default="auto", metavar="DEVICE",
+                        help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
+
+
+def add_model(parser: Adder, *, required: bool, purpose: str = "") -> None:
+    """``--model``: a checkpoint, a run folder, or ``training_outputs/latest``."""
+    parser.add_argument("--model", required=required, metavar="MODEL",
+                        help="a .pth checkpoint, a run directory, or training_outputs/latest" + purpose)
+
+
+def add_store(parser: Adder) -> None:
+    """``--store``: the library store folder."""
+    parser.add_argument("--store", default=DEFAULT_STORE, metavar="DIR",
+                        help=f"library store folder (default {DEFAULT_STORE})")
+
+
+def add_batch_size(parser: Adder, *, default: int, what: str = "segments per forward pass") -> None:
+    """``--batch-size`` (``--batch_size`` as the seed spelled it)."""
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=default,
+                        metavar="N", help=f"{what} (default: {default})")
+
+
+def add_num_workers(parser: Adder, *, default: int | None, what: str) -> None:
+    """``--num-workers`` (``--num_workers``): worker processes; 0 means in this process."""
+    parser.add_argument("--num-workers", "--num_workers", dest="num_workers", type=non_negative_int,
+                        default=default, metavar="N", help=what)
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -> None:
@@ -20,29 +107,21 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -
     group.add_argument("--cache_dir", "--cache-dir", default=DEFAULT_CACHE_DIR, metavar="DIR", help=cache_help)
 
 
-def load_dataset_from_args(args: argparse.Namespace, *, seed: int = 0) -> Dataset:
+def load_dataset_from_args(args: argparse.Namespace, *, seed: int = 0):
     """:func:`melodex.datasets.load_dataset` with the options of :func:`add_dataset_arguments`."""
     from melodex.datasets import load_dataset
 
     return load_dataset(args.data_dir, metadata_dir=args.metadata_dir, kind=args.kind, subset=args.subset, seed=seed)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def open_store(path: str):
+    """The :class:`~melodex.library.store.LibraryStore` at ``--store``; a missing folder is one
+    error, worded the same for every command that reads a store."""
+    from pathlib import Path
 
+    from melodex.errors import StoreError
+    from melodex.library.store import LibraryStore
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
+    if not Path(path).is_dir():
+        raise StoreError(f"{path}: no library store here; create one with 'melodex index'")
+    return LibraryStore(path)

@@ -1,26 +1,39 @@
-"""TODO docstring."""
+"""Precompute every track's MFCC into a resumable cache, so training never decodes audio twice.
+
+For each track of a dataset the first 30 s are decoded, cut to one segment and turned into an
+MFCC of shape (20, 640), stored as <cache_dir>/<key[:3]>/<key>.npy; <cache_dir>/index.csv
+gets a line "key,seconds" (seconds of real audio in the segment, 30.0 unless the file is
+shorter) once the .npy is in place, and <cache_dir>/features.json records the feature
+parameters: a cache made with other parameters is refused, never mixed. Files are processed
+by a pool of worker processes with a progress bar.
+
+Run it again and it continues where it stopped: finished tracks are skipped, and a run
+that was interrupted (even killed) never leaves a half-written file behind that counts as
+done. Files that cannot be decoded are listed in <cache_dir>/failures.csv (key,path,reason)
+and skipped on later runs unless --retry_failed is given; the exit status is then 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from melodex.commands.options import add_dataset_arguments, load_dataset_from_args
-from melodex.training.preprocess import preprocess_dataset
-from melodex.util.workers import usable_cores
+from melodex.commands.options import add_dataset_arguments, load_dataset_from_args, positive_int
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, cache_help="where the MFCCs are written (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="worker processes (default: all %d cores)" % usable_cores())
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="worker processes (default: every core this process may use)")
     parser.add_argument("--retry_failed", "--retry-failed", action="store_true",
                         help="try again the files failures.csv lists (skipped by default)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from melodex.training.preprocess import preprocess_dataset
+
     dataset = load_dataset_from_args(args)  # the loader itself reports tracks it leaves out
     summary = preprocess_dataset(dataset, args.cache_dir, workers=args.workers,
                                  progress=not getattr(args, "quiet", False), retry_failed=args.retry_failed)

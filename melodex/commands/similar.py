@@ -1,35 +1,59 @@
-"""TODO docstring."""
+"""Tracks that sound like a query: cosine nearest neighbours in the embedding space.
+
+  melodex similar 000123                       # a track in the store, by track_id
+  melodex similar music/song.mp3               # a stored track by path, or a new file (needs --model)
+  melodex similar new.flac --model training_outputs/latest -k 20 --json
+
+The query itself is never among its results. Search is exact by default: one matrix-vector
+product over the L2-normalised embeddings (about 20 ms at 100,000 tracks); --method ann builds
+an approximate nearest-neighbour graph, which pays off only for stores of millions of tracks.
+A query file that is not in the store is embedded with --model (loaded only then).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
-from melodex.analysis.similarity import similar
+from melodex.commands.options import add_device, add_model, add_store, positive_int
 from melodex.errors import MelodexError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from melodex.library.store import DEFAULT_STORE
-
     parser.add_argument("query", help="a track_id or path in the store, or an audio file (with --model)")
-    parser.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"library store (default {DEFAULT_STORE})")
-    parser.add_argument("-k", "--top", dest="k", type=int, default=10, help="how many neighbours (default 10)")
-    parser.add_argument("--model", help="checkpoint to embed a query file that is not in the store")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_store(parser)
+    parser.add_argument("-k", "--top", dest="k", type=positive_int, default=10, help="how many neighbours (default 10)")
+    add_model(parser, required=False, purpose=", to embed a query file that is not in the store")
+    add_device(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--method", choices=("auto", "exact", "ann"), default="auto",
                         help="exact search (auto, exact) or an approximate pynndescent graph (ann), "
                              "which only pays off for stores of millions of tracks")
 
 
-def run(args: argparse.Namespace) -> int:
-    from melodex.library.store import LibraryStore
+class _PredictorOnDemand:
+    """Loads the model the first time a query file has to be embedded, not before."""
 
-    if args.k < 1:
-        raise MelodexError("-k must be at least 1")
-    table = similar(LibraryStore(args.store), args.query, args.k, model=args.model, device=args.device,
+    def __init__(self, model: str | None, device: str):
+        self.model, self.device, self._predictor = model, device, None
+
+    def predict_file(self, path: str | Path):
+        if self.model is None:
+            raise MelodexError(f"{path} is not in the store; give --model to embed it")
+        if self._predictor is None:
+            from melodex.inference.predictor import Predictor
+
+            self._predictor = Predictor(self.model, device=self.device, num_workers=0)
+        return self._predictor.predict_file(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from melodex.analysis.similarity import similar
+    from melodex.commands.options import open_store
+
+    table = similar(open_store(args.store), args.query, args.k, predictor=_PredictorOnDemand(args.model, args.device),
                     method=args.method)
     if args.json:
         rows = [{key: (None if _missing(value) else value) for key, value in row.items()}

@@ -1,4 +1,9 @@
-"""TODO docstring."""
+"""Reading inference JSONL files back: the lines of a results file, and repairing one to resume.
+
+``melodex infer --format jsonl`` appends one JSON object per file as it finishes; a killed run
+can leave an unfinished last line. :func:`prepare_resume` makes such a file safe to append to,
+and :func:`iter_jsonl` reads the lines of one for ``melodex index --from-jsonl``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from melodex.util.atomic import atomic_write
 log = logging.getLogger(__name__)
 
 
-def _key(audio_file: str) -> str:
+def resume_key(audio_file: str) -> str:
+    """The identity of a file in a results file being resumed: its absolute path."""
     return os.path.abspath(audio_file)
 
 
@@ -51,10 +57,10 @@ def prepare_resume(path: Path, mode: str) -> set[str]:
                     elif record.get("mode") not in (None, mode):
                         raise OutputError(f"{path}: holds {record.get('mode')} results; cannot resume it "
                                           f"with {mode} (drop or add --full, or choose another --output)")
-                    elif _key(file) in done:
+                    elif resume_key(file) in done:
                         reason = "duplicate"
                     else:
-                        done.add(_key(file))
+                        done.add(resume_key(file))
             if reason:
                 dropped[reason] += 1
             keep.append(reason is None)

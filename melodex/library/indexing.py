@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from melodex.audio.files import collect_audio_files
+from melodex.constants import DEFAULT_PART_SIZE
 from melodex.library.metadata import fma_tracks, merge, read_tags, track_metadata
 from melodex.library.store import TrackRecord, path_key, resolved_path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PART_SIZE = 256  # tracks per appended part file while indexing
 _FMA_STEM = re.compile(r"^\d{6}$")
 
 

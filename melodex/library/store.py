@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from melodex.constants import DEFAULT_STORE
 from melodex.errors import StoreError
 from melodex.util.atomic import atomic_write
 
@@ -53,7 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORE = "melodex_outputs/library"
 PROB_PREFIX = "prob:"
 SOURCES = ("fma", "tags", "manifest", "inference")
 STRING_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source",

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_ROOT
+from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_EPOCHS, DEFAULT_OUTPUT_ROOT
 from melodex.model.checkpoint import WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPOCHS = 50
 # Settings that define a run; --resume takes them from the run's params.json.
 _RUN_SETTINGS = ("data_dir", "metadata_dir", "kind", "subset", "batch_size", "lr", "weight_decay", "seed",
                  "cache_dir", "patience")

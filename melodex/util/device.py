@@ -6,8 +6,6 @@ import torch
 
 from melodex.errors import DeviceError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
 
 def resolve_device(name: str | None = "auto"):
     """``"auto"`` -> cuda when available else cpu; ``"cuda"`` without a GPU is a DeviceError.
