@@ -51,20 +51,20 @@ def faults(corpus, monkeypatch):
     mix = corpus / nasty.LABEL
     for name in (LOCKED, VANISHING):
         nasty._write(mix / name, nasty.tone(1.0, 22050), 22050)
-    real_access, real_collect = os.access, melodex.inference.predictor.collect_audio_files
+    real_access, real_collect = os.access, melodex.inference.predictor.find_audio_files
 
     def access(path, mode, *args, **kwargs):
         if Path(path).name == LOCKED and mode & os.R_OK:
             return False
         return real_access(path, mode, *args, **kwargs)
 
-    def collect(inputs):
-        files = real_collect(inputs)
+    def collect(inputs, **options):
+        files = real_collect(inputs, **options)
         (mix / VANISHING).unlink(missing_ok=True)  # gone between the scan and the decoder
         return files
 
     monkeypatch.setattr(os, "access", access)  # forked decoding workers inherit it
-    monkeypatch.setattr(melodex.inference.predictor, "collect_audio_files", collect)
+    monkeypatch.setattr(melodex.inference.predictor, "find_audio_files", collect)
     yield mix
     for name in (LOCKED, VANISHING):
         (mix / name).unlink(missing_ok=True)

@@ -158,7 +158,6 @@ def _open_blocks(path: str | Path, *, duration: float | None) -> tuple[int, Iter
 
 
 def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
-
     try:
         with _decoder_chatter(path):
             handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not valid UTF-8 open too
@@ -194,7 +193,6 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
 
 
 def _ffmpeg_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
-
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except Exception as exc:  # av.error.* all derive from OSError/ValueError

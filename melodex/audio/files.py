@@ -1,4 +1,9 @@
-"""TODO docstring."""
+"""Finding the audio files a user names: files as given, folders searched recursively.
+
+Every command and the datasets find files here, so "what counts as audio" (the extensions of
+:data:`melodex.constants.AUDIO_EXTENSIONS`, in any letter case), the order (sorted by path) and
+the handling of symlink loops are the same everywhere.
+"""
 
 from __future__ import annotations
 
@@ -14,27 +19,35 @@ def is_audio_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
-def iter_audio_files(inputs: Iterable[str | Path]) -> Iterator[Path]:
-    """Yield the audio files named by ``inputs``, searching directories recursively.
+def find_audio_files(inputs: Iterable[str | Path], *, missing: str = "raise") -> list[Path]:
+    """The audio files named by ``inputs``, directories searched recursively, sorted by path,
+    without duplicates.
 
     A directory is walked in sorted order, following symbolic links but never entering the
-    same directory twice (so a symlink loop ends). A file named explicitly is yielded whatever
-    its extension; files found inside directories only when :func:`is_audio_file` says so.
-    A path that does not exist raises :class:`FileNotFoundError` naming it.
+    same directory twice (so a symlink loop ends); inside it only :func:`is_audio_file` names
+    count. A file named explicitly is kept whatever its extension.
+
+    Parameters
+    ----------
+    inputs : iterable of str or Path
+        Files and directories.
+    missing : {"raise", "keep"}
+        What to do with a named path that does not exist: raise :class:`FileNotFoundError`
+        naming it (a dataset's folder), or keep it so that its failure is reported with the
+        other results instead of ending the run (``infer``, ``index``).
     """
+    if missing not in ("raise", "keep"):
+        raise ValueError(f"missing must be 'raise' or 'keep', not {missing!r}")
+    found: set[Path] = set()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            yield from _walk(path)
-        elif path.exists() or path.is_symlink():
-            yield path
+            found.update(_walk(path))
+        elif missing == "keep" or path.exists() or path.is_symlink():
+            found.add(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
-
-
-def find_audio_files(inputs: Iterable[str | Path]) -> list[Path]:
-    """Like :func:`iter_audio_files`, as a sorted list without duplicates."""
-    return sorted(set(iter_audio_files(inputs)), key=lambda p: str(p))
+    return sorted(found, key=str)
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -54,20 +67,3 @@ def _walk(root: Path) -> Iterator[Path]:
         for name in sorted(filenames):
             if is_audio_file(name):
                 yield Path(dirpath) / name
-
-
-def collect_audio_files(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files named in ``inputs``, directories searched recursively, sorted by path.
-
-    Inside directories only audio extensions count (:func:`melodex.audio.decode.is_audio_file`,
-    any letter case); a file named explicitly is kept whatever it is, even when it does not
-    exist, so that its failure is reported with the other results instead of ending the run.
-    """
-    found: set[Path] = set()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found.update(iter_audio_files([path]))
-        else:
-            found.add(path)
-    return sorted(found, key=str)

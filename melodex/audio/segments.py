@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from melodex.audio.decode import load_audio
 from melodex.constants import SAMPLE_RATE, SEGMENT_SECONDS
 
 LAST_POLICIES = ("pad", "align", "drop")
@@ -148,3 +150,13 @@ def sliding_segments(
         start = total - window
         lo = start - buf_start
         yield Segment(index, start / sr, total / sr, buf[lo : lo + window].copy())
+
+
+def read_first_segment(path: str | Path, *, sr: int = SAMPLE_RATE,
+                       window_seconds: float = SEGMENT_SECONDS) -> Segment:
+    """Decode only the first ``window_seconds`` of ``path`` and cut them into one segment
+    (zero-padded when the file is shorter): what first-30s inference and the MFCC cache use.
+
+    Raises AudioLoadError when the file cannot be decoded.
+    """
+    return first_segment(load_audio(path, duration=window_seconds, sr=sr), sr=sr, window_seconds=window_seconds)

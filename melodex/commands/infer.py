@@ -72,7 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="the reference path: decode and run one file at a time in this process")
 
 
-
 def _choose_format(args: argparse.Namespace) -> str:
     from melodex.inference.writers import format_from_path
 
@@ -86,7 +85,7 @@ def _choose_format(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from melodex.audio.files import collect_audio_files
+    from melodex.audio.files import find_audio_files
     from melodex.inference.jsonl import prepare_resume, resume_key
     from melodex.inference.predictor import Predictor
     from melodex.inference.results import MODE_FIRST, MODE_FULL
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise MelodexError("--resume needs a JSONL --output (it appends to that file)")
     mode = MODE_FULL if args.full else MODE_FIRST
 
-    files = collect_audio_files(args.audio)
+    files = find_audio_files(args.audio, missing="keep")
     if not files:
         raise MelodexError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
                            f"found in {' '.join(args.audio)}")

@@ -33,7 +33,6 @@ Loader = Callable[..., Dataset]
 
 
 def _fma(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Dataset:
-
     audio_dir = _fma_audio_dir(path)
     if audio_dir != path:
         log.info("using %s with %s", audio_dir, path / "fma_metadata")
@@ -41,12 +40,10 @@ def _fma(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Datase
 
 
 def _folder(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Dataset:
-
     return load_folder(path, seed=seed)
 
 
 def _manifest(path: Path, *, metadata_dir=None, subset=None, seed: int = 0) -> Dataset:
-
     return load_manifest(path, seed=seed)
 
 

@@ -147,7 +147,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_index(path: Path, tracks: pd.DataFrame) -> None:
-
     if tracks.index.name != "track_id":
         raise DatasetError(
             f"{path}: not FMA's tracks.csv layout (the third header line must start with 'track_id')"

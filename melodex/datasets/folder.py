@@ -1,7 +1,7 @@
 """A folder per label, as GTZAN is laid out: ``root/<label>/**/<file>.<audio extension>``.
 
 The label is the name of the first-level folder; files may sit in any depth of subfolders below
-it and have any audio extension in any letter case (:func:`melodex.audio.decode.is_audio_file`). The
+it and have any audio extension in any letter case (:func:`melodex.audio.files.is_audio_file`). The
 split is :func:`melodex.datasets.splits.stratified_split` (80/10/10 per label, deterministic
 for a seed). Each track's key is derived from its path relative to ``root``.
 """

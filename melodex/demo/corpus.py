@@ -98,8 +98,6 @@ def write_demo_corpus(
 
 
 def _params(track: dict[str, Any]) -> dict[str, dict]:
-
-
     rng = np.random.default_rng([track["seed"], 1])
     signature = track["artist"]["signature"]
     return {style: track_params(style, signature[style], rng) for style in sorted(track["mix"])}
@@ -107,7 +105,6 @@ def _params(track: dict[str, Any]) -> dict[str, dict]:
 
 def _render_one(job: tuple) -> int:
     """Render and encode one clip (runs in a worker process); return the mp3's size in bytes."""
-
 
     path, mix, params, seconds, seed, post = job
     audio = render_track(
@@ -119,7 +116,6 @@ def _render_one(job: tuple) -> int:
 
 def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -> list[int]:
     """Render every job, in-process or in a pool of ``workers`` processes; the mp3 sizes in job order."""
-
 
     workers = max(1, min(workers or usable_cores(), len(jobs)))
     disable = None if progress is None else not progress

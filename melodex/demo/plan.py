@@ -50,7 +50,6 @@ def plan_corpus(*, tracks_per_artist: int = 18, seed: int = 0) -> list[dict[str,
     more than one ``<id:06d>[:3]`` folder in a full-size corpus.
     """
 
-
     rng = np.random.default_rng([seed, 0])
     artists: list[dict[str, Any]] = []
     for s_i, (style, names) in enumerate(STYLE_ARTISTS.items()):
@@ -80,7 +79,6 @@ def plan_corpus(*, tracks_per_artist: int = 18, seed: int = 0) -> list[dict[str,
 
 
 def _artist_tracks(artist: dict, n: int, rng, first_album_id: int) -> list[dict[str, Any]]:
-
     if artist["drifts"]:  # singles at regular intervals over the whole period
         span = LAST_YEAR - FIRST_YEAR
         dates = sorted(_date(rng, FIRST_YEAR + span * i / max(1, n - 1)) for i in range(n))

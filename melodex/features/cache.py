@@ -197,5 +197,3 @@ class FeatureCache:
                 except OSError:
                     pass
         return removed
-
-

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from melodex.audio.files import collect_audio_files
+from melodex.audio.files import find_audio_files
 from melodex.audio.segments import LAST_POLICIES
 from melodex.features.mfcc import FeatureConfig
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
@@ -45,7 +45,6 @@ from melodex.inference.stream import (
     SegmentItem,
     SegmentStream,
     WorkerInit,
-    file_items,
     identity,
 )
 from melodex.model.checkpoint import Checkpoint, load_model
@@ -179,7 +178,7 @@ class Predictor:
         Parameters
         ----------
         paths : iterable of str or Path
-            Files and directories (searched recursively; see :func:`collect_audio_files`).
+            Files and directories (searched recursively; see :func:`melodex.audio.files.find_audio_files`).
         full : bool
             Analyse the whole file in sliding segments instead of its first segment.
         hop_seconds : float, optional
@@ -197,11 +196,11 @@ class Predictor:
             raise ValueError(f"last must be one of {LAST_POLICIES}, not {last!r}")
         if hop_seconds is not None and not (hop_seconds > 0 and math.isfinite(hop_seconds)):
             raise ValueError("hop_seconds must be a positive number of seconds")
-        files = collect_audio_files(paths)
+        files = find_audio_files(paths, missing="keep")
         settings = DecodeSettings(self.feature_config, bool(full), hop_seconds, last)
-        if legacy:
-            return self._predict_legacy(files, settings, embeddings)
-        return self._predict_streaming(files, settings, embeddings)
+        if legacy:  # the seed's path: one file at a time, in this process, batches never span files
+            return self._predict_streaming(files, settings, embeddings, workers=0, one_file_per_batch=True)
+        return self._predict_streaming(files, settings, embeddings, workers=min(self.num_workers, len(files)))
 
     def predict_file(self, path: str | Path, **options) -> FileResult:
         """One file's :class:`FileResult` (decoded in this process); options as :meth:`predict`."""
@@ -221,27 +220,14 @@ class Predictor:
             probs = torch.softmax(logits.float(), dim=-1)
         return probs.cpu().numpy(), emb.float().cpu().numpy()
 
-    def _predict_legacy(self, files: list[Path], settings: DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
-        mode = self._mode(settings)
-        with _torch_threads(_main_threads(0)):
-            for index, path in enumerate(files):
-                acc = _Accumulator(path, mode, self.labels, embeddings)
-                items = list(file_items(index, path, settings))
-                if items[-1].error is not None:
-                    yield FileResult.failed(str(path), mode, self.labels, items[-1].error)
-                    continue
-                for lo in range(0, len(items), self.batch_size):
-                    chunk = items[lo : lo + self.batch_size]
-                    probs, embs = self._forward([it.mfcc for it in chunk])
-                    for item, p, e in zip(chunk, probs, embs):
-                        acc.add(item, p, e)
-                yield acc.result(items[-1].duration)
-
-    def _predict_streaming(self, files: list[Path], settings: DecodeSettings, embeddings: bool) -> Iterator[FileResult]:
+    def _predict_streaming(self, files: list[Path], settings: DecodeSettings, embeddings: bool, *, workers: int,
+                           one_file_per_batch: bool = False) -> Iterator[FileResult]:
+        """Segments of ``files`` decoded by ``workers`` processes (0: in this process), run through
+        the model ``batch_size`` at a time, and yielded as per-file results in the files' order.
+        ``one_file_per_batch`` runs a batch at the end of every file, as the seed did."""
         if not files:
             return
         mode = self._mode(settings)
-        workers = min(self.num_workers, len(files))
         loader = torch.utils.data.DataLoader(
             SegmentStream(files, settings),
             batch_size=None,
@@ -284,7 +270,7 @@ class Predictor:
                             open_files[item.file_index] = _Accumulator(
                                 files[item.file_index], mode, self.labels, embeddings)
                         batch.append(item)
-                        if len(batch) >= self.batch_size:
+                        if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
                             run_batch()
                     while next_index in ready:
                         yield ready.pop(next_index)

@@ -25,11 +25,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from melodex.audio.decode import load_audio, stream_audio
-from melodex.audio.segments import Segment, first_segment, sliding_segments
+from melodex.audio.decode import stream_audio
+from melodex.audio.segments import Segment, read_first_segment, sliding_segments
 from melodex.errors import AudioLoadError
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
-from melodex.util.workers import die_with_parent
+from melodex.util.workers import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,7 @@ def _file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segme
         )
     else:
         counted = None
-        segments = iter([first_segment(load_audio(path, duration=cfg.segment_seconds, sr=cfg.sample_rate),
-                                       sr=cfg.sample_rate, window_seconds=cfg.segment_seconds)])
+        segments = iter([read_first_segment(path, sr=cfg.sample_rate, window_seconds=cfg.segment_seconds)])
     previous: Segment | None = None
     for segment in segments:  # one segment of look-ahead tells which one is last
         if previous is not None:
@@ -158,8 +157,7 @@ class WorkerInit:
         self.parent_pid = os.getpid()
 
     def __call__(self, _worker_id: int) -> None:
-        torch.set_num_threads(1)  # each worker decodes one file at a time on one core
-        die_with_parent(self.parent_pid)
+        start_worker(self.parent_pid)
 
 
 # Take segments as workers finish them (torch >= 2.6); the reorder buffer restores file order.

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from melodex.audio.files import collect_audio_files
+from melodex.audio.files import find_audio_files
 from melodex.constants import DEFAULT_PART_SIZE
 from melodex.library.metadata import fma_tracks, merge, read_tags, track_metadata
 from melodex.library.store import TrackRecord, path_key, resolved_path
@@ -79,7 +79,6 @@ def make_record(path: str, probabilities: dict[str, float], embedding: Any, dura
                 sources: MetadataSources):
     """A :class:`~melodex.library.store.TrackRecord` for one analysed file."""
 
-
     fields, source = sources.describe(path)
     return TrackRecord(
         track_id=sources.track_id(path), path=resolved_path(path),
@@ -128,7 +127,6 @@ def _utf8(path: str) -> bool:
 
 
 def _known(path: str, sources: MetadataSources, known: set[str]) -> bool:
-
     return resolved_path(path) in known or sources.track_id(path) in known
 
 
@@ -154,7 +152,7 @@ def new_audio_files(inputs: list[str], sources: MetadataSources, known: set[str]
     """The audio files under ``inputs`` that the store does not hold yet (nothing is decoded)."""
 
     files = []
-    for path in collect_audio_files(inputs):
+    for path in find_audio_files(inputs, missing="keep"):
         if _known(str(path), sources, known):
             summary.skipped += 1
         else:
@@ -178,5 +176,3 @@ def load_fma_tracks(tracks_csv: str | None, fma_dir: str | None) -> list[Any]:
 
     target = tracks_csv or fma_dir
     return fma_tracks(target) if target else []
-
-

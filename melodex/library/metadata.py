@@ -278,7 +278,6 @@ def fma_tracks(path: str | Path) -> list[Any]:
     ``<id>[:3]/<id>.mp3``.
     """
 
-
     path = Path(path)
     csv_path = path / "tracks.csv" if path.is_dir() else path
     if not csv_path.is_file():

@@ -177,7 +177,6 @@ class LibraryStore:
 
     # ---- reading ------------------------------------------------------------------------
     def __len__(self) -> int:
-
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self._part_files())
 
     def keys(self) -> set[str]:
@@ -266,7 +265,6 @@ class LibraryStore:
             yield self._write_part(batch, dim)
 
     def _embedding_dim(self) -> int | None:
-
         files = self._part_files()
         if not files:
             return None
@@ -281,7 +279,6 @@ class LibraryStore:
         return len(batch)
 
     def _write_table(self, table: pa.Table, name: str) -> None:
-
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.parts_dir / name, "wb") as handle:
             # metadata compresses well; the embedding column is stored plain, because decoding
@@ -424,10 +421,7 @@ def _text(value: Any) -> str | None:
 
 
 def _empty_table(columns: list[str] | None) -> pa.Table:
-
     types = {name: pa.string() for name in STRING_COLUMNS}
     types.update(year=pa.int64(), confidence=pa.float64(), duration=pa.float64())
     names = [c for c in BASE_COLUMNS if columns is None or c in columns]
     return pa.table({name: pa.array([], types[name]) for name in names})
-
-

@@ -74,7 +74,6 @@ class TrainResult:
 
     @property
     def weights_path(self) -> Path:
-
         return self.run_dir / WEIGHTS_NAME
 
 
@@ -84,5 +83,3 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
     changes = {k: settings[k] for k in _RUN_SETTINGS if k in settings}
     changes["epochs"] = config.epochs if config.epochs is not None else settings.get("epochs", DEFAULT_EPOCHS)
     return dataclasses.replace(config, **changes)
-
-

@@ -64,7 +64,6 @@ class MfccDataset(torch.utils.data.Dataset):
         return sum(self.cache.has(t.key) for t in self.tracks) / len(self.tracks)
 
     def __getitem__(self, index: int):
-
         track = self.tracks[index]
         mfcc = self.cache.get(track.key) if self.cache is not None else None
         if mfcc is None:

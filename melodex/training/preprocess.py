@@ -19,7 +19,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -28,16 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from melodex.audio.decode import load_audio
-from melodex.audio.segments import first_segment
+from melodex.audio.segments import read_first_segment
 from melodex.errors import AudioLoadError, MelodexError
 from melodex.features.cache import FAILURES_HEADER, INDEX_HEADER, FeatureCache
 from melodex.features.mfcc import DEFAULT_FEATURES, FeatureConfig, compute_mfcc
 from melodex.util.csvlog import AppendLog, Failure
-from melodex.util.workers import die_with_parent, usable_cores
+from melodex.util.workers import start_worker, usable_cores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,8 +44,6 @@ if TYPE_CHECKING:
     from melodex.util.csvlog import Failure
 
 log = logging.getLogger(__name__)
-
-
 
 
 @dataclass(frozen=True)
@@ -106,7 +101,6 @@ def preprocess_dataset(
         Another process is writing to the same cache.
     """
 
-
     cache = FeatureCache(cache_dir, config or DEFAULT_FEATURES)
     cache.initialise()
     with _exclusive(cache.root):
@@ -161,9 +155,7 @@ def extract_track(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, 
 
     Raises AudioLoadError when the file cannot be decoded.
     """
-
-    audio = load_audio(path, duration=config.segment_seconds, sr=config.sample_rate)
-    segment = first_segment(audio, sr=config.sample_rate, window_seconds=config.segment_seconds)
+    segment = read_first_segment(path, sr=config.sample_rate, window_seconds=config.segment_seconds)
     return compute_mfcc(segment.audio, config), segment.duration
 
 
@@ -186,18 +178,7 @@ def _extract_one(key: str, path: str, cache_dir: str, config_dict: dict) -> tupl
 
 
 def _finite(array) -> bool:
-
     return bool(np.isfinite(array).all())
-
-
-def _worker_init(parent: int) -> None:
-
-
-    torch.set_num_threads(1)
-    # Ctrl-C is the parent's to handle: it cancels what is queued and lets running files finish.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A parent killed outright (SIGKILL) cannot stop its pool: leave as soon as it is gone.
-    die_with_parent(parent)
 
 
 def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterator[tuple[str, str, float, str | None]]:
@@ -210,15 +191,13 @@ def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterato
         return
 
     # Fork where it is safe (Linux): workers start at once and need no importable __main__
-    # (notebooks, stdin). Each worker runs torch with one thread, which keeps a forked child
-    # clear of the parent's OpenMP pool, as torch's own DataLoader workers do.
-
+    # (notebooks, stdin); start_worker gives each one torch thread.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     context = multiprocessing.get_context(method)
     pending = iter(jobs)
     in_flight: set = set()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                             initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
+                             initargs=(os.getpid(), True)) as pool:
         try:
             for job in pending:  # keep a bounded window of submitted jobs
                 in_flight.add(pool.submit(_extract_one, *job))

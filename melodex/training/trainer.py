@@ -83,7 +83,6 @@ def seed_everything(seed: int) -> None:
 
 
 def library_versions() -> dict[str, str]:
-
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "scikit-learn": sklearn.__version__, "melodex": __version__, "platform": platform.platform()}
 
@@ -217,7 +216,6 @@ class Trainer:
                     log.info("no better validation accuracy for %d epochs: stopping early", cfg.patience)
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
-
         cfg = self.config
         data = self.data["training"]
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data)).tolist()
@@ -376,7 +374,6 @@ def _read_state(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _check_settings(config: TrainConfig) -> None:
-
     for name in ("epochs", "batch_size"):
         if int(getattr(config, name)) < 1:
             raise MelodexError(f"--{name} must be at least 1, not {getattr(config, name)}")
@@ -387,7 +384,6 @@ def _check_settings(config: TrainConfig) -> None:
 
 
 def _load(config: TrainConfig) -> Dataset:
-
     # The loader itself reports the tracks it leaves out (no label, missing mp3).
     return load_dataset(config.data_dir, metadata_dir=config.metadata_dir, kind=config.kind,
                         subset=config.subset, seed=config.seed)

@@ -13,7 +13,6 @@ def resolve_device(name: str | None = "auto"):
     Accepts any torch device string (``"cuda:1"``) too.
     """
 
-
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

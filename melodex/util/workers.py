@@ -1,14 +1,18 @@
 """Worker processes: how many to start, and making them end with the process that started them.
 
 A run killed outright (SIGKILL) cannot stop its workers: a forked decoder waiting on a queue
-or a pool for work would wait forever and hold its locks. Every worker pool in Melodex calls
-:func:`die_with_parent` when a worker starts, and sizes itself with :func:`usable_cores`.
+or a pool for work would wait forever and hold its locks. Every worker pool in Melodex (the
+MFCC cache's process pool, inference's DataLoader workers) calls :func:`start_worker` when a
+worker starts, and sizes itself with :func:`usable_cores`.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
+
+import torch
 
 
 def usable_cores() -> int:
@@ -23,6 +27,18 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def start_worker(parent_pid: int, ignore_sigint: bool = False) -> None:
+    """Set up a worker process of ``parent_pid``: one torch thread (each worker decodes one
+    file at a time on one core, and a forked child stays clear of the parent's OpenMP pool,
+    as torch's own DataLoader workers do), Ctrl-C left to the parent when ``ignore_sigint``
+    (it cancels what is queued and lets running files finish), and death with the parent.
+    """
+    torch.set_num_threads(1)
+    if ignore_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """End this process as soon as ``parent_pid`` is gone, even if it died by SIGKILL.
 
@@ -31,7 +47,6 @@ def die_with_parent(parent_pid: int) -> None:
     """
     try:
         import ctypes
-        import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
@@ -45,7 +60,6 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def _poll_parent(parent_pid: int) -> None:
-
     while os.getppid() == parent_pid:
         time.sleep(0.5)
     os._exit(1)
