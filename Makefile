@@ -26,10 +26,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/melodex demo
 
+# lint-imports checks the layer contracts in pyproject.toml before any test runs.
 test: setup browser
+	$(VENV)/bin/lint-imports
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-all: setup browser
+	$(VENV)/bin/lint-imports
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -m "" $(PYTEST_ARGS)
 
 MELODEX_FUZZ_EXAMPLES ?= 5000

@@ -99,8 +99,6 @@ def _stream(path, native_sr: int, blocks: Iterator[np.ndarray], sr: int) -> Iter
             total += block.size
             yield _finish(block)
     else:
-        import soxr
-
         resampler = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
         for block in blocks:
             total += block.size
@@ -324,3 +322,20 @@ def _clean_reason(exc: BaseException) -> str:
     if text.startswith("File does not exist or is not a regular file"):
         text = "not recognised as audio"
     return " ".join(text.split())
+
+
+def probe_duration(path: Path) -> float | None:
+    """The file's length in seconds from its header, without decoding; None if unknown."""
+    try:
+        info = sf.info(os.fsencode(path))
+        if info.samplerate > 0 and info.frames > 0:
+            return info.frames / info.samplerate
+    except Exception:  # not a libsndfile format: ask FFmpeg
+        pass
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if container.duration:
+                return container.duration / 1_000_000  # AV_TIME_BASE
+    except Exception:
+        pass
+    return None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import soundfile as sf
 
 _SNDFILE = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
 
@@ -24,8 +25,6 @@ def write_audio(path: str | Path, audio: np.ndarray, sr: int, *, subtype: str | 
     ext = path.suffix.lower()
     audio = np.asarray(audio, dtype=np.float32)
     if ext in _SNDFILE:
-        import soundfile as sf
-
         fmt, default_subtype = _SNDFILE[ext]
         sf.write(str(path), audio, sr, format=fmt, subtype=subtype or default_subtype)
     elif ext == ".m4a":

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +129,6 @@ def _render_all(jobs: list[tuple], workers: int | None, progress: bool | None) -
                 sizes.append(_render_one(job))
                 bar.update()
             return sizes
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         # spawn, not fork: the parent may hold torch's threads, and fork would copy their locks.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for size in pool.map(_render_one, jobs, chunksize=4):

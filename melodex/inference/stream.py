@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from melodex.audio.decode import stream_audio
+from melodex.audio.decode import probe_duration, stream_audio
 from melodex.audio.segments import Segment, read_first_segment, sliding_segments
 from melodex.errors import AudioLoadError
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
@@ -55,27 +55,6 @@ class SegmentItem(NamedTuple):
     last: bool  # the file's final item
     duration: float | None  # set on the final item
     error: str | None = None
-
-
-def probe_duration(path: Path) -> float | None:
-    """The file's length in seconds from its header, without decoding; None if unknown."""
-    try:
-        import soundfile as sf
-
-        info = sf.info(os.fsencode(path))
-        if info.samplerate > 0 and info.frames > 0:
-            return info.frames / info.samplerate
-    except Exception:  # not a libsndfile format: ask FFmpeg
-        pass
-    try:
-        import av
-
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if container.duration:
-                return container.duration / 1_000_000  # AV_TIME_BASE
-    except Exception:
-        pass
-    return None
 
 
 class _Counted:

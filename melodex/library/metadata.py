@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import mutagen
 import pandas as pd
 
 from melodex.datasets.base import Track
@@ -99,8 +100,6 @@ def read_tags(path: str | Path) -> dict[str, str]:
     path = Path(path)
     raw: dict[str, Any] = {}
     try:
-        import mutagen
-
         audio = mutagen.File(str(path), easy=True)
         tags = getattr(audio, "tags", None) if audio is not None else None
         if tags is not None:

@@ -1,1 +1,3 @@
-"""TODO."""
+"""MFCC -> embedding and genre probabilities: the CNN (cnn) and its checkpoints, saved with
+their configuration and loaded without running pickled code (checkpoint).
+"""

@@ -27,6 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
 from tqdm import tqdm
 
 from melodex.audio.segments import read_first_segment
@@ -221,9 +226,7 @@ def _exclusive(root: Path) -> Iterator[None]:
     inherit it, and it goes when the process dies, however it dies.
     """
 
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; run one preprocess at a time
+    if fcntl is None:  # Windows: no advisory locks; run one preprocess at a time
         yield
         return
     with open(root / ".lock", "a") as handle:

@@ -8,8 +8,10 @@ worker starts, and sizes itself with :func:`usable_cores`.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import threading
 import time
 
 import torch
@@ -46,14 +48,10 @@ def die_with_parent(parent_pid: int) -> None:
     thread checks twice a second whether the parent changed.
     """
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
             raise OSError("prctl failed")
     except (OSError, AttributeError):
-        import threading
-
         threading.Thread(target=_poll_parent, args=(parent_pid,), daemon=True).start()
     if os.getppid() != parent_pid:  # the parent died before the guard was in place
         os._exit(1)
