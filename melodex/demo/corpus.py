@@ -143,7 +143,7 @@ def write_mp3(path: str | Path, audio, sr: int) -> Path:
     """Encode mono float32 ``audio`` to an mp3 at ``path`` atomically, with LAME's fastest setting.
 
     LAME's ``-q 9`` through PyAV, constant :data:`BIT_RATE`. libsndfile's writer
-    (:func:`melodex.encode.write_audio`) runs LAME at its default quality and costs 1.3-1.6x the
+    (:func:`melodex.audio.encode.write_audio`) runs LAME at its default quality and costs 1.3-1.6x the
     CPU per clip (``benchmarks/bench_demo_corpus.py``); encoding is most of the corpus's time, and
     with it a full corpus needed ~90 CPU-seconds, at the edge of the ~45-s budget on two cores.
     """
