@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import errno
+import io
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +16,8 @@ import pytest
 from melodex.errors import OutputError
 from melodex.inference.results import FileResult, SegmentPrediction
 from melodex.inference.writers import errors_path, format_from_path, get_writer, jsonl_record
+from melodex.util.atomic import cannot_write, output_errors
+from melodex.util.csvlog import AppendLog, csv_line, read_csv_lines
 
 
 def result(name: str, probs, *, labels=("Folk", "Pop", "Rock"), mode="first-30s", segments=1, emb=True):
@@ -57,11 +64,10 @@ def test_jsonl_lines_are_flushed_as_results_arrive(tmp_path):
 def test_json_is_written_whole_at_the_end_and_keeps_the_old_file_on_failure(tmp_path):
     out = tmp_path / "r.json"
     out.write_text('{"old": true}')
-    with pytest.raises(RuntimeError):
-        with get_writer("json")(out, mode="first-30s") as writer:
-            writer.write_result(result("a.mp3", [0.1, 0.2, 0.7]))
-            assert json.loads(out.read_text()) == {"old": True}
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), get_writer("json")(out, mode="first-30s") as writer:
+        writer.write_result(result("a.mp3", [0.1, 0.2, 0.7]))
+        assert json.loads(out.read_text()) == {"old": True}
+        raise RuntimeError("interrupted")
     assert json.loads(out.read_text()) == {"old": True}
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
     write("json", out, [result("a.mp3", [0.1, 0.2, 0.7]), failed("b.mp3"), result("c.mp3", [0.6, 0.3, 0.1])],
@@ -131,3 +137,49 @@ def test_unwritable_output_is_an_output_error(tmp_path):
     for fmt in ("jsonl", "json", "csv"):
         with pytest.raises(OutputError, match="cannot write"):
             get_writer(fmt)(tmp_path / "file" / f"r.{fmt}", mode="first-30s").open()  # before any inference
+
+
+def test_cannot_write_is_one_line_naming_the_file_and_the_reason(tmp_path):
+    full = OSError(errno.ENOSPC, "No space left on device (errno 28)")
+    assert str(cannot_write(Path("out/r.csv"), full)) == "out/r.csv: cannot write (no space left on device)"
+    assert str(cannot_write(None, OSError(errno.EPIPE, "Broken pipe"))) == "stdout: cannot write (Broken pipe)"
+    assert str(cannot_write("r.json", "not a writable file location")) == "r.json: cannot write (not a writable file location)"
+    with pytest.raises(OutputError, match=r"^x\.log: cannot write \(Permission denied\)$") as caught, \
+            output_errors("x.log"):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="file/log.csv: cannot write"):
+        AppendLog(tmp_path / "file" / "log.csv", ("a", "b"))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "table"])
+def test_a_full_disk_mid_run_is_an_output_error_naming_the_file(fmt):
+    with pytest.raises(OutputError, match=r"^/dev/full: cannot write \(no space left on device\)$"):
+        write(fmt, "/dev/full", [result("a.mp3", [0.1, 0.2, 0.7])], mode="first-30s")
+
+
+def test_a_lone_carriage_return_is_quoted_in_every_csv(tmp_path):
+    name, error = "odd\rname.mp3", "bad\rheader"
+    assert csv_line(name, 1) == '"odd\rname.mp3",1\n' and csv_line("a", "b,c") == 'a,"b,c"\n'
+    out = tmp_path / "r.csv"
+    write("csv", out, [result(name, [0.1, 0.2, 0.7]), FileResult.failed(name, "first-30s", ("A",), error)],
+          mode="first-30s", embeddings=False)
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode())))
+    assert rows[1][0] == name and len(rows) == 2
+    assert list(csv.reader(io.StringIO(errors_path(out).read_bytes().decode()))) == [["audio_file", "error"],
+                                                                                     [name, error]]
+    with AppendLog(tmp_path / "log.csv", ("key", "reason")) as log:
+        log.append(name, error)
+    assert read_csv_lines(tmp_path / "log.csv", ("key", "reason")) == [[name, error]]
+
+
+def test_a_failed_run_leaves_streamed_rows_and_no_document(tmp_path):
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(RuntimeError), get_writer("jsonl")(out, mode="first-30s") as writer:
+        writer.write_result(failed("a.mp3"))
+        raise RuntimeError("interrupted")
+    assert json.loads(out.read_text()) == {"audio_file": "a.mp3", "error": "cannot decode (bad header)"}
+    write("jsonl", out, [failed("b.mp3")], mode="first-30s", append=True)
+    assert [json.loads(line)["audio_file"] for line in out.read_text().splitlines()] == ["a.mp3", "b.mp3"]

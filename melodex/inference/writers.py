@@ -6,6 +6,10 @@
         for result in predictor.predict(paths, full=True):
             writer.write_result(result)
 
+Each class here only lays out fields; :class:`~melodex.inference.writers_base.ResultWriter`
+opens, flushes and closes every destination and turns each OSError into one
+``PATH: cannot write (REASON)`` :class:`~melodex.errors.OutputError`.
+
 A writer without a path writes to stdout. Formats (``embeddings=False`` removes every
 embedding field and column; a flag chooses fields, never another code path):
 
@@ -38,19 +42,17 @@ the model has fewer labels.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import shutil
-import sys
-import tempfile
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any
 
 from melodex.errors import OutputError
-from melodex.inference.results import MODE_FIRST, MODES, FileResult
-from melodex.util.atomic import atomic_write, describe_os_error
+from melodex.inference.results import MODE_FIRST, FileResult
+from melodex.inference.writers_base import ResultWriter
+from melodex.util.csvlog import csv_line
+
+__all__ = ["FILE_FORMATS", "TOP_K", "WRITERS", "CSVWriter", "JSONLWriter", "JSONWriter", "ResultWriter",
+           "TableWriter", "errors_path", "format_from_path", "get_writer", "jsonl_record"]
 
 TOP_K = 3
 
@@ -89,169 +91,32 @@ def jsonl_record(result: FileResult, *, embeddings: bool = True) -> dict[str, An
     return record
 
 
-class ResultWriter:
-    """Base class: opens the destination, writes results, finishes on :meth:`close`.
-
-    Parameters
-    ----------
-    path : str, Path or None
-        The output file; None writes to stdout.
-    mode : {"first-30s", "full-file"}
-        The mode of the results to come (a JSON document states it even when empty).
-    embeddings : bool
-        Include embeddings.
-    append : bool
-        Continue an existing file instead of replacing it (streaming formats only).
-    """
-
-    name: ClassVar[str] = ""
-    extension: ClassVar[str] = ""
-    streaming: ClassVar[bool] = True  # rows reach the destination as results arrive
-    supports_append: ClassVar[bool] = False
-
-    def __init__(self, path: str | Path | None, *, mode: str, embeddings: bool = True, append: bool = False):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if append and not self.supports_append:
-            raise OutputError(f"the {self.name} format cannot be appended to (use jsonl to resume)")
-        self.path = None if path is None else Path(path)
-        self.mode = mode
-        self.embeddings = embeddings
-        self.append = append
-        self.n_ok = 0
-        self.n_failed = 0
-        self._file: IO[str] | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def open(self) -> ResultWriter:
-        if self.path is None:
-            self._file = sys.stdout
-        else:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                # errors=: a file name with undecodable bytes is written as \udcff, not a crash mid-run
-                self._file = open(self.path, "a" if self.append else "w", encoding="utf-8",
-                                  errors="backslashreplace", newline="")
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
-        self.start()
-        return self
-
-    def write_result(self, result: FileResult) -> None:
-        """Write one file's result (or its error) and flush it."""
-        if result.ok:
-            self.n_ok += 1
-            self.write_ok(result)
-        else:
-            self.n_failed += 1
-            self.write_error(result)
-        self._flush()
-
-    def close(self) -> None:
-        """Finish the output (a JSON document is written here) and close it."""
-        self.finish()
-        self._release()
-
-    def discard(self) -> None:
-        """Close after a failure: streamed rows stay, an unfinished document is not written."""
-        self._release(quiet=True)
-
-    def __enter__(self) -> ResultWriter:
-        return self.open()
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
-
-    # -- what subclasses fill in ---------------------------------------------------------
-
-    def start(self) -> None:
-        """Write a header, if the format has one."""
-
-    def write_ok(self, result: FileResult) -> None:
-        raise NotImplementedError
-
-    def write_error(self, result: FileResult) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """Write whatever comes after the last result."""
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def _write(self, text: str) -> None:
-        try:
-            self._file.write(text)
-        except OSError as exc:
-            raise OutputError(f"{self.path or 'stdout'}: cannot write ({describe_os_error(exc)})") from None
-
-    def _flush(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as exc:
-                raise OutputError(f"{self.path or 'stdout'}: cannot write ({describe_os_error(exc)})") from None
-
-    def _release(self, quiet: bool = False) -> None:
-        if self._file is not None and self._file is not sys.stdout:
-            _close(self._file, self.path, quiet)
-        self._file = None
-
-
-def _close(handle: IO[str], path: Path | None, quiet: bool) -> None:
-    """Close ``handle``; its last flush failing (a full disk) is an OutputError unless ``quiet``
-    (closing after another error, which is the one to report)."""
-    try:
-        handle.close()
-    except OSError as exc:
-        if not quiet:
-            raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
-
-
 class JSONLWriter(ResultWriter):
+    """One JSON object per line, flushed as each file finishes; ``append=True`` resumes a file."""
+
     name = "jsonl"
     extension = ".jsonl"
     supports_append = True
 
     def write_ok(self, result: FileResult) -> None:
-        self._write(json.dumps(jsonl_record(result, embeddings=self.embeddings)) + "\n")
+        self.emit(json.dumps(jsonl_record(result, embeddings=self.embeddings)) + "\n")
 
     def write_error(self, result: FileResult) -> None:
-        self._write(json.dumps(jsonl_record(result)) + "\n")
+        self.emit(json.dumps(jsonl_record(result)) + "\n")
 
 
 class JSONWriter(ResultWriter):
-    """One JSON document, assembled from spooled sections and written atomically at the end."""
+    """One JSON document of parallel lists, assembled from spooled sections at the end."""
 
     name = "json"
     extension = ".json"
     streaming = False
 
-    def open(self) -> JSONWriter:
-        if self.path is not None:  # fail now, not after hours of inference
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
-            if not os.access(self.path.parent, os.W_OK) or self.path.is_dir():
-                raise OutputError(f"{self.path}: cannot write (not a writable file location)")
-        self._sections = {key: tempfile.TemporaryFile("w+", encoding="utf-8") for key in self._keys()}
-        self._counts = dict.fromkeys(self._sections, 0)
-        return self
-
     def _keys(self) -> list[str]:
         return ["audio_files", "predictions"] + (["embeddings"] if self.embeddings else []) + ["errors"]
 
-    def _add(self, key: str, value: Any) -> None:
-        handle = self._sections[key]
-        handle.write((",\n    " if self._counts[key] else "\n    ") + json.dumps(value))
-        self._counts[key] += 1
-
     def write_ok(self, result: FileResult) -> None:
-        self._add("audio_files", result.audio_file)
+        self.spool("audio_files", json.dumps(result.audio_file))
         if self.mode == MODE_FIRST:
             (label, confidence), = result.top(1)
             entry = {"audio_file": result.audio_file, "predicted_label": label, "confidence": confidence,
@@ -260,44 +125,26 @@ class JSONWriter(ResultWriter):
             entry = {"audio_file": result.audio_file,
                      "top_predictions": [{"label": lab, "probability": p} for lab, p in result.top(TOP_K)]}
         entry["duration"] = result.duration
-        self._add("predictions", entry)
+        self.spool("predictions", json.dumps(entry))
         if self.embeddings:
-            self._add("embeddings", _embedding_list(result))
+            self.spool("embeddings", json.dumps(_embedding_list(result)))
 
     def write_error(self, result: FileResult) -> None:
-        self._add("errors", {"audio_file": result.audio_file, "error": result.error})
+        self.spool("errors", json.dumps({"audio_file": result.audio_file, "error": result.error}))
 
-    def _document(self, out: IO[str]) -> None:
+    def render(self, out: IO[str]) -> None:
+        keys = self._keys()
         out.write("{\n")
-        for i, key in enumerate(self._keys()):
+        for i, key in enumerate(keys):
             if key == "predictions":
                 out.write(f'  "mode": {json.dumps(self.mode)},\n')
-            handle = self._sections[key]
-            handle.seek(0)
             out.write(f'  "{key}": [')
-            shutil.copyfileobj(handle, out)
-            out.write("\n  ]" if self._counts[key] else "]")
-            out.write(",\n" if i < len(self._keys()) - 1 else "\n")
+            n = 0
+            for n, entry in enumerate(self.spooled(key), start=1):
+                out.write((",\n    " if n > 1 else "\n    ") + entry)
+            out.write("\n  ]" if n else "]")
+            out.write(",\n" if i < len(keys) - 1 else "\n")
         out.write("}\n")
-
-    def close(self) -> None:
-        try:
-            if self.path is None:
-                self._document(sys.stdout)
-                sys.stdout.flush()
-            else:
-                with atomic_write(self.path, "w", encoding="utf-8") as out:
-                    self._document(out)
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        for handle in getattr(self, "_sections", {}).values():
-            handle.close()
-        self._sections = {}
-
-    def _flush(self) -> None:
-        pass  # nothing reaches the destination before close()
 
 
 def errors_path(output: str | Path) -> Path:
@@ -306,78 +153,37 @@ def errors_path(output: str | Path) -> Path:
     return output.with_name(output.stem + ".errors.csv")
 
 
-class _CsvRows:
-    """``csv.writer`` with ``\n`` line ends that still quotes a field holding a lone ``\r``.
-
-    The csv module quotes only the characters of its ``lineterminator``; with ``"\n"`` a file
-    name or error containing ``\r`` would be written bare and split the row for every reader.
-    """
-
-    def __init__(self, handle: IO[str]):
-        self._handle = handle
-        self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
-
-    def writerow(self, row: list[Any]) -> None:
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._csv.writerow(row)
-        self._handle.write(self._buffer.getvalue()[:-2] + "\n")
-
-
 class CSVWriter(ResultWriter):
+    """A row per file (three in full-file mode); failures go to the :func:`errors_path` sidecar."""
+
     name = "csv"
     extension = ".csv"
 
+    def failures_path(self) -> Path | None:
+        return None if self.path is None else errors_path(self.path)
+
     def start(self) -> None:
-        self._csv = _CsvRows(self._file)
-        self._errors: IO[str] | None = None
-        self._errors_csv = None
-        if self.path is not None:  # a sidecar of an earlier run would now be misleading
-            errors_path(self.path).unlink(missing_ok=True)
         if self.mode == MODE_FIRST:
             header = ["audio_file", "predicted_label", "confidence"]
         else:
             header = ["audio_file", "rank", "predicted_label", "probability"]
-        self._row(header + (["embedding"] if self.embeddings else []))
-
-    def _row(self, row: list[Any]) -> None:
-        try:
-            self._csv.writerow(row)
-        except OSError as exc:
-            raise OutputError(f"{self.path or 'stdout'}: cannot write ({describe_os_error(exc)})") from None
+        self.emit(csv_line(*header, *(["embedding"] if self.embeddings else [])))
 
     def write_ok(self, result: FileResult) -> None:
         emb = [json.dumps(_embedding_list(result))] if self.embeddings else []
         if self.mode == MODE_FIRST:
             (label, confidence), = result.top(1)
-            self._row([result.audio_file, label, confidence] + emb)
+            self.emit(csv_line(result.audio_file, label, confidence, *emb))
             return
         for rank, (label, p) in enumerate(result.top(TOP_K), start=1):
-            self._row([result.audio_file, rank, label, p] + (emb if rank == 1 else [""] * len(emb)))
+            self.emit(csv_line(result.audio_file, rank, label, p, *(emb if rank == 1 else [""] * len(emb))))
 
     def write_error(self, result: FileResult) -> None:
         if self.path is None:
             return  # stdout has no sidecar; the run's summary names the failures
-        if self._errors is None:
-            target = errors_path(self.path)
-            try:
-                self._errors = open(target, "w", encoding="utf-8", errors="backslashreplace", newline="")
-            except OSError as exc:
-                raise OutputError(f"{target}: cannot write ({describe_os_error(exc)})") from None
-            self._errors_csv = _CsvRows(self._errors)
-            self._errors_csv.writerow(["audio_file", "error"])
-        try:
-            self._errors_csv.writerow([result.audio_file, result.error])
-            self._errors.flush()
-        except OSError as exc:
-            raise OutputError(f"{errors_path(self.path)}: cannot write ({describe_os_error(exc)})") from None
-
-    def _release(self, quiet: bool = False) -> None:
-        if getattr(self, "_errors", None) is not None:
-            errors, self._errors = self._errors, None
-            _close(errors, errors_path(self.path), quiet)
-        super()._release(quiet)
+        if self.n_failed == 1:
+            self.emit_failure(csv_line("audio_file", "error"))
+        self.emit_failure(csv_line(result.audio_file, result.error))
 
 
 class TableWriter(ResultWriter):
@@ -404,18 +210,18 @@ class TableWriter(ResultWriter):
 
     def start(self) -> None:
         w = self.label_width + 7
-        self._write(f"{'file':<{self.name_width}}  {'top label':<{w}}  {'2nd':<{w}}  {'3rd':<{w}}\n".rstrip() + "\n")
+        self.emit(f"{'file':<{self.name_width}}  {'top label':<{w}}  {'2nd':<{w}}  {'3rd':<{w}}\n".rstrip() + "\n")
 
     def write_ok(self, result: FileResult) -> None:
         top = result.top(TOP_K) + [None] * TOP_K
-        self._write(("  ".join([self._name(result.audio_file)] + [self._cell(t) for t in top[:TOP_K]])).rstrip() + "\n")
+        self.emit(("  ".join([self._name(result.audio_file)] + [self._cell(t) for t in top[:TOP_K]])).rstrip() + "\n")
 
     def write_error(self, result: FileResult) -> None:
-        self._write(f"{self._name(result.audio_file)}  ERROR: {result.error}\n")
+        self.emit(f"{self._name(result.audio_file)}  ERROR: {result.error}\n")
 
     def finish(self) -> None:
         total = self.n_ok + self.n_failed
-        self._write(f"{total} file{'s' if total != 1 else ''}: {self.n_ok} ok, {self.n_failed} failed\n")
+        self.emit(f"{total} file{'s' if total != 1 else ''}: {self.n_ok} ok, {self.n_failed} failed\n")
 
 
 WRITERS: dict[str, type[ResultWriter]] = {w.name: w for w in (JSONWriter, JSONLWriter, CSVWriter, TableWriter)}
@@ -440,4 +246,3 @@ def format_from_path(path: str | Path) -> str:
         if WRITERS[fmt].extension == suffix:
             return fmt
     raise OutputError(f"{path}: cannot tell the format from the extension; use --format {{{','.join(FILE_FORMATS)}}}")
-

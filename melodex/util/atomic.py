@@ -33,7 +33,7 @@ def atomic_write(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
         os.replace(tmp, path)
     except OSError as exc:
         _unlink_quietly(tmp)
-        raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from exc
+        raise cannot_write(path, exc) from exc
     except BaseException:
         _unlink_quietly(tmp)
         raise
@@ -66,3 +66,35 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
     return exc.strerror or str(exc)
+
+
+def cannot_write(path: str | Path | None, reason: OSError | str) -> OutputError:
+    """The one-line error for an output that cannot be written: ``PATH: cannot write (REASON)``.
+
+    Parameters
+    ----------
+    path : str, Path or None
+        The file that could not be written; None names ``stdout``.
+    reason : OSError or str
+        The failure: an OSError is described by :func:`describe_os_error`, a string is used as is.
+
+    Returns
+    -------
+    OutputError
+        The error to raise (``raise cannot_write(path, exc) from None``).
+    """
+    if isinstance(reason, OSError):
+        reason = describe_os_error(reason)
+    return OutputError(f"{'stdout' if path is None else path}: cannot write ({reason})")
+
+
+@contextlib.contextmanager
+def output_errors(path: str | Path | None) -> Iterator[None]:
+    """Turn any OSError raised inside the block into :func:`cannot_write` for ``path``.
+
+    The OSError itself is dropped from the traceback: the one line names the file and why.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise cannot_write(path, exc) from None

@@ -1,4 +1,8 @@
-"""TODO docstring."""
+"""Append-only CSV files (logs, indexes, failure lists) that a crash cannot corrupt.
+
+Rows are written whole and flushed one at a time; a reader ignores a last line that a crash
+cut short. :func:`csv_line` is the one CSV row formatter of the package.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
-from melodex.errors import OutputError
-from melodex.util.atomic import describe_os_error
+from melodex.util.atomic import output_errors
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,8 @@ def read_csv_lines(path: Path, header: tuple[str, ...]) -> list[list[str]]:
     with the wrong number of fields. A missing file gives no rows.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as handle:  # a quoted \r stays a \r
+            text = handle.read()
     except FileNotFoundError:
         return []
     text = text[: text.rfind("\n") + 1]  # drop an unterminated last line
@@ -36,10 +41,15 @@ def read_csv_lines(path: Path, header: tuple[str, ...]) -> list[list[str]]:
 
 
 def csv_line(*fields: object) -> str:
-    """One CSV-quoted line, newline included."""
+    """One CSV-quoted line ending in ``\\n``; a field holding ``\\r`` or ``\\n`` is quoted.
+
+    The csv module quotes only the characters of its ``lineterminator``, so the row is made
+    with ``\\r\\n`` and its end replaced: with ``\\n`` alone, a file name or error holding a
+    lone ``\\r`` would be written bare and split the row for every reader.
+    """
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(fields)
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow(fields)
+    return buf.getvalue()[:-2] + "\n"
 
 
 class AppendLog:
@@ -48,26 +58,22 @@ class AppendLog:
     def __init__(self, path: Path, header: tuple[str, ...]):
         self.path = path
         new = not path.exists() or path.stat().st_size == 0
-        try:
-            self._handle = open(path, "a", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
+        with output_errors(path):
+            self._handle = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
         if not new:
             _truncate_partial_line(path)  # a line a crash cut short is dropped, never completed
         if new:
             self.append(*header)
 
     def append(self, *fields: object) -> None:
-        try:
+        with output_errors(self.path):
             self._handle.write(csv_line(*fields))
             self._handle.flush()
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
 
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> AppendLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
