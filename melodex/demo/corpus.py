@@ -1,21 +1,11 @@
-"""Write the synthetic demo corpus in FMA's layout, so every Melodex command runs without a download.
+"""Render the synthetic demo corpus to disk in FMA's layout (``melodex make-demo`` runs it).
 
-Layout written under ``--out`` (default ``demo_data``)::
-
-    demo_data/fma_metadata/tracks.csv    # FMA's three header lines and 52 columns
-    demo_data/fma_small/000/000002.mp3   # 22050 Hz mono mp3 clips, 30 s by default
-    demo_data/demo_truth.json            # the ground truth: styles, artists, per-track style mix
-
-The music is clearly synthetic: five made-up styles (:mod:`melodex.demo.synth`), three
-artists per style whose albums are spread over 2005-2016, and one extra artist, "Drift Machine",
-whose music moves on purpose from one style to another: its tracks are singles released at
-regular intervals and the weight of the second style rises linearly with the date (0 for the
-first release, 1 for the last). The label (``genre_top``) of a mixed track is its heavier style.
-The split is stratified by label, about 70/15/15, and the whole corpus is a pure function of
-the seed: same seed, same ``tracks.csv``, same mp3 bytes, whatever the number of workers.
-
-Run ``melodex make-demo --out demo_data`` (or ``python -m melodex make-demo``); then
-``--data_dir demo_data/fma_small`` works wherever FMA-small does.
+:func:`write_demo_corpus` writes ``fma_metadata/tracks.csv`` (FMA's three header lines and
+52 columns), the ``fma_small/{id[:3]}/{id}.mp3`` clips and ``demo_truth.json`` (the ground
+truth of styles, artists and each track's style mix) from the plan of :mod:`melodex.demo.plan`
+and the instruments of :mod:`melodex.demo.synth`. The corpus is a pure function of the seed,
+whatever the number of worker processes, and a folder that already holds a real FMA is never
+overwritten.
 """
 
 from __future__ import annotations

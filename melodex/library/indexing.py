@@ -1,16 +1,10 @@
-"""Add tracks to a library store, from audio files (run through a model) or an inference JSONL.
+"""Turning audio files or inference results into store records (``melodex index`` runs it).
 
-  melodex index --audio music/ --model training_outputs/latest
-  melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
-  melodex index --audio music/ --model M --manifest dates.csv --store my_library
-
-Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
-so indexing a grown folder processes only the new files. Tracks are appended in batches as
-they complete: an interrupted run loses at most the batch in flight, and a rerun adds the rest.
-At the end of a run the small parts it wrote are merged (``LibraryStore.compact``).
-Metadata comes from the files' tags, then FMA's tracks.csv (``--metadata``/``--fma-metadata``),
-then a manifest CSV (``--manifest``), each overriding the one before; what no source states stays
-missing. Exit status 1 when some files failed (they are listed).
+Files already in the store (same path, or same FMA id) are filtered out before anything is
+decoded (:func:`new_audio_files`); records are made from a :class:`~melodex.inference.predictor.Predictor`'s
+results or from JSONL lines, with metadata merged from the files' tags, FMA's tracks.csv and a
+manifest, each overriding the one before (:class:`MetadataSources`); :func:`index_records`
+appends them to the store in parts, so an interrupted run loses at most the part in flight.
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""Train the genre CNN on a dataset's MFCCs; every run gets its own timestamped directory.
-
-Features come from the precomputed cache ('melodex preprocess') when it is there and was made
-with the same feature parameters; otherwise audio is decoded on the fly every epoch. A file
-that cannot be decoded is skipped with a warning. The model is validated every epoch, the best
-one on the validation split is kept as model_weights.pth, and the test-split report is written
-from it at the end. An interrupted run continues where it stopped with --resume.
-
-Output: training_outputs/YYYY-MM-DD_HH-MM-SS/ with model_weights.pth, params.json,
-history.csv, classification_report.txt and train_state.pth; training_outputs/latest names
-the newest run.
+"""The settings of a training run (:class:`TrainConfig`) and what a run reports back
+(:class:`TrainResult`); ``melodex train`` builds one from its flags, and ``--resume`` takes the
+settings that define a run from its ``params.json`` (:func:`settings_for_resume`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
-"""Precompute every track's MFCC into a resumable cache, so training never decodes audio twice.
+"""Filling the MFCC cache from a dataset with a pool of worker processes (``melodex preprocess``).
 
-For each track of a dataset the first 30 s are decoded, cut to one segment and turned into an
-MFCC of shape (20, 640), stored as <cache_dir>/<key[:3]>/<key>.npy; <cache_dir>/index.csv
-gets a line "key,seconds" (seconds of real audio in the segment, 30.0 unless the file is
-shorter) once the .npy is in place, and <cache_dir>/features.json records the feature
-parameters: a cache made with other parameters is refused, never mixed. Files are processed
-by a pool of worker processes with a progress bar.
-
-Run it again and it continues where it stopped: finished tracks are skipped, and a run
-that was interrupted (even killed) never leaves a half-written file behind that counts as
-done. Files that cannot be decoded are listed in <cache_dir>/failures.csv (key,path,reason)
-and skipped on later runs unless --retry_failed is given; the exit status is then 1.
+:func:`preprocess_dataset` decodes each track's first segment, computes its MFCC and writes it
+to a :class:`~melodex.features.cache.FeatureCache`; finished tracks are skipped on a rerun, a
+killed run never leaves a half-written entry that counts as done, and files that cannot be
+decoded are recorded in the cache's failures log (retried with ``retry_failed``). One process
+at a time may fill a cache (a POSIX record lock). :func:`extract_track` is the per-track step,
+which training also uses for tracks the cache lacks.
 """
 
 from __future__ import annotations
