@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from melodex import constants as C
+from melodex.util.settings import known_fields
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,7 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
         """Build from a saved dict; unknown keys are an error, missing ones take defaults."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown feature parameters: {sorted(unknown)}")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "feature parameters"))
 
 
 DEFAULT_FEATURES = FeatureConfig()

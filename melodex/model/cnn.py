@@ -13,13 +13,14 @@ Dropout(0.5) is the embedding; Linear(512 -> n_classes) is the genre head.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from melodex.constants import N_FRAMES, N_MFCC
+from melodex.util.settings import known_fields
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model parameters: {sorted(unknown)}")
-        data = dict(data)
+        data = known_fields(cls, data, "model parameters")
         if "channels" in data:
             data["channels"] = tuple(int(c) for c in data["channels"])
         return cls(**data)
