@@ -327,28 +327,18 @@ def _build_tracks(
 
     kept: list[Track] = []
     skipped: list[tuple[str, str]] = []
-    no_genre: list[str] = []
-    empty: list[str] = []
-    missing: list[str] = []
-    short: list[str] = []
+    left_out: dict[str, list[str]] = {"no_genre": [], "empty": [], "missing": [], "short": []}
     for i, tid in enumerate(tracks.index):
         key = f"{int(tid):06d}"
         label = _text(genre[i])
-        if label is None:
-            no_genre.append(key)
-            skipped.append((key, "no ('track', 'genre_top')"))
-            continue
-        if tid in KNOWN_EMPTY:
-            empty.append(key)
-            skipped.append((key, "known to hold no audio (FMA defect)"))
-            continue
         path = audio_path(audio_dir, tid)
-        if not path.is_file():
-            missing.append(key)
-            skipped.append((key, f"audio file missing: {path}"))
+        why = _left_out(tid, label, path)
+        if why is not None:
+            left_out[why[0]].append(key)
+            skipped.append((key, why[1]))
             continue
         if tid in KNOWN_SHORT:
-            short.append(key)
+            left_out["short"].append(key)
         split_name = _text(split[i])
         if split_name not in SPLITS:
             raise DatasetError(
@@ -374,19 +364,32 @@ def _build_tracks(
                 extra={"track_id": int(tid), "subset": _text(subset[i])},
             )
         )
-    if no_genre:
-        log.info("%d tracks have no ('track', 'genre_top') and are left out", len(no_genre))
-    if empty:
-        log.warning("skipping %d tracks known to hold no audio: %s", len(empty), _ids(empty))
-    if missing:
-        log.warning(
-            "skipping %d tracks whose mp3 is missing under %s: %s", len(missing), audio_dir, _ids(missing)
-        )
-    if short:
-        log.warning(
-            "%d tracks are known to be shorter than 2 s and will be padded: %s", len(short), _ids(short)
-        )
+    _report_left_out(left_out, audio_dir)
     return kept, skipped
+
+
+def _left_out(tid: int, label: str | None, path: Path) -> tuple[str, str] | None:
+    """Why a track cannot be used (a category and the reason recorded), or None."""
+    if label is None:
+        return "no_genre", "no ('track', 'genre_top')"
+    if tid in KNOWN_EMPTY:
+        return "empty", "known to hold no audio (FMA defect)"
+    if not path.is_file():
+        return "missing", f"audio file missing: {path}"
+    return None
+
+
+def _report_left_out(left_out: dict[str, list[str]], audio_dir: Path) -> None:
+    if left_out["no_genre"]:
+        log.info("%d tracks have no ('track', 'genre_top') and are left out", len(left_out["no_genre"]))
+    if left_out["empty"]:
+        log.warning("skipping %d tracks known to hold no audio: %s", len(left_out["empty"]), _ids(left_out["empty"]))
+    if left_out["missing"]:
+        log.warning("skipping %d tracks whose mp3 is missing under %s: %s", len(left_out["missing"]), audio_dir,
+                    _ids(left_out["missing"]))
+    if left_out["short"]:
+        log.warning("%d tracks are known to be shorter than 2 s and will be padded: %s", len(left_out["short"]),
+                    _ids(left_out["short"]))
 
 
 def _ids(keys: list[str], limit: int = 20) -> str:
