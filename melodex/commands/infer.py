@@ -132,11 +132,15 @@ def run(args: argparse.Namespace) -> int:
                     with tqdm.external_write_mode(file=sys.stderr):
                         log.warning("failed: %s: %s", result.audio_file, result.error)
                 bar.update()
-    ok = writer.n_ok
+    return _report(args, fmt, writer.n_ok, failed, len(done))
+
+
+def _report(args: argparse.Namespace, fmt: str, ok: int, failed: list[tuple[str, str]], already: int) -> int:
+    """Log the run's one-line summary and return its exit status (1 when a file failed)."""
     where = f" -> {args.output}" if args.output else ""
     summary = f"{ok + len(failed)} file(s): {ok} ok, {len(failed)} failed{where}"
-    if done:
-        summary += f" ({len(done)} already done)"
+    if already:
+        summary += f" ({already} already done)"
     if failed:
         if fmt == "csv" and args.output:
             from melodex.inference.writers import errors_path
