@@ -107,7 +107,6 @@ def fractional_year(date: str | None) -> float:
 
 
 def unit(x: np.ndarray) -> np.ndarray:
-
     return normalize_rows(x)
 
 
@@ -187,7 +186,6 @@ def spearman_one_sided(x: np.ndarray, y: np.ndarray, *, exact_max: int = 8) -> t
     Exact over all permutations for up to ``exact_max`` points (ties get average ranks),
     otherwise the usual t approximation. (nan, nan) for fewer than 3 points or constant input.
     """
-
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
@@ -314,5 +312,3 @@ def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.Data
         rows.append(row)
     return pd.DataFrame(rows, columns=["year", "n_tracks", "dist_first", "dist_prev", *probs]
                         + (["x", "y"] if xy is not None else []))
-
-

@@ -13,19 +13,15 @@ import math
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from melodex.analysis.evolution import DRIFT_THRESHOLDS, ArtistDrift
 from melodex.util.atomic import atomic_write
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
-    from melodex.analysis.evolution import ArtistDrift
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
@@ -39,7 +35,6 @@ def slug(name: str) -> str:
 
 
 def _figure():
-
     matplotlib.use("Agg")
 
     return plt
@@ -127,8 +122,6 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "&ndash;"
     try:
-        import pandas as pd
-
         if pd.isna(value):
             return "&ndash;"
     except (TypeError, ValueError):
@@ -159,7 +152,6 @@ def _page(title: str, body: str) -> str:
 
 
 def _score_block(score: ArtistDrift, map_note: str) -> str:
-
     fields = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in asdict(score).items())
     rule = (f"drifting = spearman &ge; {DRIFT_THRESHOLDS['spearman']} and p &lt; {DRIFT_THRESHOLDS['p_value']} "
             f"and displacement_ratio &ge; {DRIFT_THRESHOLDS['displacement_ratio']}")

@@ -34,7 +34,6 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     "other"; unknown values are grey. ``color_by="year"`` uses a colour bar. Returns ``path``.
     """
 
-
     path = Path(path)
     fmt = STATIC_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -63,8 +62,6 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
 
 
 def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: float) -> None:
-
-
     counts = collections.Counter(v for v in values if v is not None)
     named = [name for name, _ in counts.most_common(MAX_LEGEND)]
     labels = np.array([v if v in named else ("unknown" if v is None else "other") for v in values],
@@ -81,7 +78,6 @@ def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: fl
 
 
 def _draw_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
-
     years = np.array([np.nan if v is None else v for v in _years(frame)], dtype=float)
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     unknown = np.isnan(years)

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -22,10 +22,8 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
+from melodex.errors import MapError
 from melodex.util.atomic import atomic_write
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +43,6 @@ def map_frame(store_or_frames: Any) -> pd.DataFrame:
     if hasattr(store_or_frames, "tracks") and hasattr(store_or_frames, "coordinates"):
         tracks, coords = store_or_frames.tracks(), store_or_frames.coordinates()
         if coords is None:
-            from melodex.errors import MapError
-
             raise MapError("the store has no map yet: run 'melodex map' first")
     elif isinstance(store_or_frames, tuple):
         tracks, coords = store_or_frames
@@ -77,7 +73,6 @@ def _codes(values: list[str | None]) -> tuple[list[int], list[str]]:
 
 
 def _years(frame: pd.DataFrame) -> list[int | None]:
-
     if "year" in frame:
         years = pd.to_numeric(frame["year"], errors="coerce")
     elif "date" in frame:  # the year a date string starts with: read, not invented
@@ -154,7 +149,6 @@ def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_b
                     title: str = "Melodex map", color_by: str = "genre") -> str:
     """The map page as a string; see :func:`write_html_map`."""
 
-
     if color_by not in COLOR_COLUMNS:
         raise ValueError(f"color_by must be one of {sorted(COLOR_COLUMNS)}, got {color_by!r}")
     frame = map_frame(store_or_frames)
@@ -185,5 +179,3 @@ def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | 
 
 # ---------------------------------------------------------------------------------------------
 # static figure
-
-

@@ -164,5 +164,3 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
         raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
     server.daemon_threads = True
     return server
-
-

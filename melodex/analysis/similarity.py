@@ -26,14 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pynndescent
 
 from melodex.errors import QueryError
 from melodex.library.store import path_key, resolved_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
-
     from melodex.library.store import LibraryStore
 
 log = logging.getLogger(__name__)
@@ -68,8 +66,6 @@ class SimilarityIndex:
         self.method_ = "ann" if method == "ann" or (method == "auto" and len(self.unit_) > ANN_THRESHOLD) else "exact"
         self._ann = None
         if self.method_ == "ann":
-            import pynndescent
-
             self._ann = pynndescent.NNDescent(self.unit_, metric="cosine", random_state=seed)
             self._ann.prepare()
 
@@ -105,15 +101,14 @@ class SimilarityIndex:
 
 
 def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | None = None,
-                  embeddings: np.ndarray | None = None, predictor: Any = None, model: str | Path | None = None,
-                  device: str = "auto") -> tuple[np.ndarray, set[int]]:
+                  embeddings: np.ndarray | None = None, predictor: Any = None) -> tuple[np.ndarray, set[int]]:
     """The query's embedding [shape=(512,)] and the store rows that are the query itself.
 
-    ``query`` is a track_id, a stored path, an audio file (embedded with ``predictor`` or a
-    :class:`~melodex.inference.predictor.Predictor` built from ``model``), or an embedding vector.
-    Raises :class:`QueryError` when it is none of these.
+    ``query`` is a track_id, a stored path, an audio file (embedded by ``predictor``, anything
+    with a ``predict_file(path)`` that returns a result, such as a
+    :class:`~melodex.inference.predictor.Predictor` the caller built: analysis never decodes audio
+    itself), or an embedding vector. Raises :class:`QueryError` when it is none of these.
     """
-
 
     if tracks is None:
         tracks = store.tracks()
@@ -129,11 +124,7 @@ def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | Non
     if not path.is_file():
         raise QueryError(f"{text}: not a track_id or path in the store at {store.root}, nor an audio file")
     if predictor is None:
-        if model is None:
-            raise QueryError(f"{text}: not in the store; embedding a new audio file needs --model")
-        from melodex.inference.predictor import Predictor
-
-        predictor = Predictor(model, device=device, num_workers=0)
+        raise QueryError(f"{text}: not in the store; embedding a new audio file needs --model")
     result = predictor.predict_file(path)
     if result.error is not None or result.embedding is None:
         raise QueryError(f"{text}: {result.error or 'no embedding'}")
@@ -141,8 +132,7 @@ def resolve_query(store: LibraryStore, query: Any, *, tracks: pd.DataFrame | Non
 
 
 def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIndex | None = None,
-            predictor: Any = None, model: str | Path | None = None, device: str = "auto",
-            method: str = "auto") -> pd.DataFrame:
+            predictor: Any = None, method: str = "auto") -> pd.DataFrame:
     """The ``k`` tracks of ``store`` nearest to ``query`` by cosine distance, excluding the query.
 
     Returns a DataFrame with columns rank (1 = nearest), track_id, title, artist, genre,
@@ -156,8 +146,7 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
     if len(tracks) == 0:
         raise QueryError(f"the store at {store.root} is empty; run 'melodex index' first")
     embeddings = store.embeddings() if index is None else None
-    vector, itself = resolve_query(store, query, tracks=tracks, embeddings=embeddings, predictor=predictor,
-                                   model=model, device=device)
+    vector, itself = resolve_query(store, query, tracks=tracks, embeddings=embeddings, predictor=predictor)
     if index is None:
         one_shot = "exact" if method == "auto" else method  # a graph built for one query never pays off
         index = SimilarityIndex(embeddings, method=one_shot, copy=False)  # ours: normalise in place
@@ -169,5 +158,3 @@ def similar(store: LibraryStore, query: Any, k: int = 10, *, index: SimilarityIn
         "artist": picked["artist"].to_numpy(), "genre": picked["genre"].to_numpy(),
         "distance": (1.0 - sims).astype(np.float64), "similarity": sims.astype(np.float64),
     })
-
-
