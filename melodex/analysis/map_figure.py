@@ -1,4 +1,8 @@
-"""TODO docstring."""
+"""The static map figure for papers: a PNG, SVG or PDF of a store's map, drawn with matplotlib.
+
+Colours, legend limits and the "unknown"/"other" greys come from :mod:`melodex.analysis.map_page`,
+so a label has the same colour on the page and in the figure.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from melodex.analysis.map_page import (
     PALETTE,
     STATIC_FORMATS,
     UNKNOWN_COLOR,
-    _strings,
-    _years,
+    label_strings,
+    track_years,
     map_frame,
 )
 from melodex.errors import OutputError
@@ -46,9 +50,9 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     fig = Figure(figsize=(8, 7))
     ax = fig.subplots()
     if color_by == "year":
-        _draw_years(ax, fig, frame, size)
+        _drawtrack_years(ax, fig, frame, size)
     else:
-        _draw_categories(ax, frame, _strings(frame.get(COLOR_COLUMNS[color_by]), n), size)
+        _draw_categories(ax, frame, label_strings(frame.get(COLOR_COLUMNS[color_by]), n), size)
     ax.set_axis_off()
     ax.set_aspect("equal", adjustable="datalim")
     if title:
@@ -77,8 +81,8 @@ def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: fl
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 12 / size))
 
 
-def _draw_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
-    years = np.array([np.nan if v is None else v for v in _years(frame)], dtype=float)
+def _drawtrack_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
+    years = np.array([np.nan if v is None else v for v in track_years(frame)], dtype=float)
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     unknown = np.isnan(years)
     if unknown.any():

@@ -1,6 +1,6 @@
-"""Writing a map: the interactive HTML page and a static figure for papers.
+"""The interactive HTML map page of a library: its data, colours and one self-contained file.
 
-Both take "a store or frames": a :class:`~melodex.library.store.LibraryStore` with a map, a
+Its functions take "a store or frames": a :class:`~melodex.library.store.LibraryStore` with a map, a
 ``(tracks, coordinates)`` pair of DataFrames, or one DataFrame with the track columns plus
 ``x`` and ``y``. Only tracks with coordinates are drawn. Missing metadata is shown as
 "unknown", never guessed.
@@ -56,7 +56,7 @@ def map_frame(store_or_frames: Any) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _strings(series: pd.Series | None, n: int) -> list[str | None]:
+def label_strings(series: pd.Series | None, n: int) -> list[str | None]:
     """Column values as str, None where missing (no column at all counts as all missing)."""
 
     if series is None:
@@ -72,7 +72,7 @@ def _codes(values: list[str | None]) -> tuple[list[int], list[str]]:
     return [index[v] if v is not None else -1 for v in values], names
 
 
-def _years(frame: pd.DataFrame) -> list[int | None]:
+def track_years(frame: pd.DataFrame) -> list[int | None]:
     if "year" in frame:
         years = pd.to_numeric(frame["year"], errors="coerce")
     elif "date" in frame:  # the year a date string starts with: read, not invented
@@ -112,9 +112,9 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
     """The compact per-point arrays the page reads (one list per field, not one dict per point)."""
 
     n = len(frame)
-    artist, artists = _codes(_strings(frame.get("artist"), n))
-    genre, genres = _codes(_strings(frame.get("genre"), n))
-    pred, preds = _codes(_strings(frame.get("predicted_label"), n))
+    artist, artists = _codes(label_strings(frame.get("artist"), n))
+    genre, genres = _codes(label_strings(frame.get("genre"), n))
+    pred, preds = _codes(label_strings(frame.get("predicted_label"), n))
     conf = None
     if "confidence" in frame:
         numbers = pd.to_numeric(frame["confidence"], errors="coerce")
@@ -125,16 +125,16 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "x": np.round(frame["x"].to_numpy(dtype=np.float64), 4).tolist(),
         "y": np.round(frame["y"].to_numpy(dtype=np.float64), 4).tolist(),
         "id": frame["track_id"].astype(str).tolist(),
-        "title": _strings(frame.get("title"), n),
-        "date": _strings(frame.get("date"), n),
-        "year": _years(frame),
+        "title": label_strings(frame.get("title"), n),
+        "date": label_strings(frame.get("date"), n),
+        "year": track_years(frame),
         "artist": artist, "artists": artists,
         "genre": genre, "genres": genres,
         "pred": pred, "preds": preds,
         "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],  # NaN -> null
         "palette": list(PALETTE), "unknownColor": UNKNOWN_COLOR,
         "audioBase": audio_base,
-        "url": None if audio_base else _audio_urls(_strings(frame.get("path"), n), page_dir),
+        "url": None if audio_base else _audio_urls(label_strings(frame.get("path"), n), page_dir),
     }
     return data
 

@@ -1,4 +1,4 @@
-"""Finding audio files and decoding them to mono float32 at :data:`SAMPLE_RATE`.
+"""Decoding audio files to mono float32 at :data:`SAMPLE_RATE`.
 
 Two maintained decoders sit behind one function:
 
