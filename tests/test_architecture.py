@@ -88,3 +88,59 @@ def test_the_public_names_still_import_from_melodex():
 
     for name in melodex.__all__:
         assert getattr(melodex, name) is not None, name
+
+
+def test_no_import_cycle_among_melodex_modules():
+    """Module by module, not only between sibling packages: no melodex module reaches itself.
+
+    Imports under ``if TYPE_CHECKING:`` are left out: they never run."""
+
+    grimp = pytest.importorskip("grimp")  # import-linter's own graph builder
+    graph = grimp.build_graph("melodex", exclude_type_checking_imports=True)
+    modules = sorted(m for m in graph.modules if m.startswith("melodex"))
+    edges = {m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i.startswith("melodex") and i != m)
+             for m in modules}
+    cycles = [component for component in _strongly_connected(modules, edges) if len(component) > 1]
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative: the strongly connected components of a directed graph."""
+
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                components.append(sorted(component))
+    return components
