@@ -117,12 +117,17 @@ def test_unknown_fields_show_as_unknown(site, page):
     assert "date: unknown" in hover_text(page, undated)
 
 
+def artist_and_dated_rows(tracks, row: int) -> tuple[str, list[int]]:
+    """The artist of ``row`` and the rows of that artist's dated tracks in date order."""
+    artist = tracks["artist"][row]
+    mine = tracks[(tracks["artist"] == artist) & tracks["date"].notna()]
+    return artist, mine.assign(i=mine.index).sort_values(["date", "i"]).index.tolist()
+
+
 def test_artist_search_draws_the_path_in_date_order(site, page):
     store, html_file = site
     tracks = store.tracks()
-    artist = tracks["artist"][12]
-    mine = tracks[(tracks["artist"] == artist) & tracks["date"].notna()]
-    expected = mine.assign(i=mine.index).sort_values(["date", "i"]).index.tolist()
+    artist, expected = artist_and_dated_rows(tracks, 12)
     open_map(page, html_file.as_uri())
     base = page.evaluate("window.melodexMap.graph.data.length")
     page.fill("#artist-search", artist.lower())
@@ -135,10 +140,11 @@ def test_artist_search_draws_the_path_in_date_order(site, page):
     page.screenshot(path=str(ARTIFACTS / "map.png"))
 
     page.select_option("#color-by", "artist")  # recolouring keeps the path on top
-    page.wait_for_function("window.melodexMap.baseTraceCount() === 1")
-    assert page.evaluate("window.melodexMap.graph.data[1].customdata") == expected
+    n_artists = tracks["artist"].nunique()
+    page.wait_for_function(f"window.melodexMap.baseTraceCount() === {n_artists}")
+    assert page.evaluate(f"window.melodexMap.graph.data[{n_artists}].customdata") == expected
     page.click("#clear-search")
-    page.wait_for_function("window.melodexMap.graph.data.length === 1")
+    page.wait_for_function(f"window.melodexMap.graph.data.length === {n_artists}")
     assert page.inner_text("#search-status") == ""
 
 
@@ -148,8 +154,9 @@ def test_colour_selector_recolours(site, page):
     page.select_option("#color-by", "year")
     page.wait_for_function("window.melodexMap.graph.data.some(t => t.marker && t.marker.showscale)")
     page.select_option("#color-by", "artist")
-    page.wait_for_function("window.melodexMap.graph.data.length === 1")
-    assert page.evaluate("window.melodexMap.graph.data[0].x.length") == len(store)
+    n_artists = store.tracks()["artist"].nunique()
+    page.wait_for_function(f"window.melodexMap.graph.data.length === {n_artists}")
+    assert sum(page.evaluate("window.melodexMap.graph.data.map(t => t.x.length)")) == len(store)
 
 
 def click_and_wait_for_play(tab, index: int) -> dict:
@@ -191,3 +198,87 @@ def test_click_plays_the_track_through_melodex_serve(site, page):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def _box(tab, selector: str) -> dict:
+    return tab.evaluate(f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
+                        " return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })()")
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+@pytest.mark.parametrize("mode", ["genre", "artist"])
+def test_legend_has_a_title_and_counts_and_the_toolbar_never_covers_it(site, page, mode):
+    store, html_file = site
+    tracks = store.tracks()
+    open_map(page, html_file.as_uri())
+    page.select_option("#color-by", mode)
+    page.wait_for_function(f"document.querySelector('.legendtitletext').textContent.startsWith({mode!r})")
+    title = page.text_content(".legendtitletext")
+    assert f"({len(store)} tracks)" in title
+    entries = page.evaluate("[...document.querySelectorAll('.legend .traces .legendtext')].map(e => e.textContent)")
+    column = tracks[mode].fillna("unknown")
+    expected = {f"{name} ({count})" for name, count in column.value_counts().items()}
+    assert set(entries) == expected
+    page.hover("#map")  # the toolbar shows on hover
+    page.wait_for_selector(".modebar", state="visible")
+    assert not _overlap(_box(page, ".legend"), _box(page, ".modebar")), (_box(page, ".legend"), _box(page, ".modebar"))
+
+
+def test_hover_shows_track_id_album_and_file_name(site, page):
+    store, html_file = site
+    tracks = store.tracks()
+    open_map(page, html_file.as_uri())
+    text = hover_text(page, 4)
+    assert f"id: {tracks['track_id'][4]}" in text
+    assert f"file: {Path(tracks['path'][4]).name}" in text
+    assert "album: " in text
+
+
+def test_click_lists_the_ten_most_similar_tracks_and_each_plays(site, page):
+    from melodex.analysis.similarity import similar
+
+    store, html_file = site
+    tracks = store.tracks()
+    page.set_viewport_size({"width": 900, "height": 700})
+    open_map(page, html_file.as_uri())
+    click_and_wait_for_play(page, 7)
+    page.wait_for_selector("#similar:not([hidden])")
+    rows = [int(r) for r in page.evaluate("[...document.querySelectorAll('#similar-list button')].map(b => b.dataset.row)")]
+    expected = similar(store, tracks["track_id"][7], k=10)["track_id"].tolist()
+    assert [tracks["track_id"][r] for r in rows] == expected
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "map-similar-900px.png"))
+
+    # readable at 900 px: the now-playing and status lines are neither cut off nor outside the window
+    for selector in ("#now", "#player"):
+        box = _box(page, selector)
+        assert box["right"] <= 900 and box["left"] >= 0, (selector, box)
+    assert page.evaluate("(e => e.scrollWidth <= e.clientWidth + 1)(document.getElementById('now'))")
+
+    page.evaluate("""() => { const a = document.getElementById('player'); window.__played = null;
+        a.addEventListener('play', () => { window.__played = a.src; }, { once: true }); }""")
+    page.click(f"#similar-list button[data-row='{rows[2]}']")
+    page.wait_for_function("window.__played !== null", timeout=10_000)
+    assert page.evaluate("document.getElementById('player').src") == Path(tracks["path"][rows[2]]).as_uri()
+    assert tracks["title"][rows[2]] in page.text_content("#now")
+
+
+def test_artist_path_has_start_and_end_markers_and_arrows(site, page):
+    store, html_file = site
+    tracks = store.tracks()
+    artist, expected = artist_and_dated_rows(tracks, 12)
+    open_map(page, html_file.as_uri())
+    base = page.evaluate("window.melodexMap.graph.data.length")
+    page.fill("#artist-search", artist)
+    page.press("#artist-search", "Enter")
+    page.wait_for_function(f"window.melodexMap.graph.data.length >= {base + 3}")
+    path, start, end = page.evaluate(f"window.melodexMap.graph.data.slice({base}, {base + 3})")
+    assert path["marker"]["symbol"] == "arrow" and path["marker"]["angleref"] == "previous"
+    assert start["customdata"] == [expected[0]] and start["name"].startswith("start: ")
+    assert end["customdata"] == [expected[-1]] and end["name"].startswith("end: ")
+    assert tracks["date"][expected[0]] in start["name"] and tracks["date"][expected[-1]] in end["name"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "map-artist-path.png"))

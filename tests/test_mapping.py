@@ -198,3 +198,43 @@ def test_map_command_rejects_contradictory_options(tmp_path, capsys):
 def test_map_command_reports_a_missing_store(tmp_path, capsys):
     assert main(["map", "--store", str(tmp_path / "nowhere")]) == 2
     assert "no library store" in capsys.readouterr().err
+
+
+def test_one_colour_per_label_on_the_page_its_figure_and_the_evolution_plots(tmp_path):
+    """A label's colour depends on the label set only: page, static figure and evolution agree."""
+    import matplotlib.colors as mcolors
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from melodex.analysis import map_figure
+    from melodex.analysis.map_page import page_data
+    from melodex.analysis.palette import PALETTE, label_colors
+
+    labels = ["Rock", "Drone Ambient", "Folk"]
+    n = 30
+    frame = pd.DataFrame({
+        "track_id": [f"t{i}" for i in range(n)], "x": np.arange(n, dtype=float), "y": np.zeros(n),
+        "genre": [labels[i % 3] if i % 10 else "Field Recording" for i in range(n)],
+        "predicted_label": [labels[(i + 1) % 3] for i in range(n)],
+        "artist": [f"A{i % 4}" for i in range(n)], "path": [f"/m/{i}.wav" for i in range(n)],
+        **{f"prob:{name}": np.full(n, 1 / 3) for name in labels}})
+    data = page_data(frame, page_dir=tmp_path, audio_base=None, title="t")
+    colors = label_colors(labels)
+    assert colors == {"Drone Ambient": PALETTE[0], "Folk": PALETTE[1], "Rock": PALETTE[2]}
+    page_genre = dict(zip(data["genres"], data["genreColors"]))
+    page_pred = dict(zip(data["preds"], data["predColors"]))
+    for name in labels:  # same in both page modes, and the model's labels keep their palette slots
+        assert page_genre[name] == page_pred[name] == colors[name]
+    assert page_genre["Field Recording"] == PALETTE[3]  # names the model does not know come after
+
+    drawn = {}
+    fig = Figure()
+    ax = fig.subplots()
+    map_figure._draw_categories(ax, frame, frame["genre"].tolist(), 5.0, page_genre)
+    for handle, text in zip(*ax.get_legend_handles_labels()):
+        drawn[text.rsplit(" (", 1)[0]] = mcolors.to_hex(handle.get_facecolor()[0])
+    assert drawn == {name: page_genre[name] for name in drawn} and set(drawn) == set(page_genre)
+
+    from melodex.analysis.evolution_report import stack_colors
+
+    assert stack_colors([f"prob:{name}" for name in labels]) == [page_genre[name] for name in labels]

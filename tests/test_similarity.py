@@ -103,3 +103,27 @@ def test_ann_path_finds_the_same_neighbours_mostly(tmp_path, rng):
     approx = similar(store, "t0010", k=10, method="ann")
     assert "t0010" not in set(approx["track_id"])
     assert len(set(exact["track_id"]) & set(approx["track_id"])) >= 8
+
+
+@pytest.mark.parametrize("block", [7, 64, 4096])
+def test_all_nearest_equals_brute_force_in_any_block_size(rng, block):
+    from melodex.analysis.neighbours import all_nearest
+
+    x = rng.standard_normal((150, 24)).astype(np.float32)
+    x[10] = x[11]  # a tie: the lower row wins, as in SimilarityIndex.query
+    indices, distances = all_nearest(x, 10, block=block)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    expected = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(distances, 1 - np.take_along_axis(sims, expected, axis=1), atol=1e-5)
+    assert (indices != np.arange(150)[:, None]).all()  # never itself
+
+
+def test_all_nearest_on_tiny_inputs(rng):
+    from melodex.analysis.neighbours import all_nearest
+
+    assert all_nearest(rng.standard_normal((1, 4)), 10)[0].shape == (1, 0)
+    indices, _ = all_nearest(rng.standard_normal((3, 4)), 10)
+    assert indices.shape == (3, 2) and sorted(indices[0].tolist()) == [1, 2]

@@ -21,11 +21,19 @@ import numpy as np
 import pandas as pd
 
 from melodex.analysis.evolution import DRIFT_THRESHOLDS, ArtistDrift
+from melodex.analysis.palette import label_colors, model_labels
 from melodex.util.atomic import atomic_write
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
 th{background:#f3f3f3}tr.drift td{background:#fff3e0}img{max-width:100%}.note{color:#666;font-size:13px}"""
+
+
+def stack_colors(prob_columns: list[str]) -> list[str]:
+    """The colour of each ``prob:<label>`` column: the same per label as on the map and its figure."""
+
+    colors = label_colors(model_labels(prob_columns))
+    return [colors[name] for name in model_labels(prob_columns)]
 
 
 def slug(name: str) -> str:
@@ -73,7 +81,7 @@ def artist_figure(score: ArtistDrift, timeline: pd.DataFrame, tracks: pd.DataFra
     if probs:
         per_release = timeline.groupby("release")[probs + ["t"]].mean().sort_values("t")
         values = per_release[probs].fillna(0).to_numpy().T
-        ax.stackplot(per_release["t"], values, labels=[p[5:] for p in probs], alpha=0.85)
+        ax.stackplot(per_release["t"], values, labels=model_labels(probs), colors=stack_colors(probs), alpha=0.85)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7, loc="upper left", ncol=2)
     ax.set_xlabel("date (year)")

@@ -18,14 +18,13 @@ from matplotlib.figure import Figure  # no pyplot: the caller's backend and figu
 from melodex.analysis.map_page import (
     COLOR_COLUMNS,
     MAX_LEGEND,
-    OTHER_COLOR,
-    PALETTE,
     STATIC_FORMATS,
-    UNKNOWN_COLOR,
+    category_colors,
     label_strings,
-    track_years,
     map_frame,
+    track_years,
 )
+from melodex.analysis.palette import OTHER_COLOR, UNKNOWN_COLOR
 from melodex.errors import OutputError
 from melodex.util.atomic import atomic_write
 
@@ -50,9 +49,10 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     fig = Figure(figsize=(8, 7))
     ax = fig.subplots()
     if color_by == "year":
-        _drawtrack_years(ax, fig, frame, size)
+        _draw_years(ax, fig, frame, size)
     else:
-        _draw_categories(ax, frame, label_strings(frame.get(COLOR_COLUMNS[color_by]), n), size)
+        colors = category_colors(frame)["artist" if color_by == "artist" else "label"]
+        _draw_categories(ax, frame, label_strings(frame.get(COLOR_COLUMNS[color_by]), n), size, colors)
     ax.set_axis_off()
     ax.set_aspect("equal", adjustable="datalim")
     if title:
@@ -65,23 +65,24 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     return path
 
 
-def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: float) -> None:
+def _draw_categories(ax, frame: pd.DataFrame, values: list[str | None], size: float,
+                     colors: dict[str, str]) -> None:
     counts = collections.Counter(v for v in values if v is not None)
     named = [name for name, _ in counts.most_common(MAX_LEGEND)]
     labels = np.array([v if v in named else ("unknown" if v is None else "other") for v in values],
                       dtype=object)
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
-    for k, name in enumerate([*named, "other", "unknown"]):
+    for name in [*named, "other", "unknown"]:
         mask = labels == name
         if not mask.any():
             continue
-        color = {"other": OTHER_COLOR, "unknown": UNKNOWN_COLOR}.get(name) or PALETTE[k % len(PALETTE)]
+        color = {"other": OTHER_COLOR, "unknown": UNKNOWN_COLOR}.get(name) or colors.get(name, OTHER_COLOR)
         ax.scatter(x[mask], y[mask], s=size, color=color, label=f"{name} ({int(mask.sum())})",
                    linewidths=0, alpha=0.85, rasterized=True)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 12 / size))
 
 
-def _drawtrack_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
+def _draw_years(ax, fig, frame: pd.DataFrame, size: float) -> None:
     years = np.array([np.nan if v is None else v for v in track_years(frame)], dtype=float)
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     unknown = np.isnan(years)

@@ -22,6 +22,8 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
+from melodex.analysis.neighbours import all_nearest
+from melodex.analysis.palette import OTHER_COLOR, PALETTE, UNKNOWN_COLOR, label_colors, model_labels
 from melodex.errors import MapError
 from melodex.util.atomic import atomic_write
 
@@ -30,11 +32,9 @@ log = logging.getLogger(__name__)
 COLOR_COLUMNS = {"genre": "genre", "predicted": "predicted_label", "artist": "artist", "year": "year"}
 STATIC_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_LEGEND = 12  # categories named in a static legend; the rest are drawn as "other"
-# category colours of the page and the figure: tab10, then lighter tones, all told apart easily
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#bcbd22", "#393b79", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-           "#f7b6d2", "#9edae5", "#dbdb8d", "#7f7f7f")
-UNKNOWN_COLOR, OTHER_COLOR = "#c8c8c8", "#8a8a8a"
+MAX_ARTIST_COLORS = len(PALETTE) - 1  # the most frequent artists get a colour; the rest are "other artists"
+PAGE_NEIGHBOURS = 10  # similar tracks listed when a point is clicked
+PAGE_NEIGHBOURS_MAX_TRACKS = 50_000  # above this the page lists none (``melodex serve`` answers instead)
 
 
 def map_frame(store_or_frames: Any) -> pd.DataFrame:
@@ -107,18 +107,56 @@ def _audio_urls(paths: list[str | None], page_dir: Path) -> list[str | None]:
     return urls
 
 
+def category_colors(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Colour of each genre / predicted genre, and of each coloured artist, as the page and figure use.
+
+    Genres and predicted genres share one mapping (:func:`~melodex.analysis.palette.label_colors`
+    with the model's labels first), so a label is the same colour in both modes and in the
+    evolution figures. Artists: the :data:`MAX_ARTIST_COLORS` with most tracks get colours.
+    """
+
+    n = len(frame)
+    genres = {v for v in label_strings(frame.get("genre"), n) if v is not None}
+    preds = {v for v in label_strings(frame.get("predicted_label"), n) if v is not None}
+    labels = label_colors(model_labels(frame.columns), genres | preds)
+    artists = pd.Series([v for v in label_strings(frame.get("artist"), n) if v is not None], dtype=object)
+    counts = artists.value_counts(sort=False)
+    top = sorted(counts.index, key=lambda name: (-counts[name], name.casefold(), name))[:MAX_ARTIST_COLORS]
+    return {"label": labels, "artist": label_colors(top)}
+
+
+def _file_names(paths: list[str | None]) -> list[str | None]:
+    return [None if p is None else os.path.basename(p.rstrip("/\\")) or p for p in paths]
+
+
+def page_neighbours(frame: pd.DataFrame, embeddings: np.ndarray | None, k: int = PAGE_NEIGHBOURS) -> dict:
+    """The ``k`` nearest tracks of each point, as page rows, or nothing when there are too many points.
+
+    ``embeddings`` [shape=(len(frame), d)] are in the frame's row order."""
+
+    if embeddings is None or len(frame) < 2 or len(frame) > PAGE_NEIGHBOURS_MAX_TRACKS:
+        return {"similar": None, "similarDist": None}
+    indices, distances = all_nearest(embeddings, k)
+    return {"similar": indices.tolist(), "similarDist": np.round(distances.astype(np.float64), 4).tolist()}
+
+
 def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, title: str,
-              color_by: str = "genre") -> dict:
-    """The compact per-point arrays the page reads (one list per field, not one dict per point)."""
+              color_by: str = "genre", embeddings: np.ndarray | None = None) -> dict:
+    """The compact per-point arrays the page reads (one list per field, not one dict per point).
+
+    ``embeddings`` [shape=(len(frame), d)], in the frame's row order, add each point's
+    :data:`PAGE_NEIGHBOURS` most similar tracks (see :func:`page_neighbours`)."""
 
     n = len(frame)
     artist, artists = _codes(label_strings(frame.get("artist"), n))
     genre, genres = _codes(label_strings(frame.get("genre"), n))
     pred, preds = _codes(label_strings(frame.get("predicted_label"), n))
+    colors = category_colors(frame)
     conf = None
     if "confidence" in frame:
         numbers = pd.to_numeric(frame["confidence"], errors="coerce")
         conf = np.round(numbers.to_numpy("float64", na_value=np.nan), 3)
+    paths = label_strings(frame.get("path"), n)
     data = {
         "pageTitle": title,
         "colorBy": color_by,
@@ -126,17 +164,32 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "y": np.round(frame["y"].to_numpy(dtype=np.float64), 4).tolist(),
         "id": frame["track_id"].astype(str).tolist(),
         "title": label_strings(frame.get("title"), n),
+        "album": label_strings(frame.get("album"), n),
+        "file": _file_names(paths),
         "date": label_strings(frame.get("date"), n),
         "year": track_years(frame),
         "artist": artist, "artists": artists,
-        "genre": genre, "genres": genres,
-        "pred": pred, "preds": preds,
+        "artistColors": [colors["artist"].get(name, OTHER_COLOR) for name in artists],
+        "genre": genre, "genres": genres, "genreColors": [colors["label"][name] for name in genres],
+        "pred": pred, "preds": preds, "predColors": [colors["label"][name] for name in preds],
         "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],  # NaN -> null
-        "palette": list(PALETTE), "unknownColor": UNKNOWN_COLOR,
+        "unknownColor": UNKNOWN_COLOR, "otherColor": OTHER_COLOR,
         "audioBase": audio_base,
-        "url": None if audio_base else _audio_urls(label_strings(frame.get("path"), n), page_dir),
+        "url": None if audio_base else _audio_urls(paths, page_dir),
     }
+    data.update(page_neighbours(frame, embeddings))
     return data
+
+
+def frame_embeddings(store_or_frames: Any, frame: pd.DataFrame) -> np.ndarray | None:
+    """The store's embeddings in ``frame``'s row order, or None when not given a store."""
+
+    if not hasattr(store_or_frames, "embeddings") or len(frame) > PAGE_NEIGHBOURS_MAX_TRACKS:
+        return None
+    tracks = store_or_frames.tracks()
+    row_of = pd.Series(np.arange(len(tracks)), index=tracks["track_id"].astype(str))
+    row_of = row_of[~row_of.index.duplicated(keep="last")]
+    return store_or_frames.embeddings()[row_of.loc[frame["track_id"]].to_numpy()]
 
 
 def script_json(data: Any) -> str:
@@ -153,7 +206,7 @@ def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_b
         raise ValueError(f"color_by must be one of {sorted(COLOR_COLUMNS)}, got {color_by!r}")
     frame = map_frame(store_or_frames)
     data = page_data(frame, page_dir=Path(page_dir).absolute(), audio_base=audio_base, title=title,
-                     color_by=color_by)
+                     color_by=color_by, embeddings=frame_embeddings(store_or_frames, frame))
     parts = {"__TITLE__": html.escape(title), "__PLOTLYJS__": get_plotlyjs(), "__DATA__": script_json(data),
              "__APP__": APP_JS}
     # one pass over the template: text put in is never scanned for placeholders again
@@ -164,8 +217,10 @@ def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | 
                    title: str = "Melodex map", color_by: str = "genre") -> Path:
     """Write a self-contained interactive map page to ``path`` (works offline, from file://).
 
-    Points are WebGL markers coloured by genre, predicted genre, artist or year (a selector);
-    hovering shows title, artist, date, genre and confidence; a click plays the track in the page.
+    Points are WebGL markers coloured by genre, predicted genre, artist or year (a selector),
+    with a legend that counts each entry; hovering shows title, artist, album, date, genre,
+    confidence, track id and file name; a click plays the track and, for a store of up to
+    :data:`PAGE_NEIGHBOURS_MAX_TRACKS` tracks, lists its 10 most similar tracks, each playable.
     Audio URLs are relative to the page's folder, or ``audio_base + track_id`` when given
     (``"/audio/"`` under ``melodex serve``). Returns ``path``.
     """

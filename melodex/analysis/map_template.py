@@ -5,9 +5,12 @@ tags are never pasted into HTML or JavaScript source) and inserts text into the 
 ``textContent`` only. Plotly draws hover labels and legend names from a small tag language
 (``<b>``, ``<br>``), so those strings are entity-escaped in ``esc()`` and show literally.
 
-Controls: a colour selector (genre, predicted genre, artist, year), an artist search that draws
-the artist's dated tracks in date order as a path, and a click on a point that plays the track
-in the page's ``<audio>`` element. ``window.melodexMap`` exposes the data and the graph to tests.
+Controls: a colour selector (genre, predicted genre, artist, year) with a legend that has a title
+and counts each entry; an artist search that draws the artist's dated tracks in date order as a
+path with arrows, a start and an end marker; a click on a point plays the track in the page's
+``<audio>`` element and lists its most similar tracks (precomputed into the data), each playable.
+The plotly toolbar sits in the top margin and the legend below it, right of the points, so
+neither covers the other nor any point. ``window.melodexMap`` exposes the data and the graph to tests.
 """
 
 from __future__ import annotations
@@ -20,13 +23,25 @@ PAGE_TEMPLATE = """<!DOCTYPE html>
 <title>__TITLE__</title>
 <style>
 html, body { margin: 0; height: 100%; font-family: system-ui, sans-serif; font-size: 14px; }
-#bar { display: flex; gap: 14px; align-items: center; padding: 6px 10px; height: 44px;
-       box-sizing: border-box; border-bottom: 1px solid #ddd; white-space: nowrap; overflow: hidden; }
-#map { position: absolute; top: 44px; bottom: 0; left: 0; right: 0; }
-#now, #search-status { color: #444; overflow: hidden; text-overflow: ellipsis; min-width: 0; }
-#search-status { max-width: 260px; }
-#now { flex: 1 1 auto; }
+body { display: flex; flex-direction: column; }
+/* the bar wraps onto a second row on narrow windows instead of cutting its text off */
+#bar { display: flex; flex-wrap: wrap; gap: 6px 14px; align-items: center; padding: 6px 10px;
+       box-sizing: border-box; border-bottom: 1px solid #ddd; flex: 0 0 auto; }
+#main { position: relative; flex: 1 1 auto; min-height: 0; }
+#map { position: absolute; top: 0; bottom: 0; left: 0; right: 0; }
+#now, #search-status { color: #333; overflow-wrap: anywhere; }
+#status-row { display: flex; flex-wrap: wrap; gap: 4px 14px; flex: 1 1 100%; min-height: 1.2em; }
 #player { height: 30px; }
+#similar { position: absolute; right: 8px; bottom: 8px; width: 320px; max-height: 45%; overflow-y: auto;
+           background: rgba(255, 255, 255, 0.95); border: 1px solid #ccc; border-radius: 4px;
+           padding: 6px 8px; font-size: 13px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.15); }
+#similar[hidden] { display: none; }
+#similar h2 { font-size: 13px; margin: 0 0 4px 0; overflow-wrap: anywhere; }
+#similar ol { margin: 0; padding-left: 22px; }
+#similar button { all: unset; cursor: pointer; color: #0645ad; overflow-wrap: anywhere; }
+#similar button:hover { text-decoration: underline; }
+#similar .dist { color: #777; margin-left: 4px; }
+#similar #similar-close { float: right; color: #444; font-size: 16px; padding: 0 4px; }
 </style>
 <script type="text/javascript">__PLOTLYJS__</script>
 </head>
@@ -43,11 +58,13 @@ html, body { margin: 0; height: 100%; font-family: system-ui, sans-serif; font-s
     autocomplete="off" size="22"></label>
   <datalist id="artist-list"></datalist>
   <button id="clear-search" type="button">clear</button>
-  <span id="search-status"></span>
   <audio id="player" controls preload="none"></audio>
-  <span id="now"></span>
+  <div id="status-row"><span id="search-status"></span><span id="now"></span></div>
 </div>
-<div id="map"></div>
+<div id="main">
+  <div id="map"></div>
+  <section id="similar" hidden aria-live="polite"><button id="similar-close" type="button" title="close">×</button><h2 id="similar-title"></h2><ol id="similar-list"></ol></section>
+</div>
 <script type="application/json" id="map-data">__DATA__</script>
 <script type="text/javascript">__APP__</script>
 </body>
@@ -63,7 +80,7 @@ APP_JS = r"""
   var player = document.getElementById("player");
   var nowEl = document.getElementById("now");
   var statusEl = document.getElementById("search-status");
-  var PALETTE = D.palette, GREY = D.unknownColor;
+  var GREY = D.unknownColor, OTHER = D.otherColor;
   var SIZE = N > 20000 ? 3 : N > 2000 ? 4 : 7;
   var pathTraces = [];
   var baseCount = 0;
@@ -78,15 +95,20 @@ APP_JS = r"""
   function category(codes, names, i) { var c = codes[i]; return c >= 0 ? names[c] : null; }
   function artistOf(i) { return category(D.artist, D.artists, i); }
 
+  function label(i) { return orUnknown(D.title[i]) + " \u2014 " + orUnknown(artistOf(i)); }
+
   var hover = new Array(N);
   for (var i = 0; i < N; i++) {
     var conf = D.conf[i];
     hover[i] = "<b>" + esc(orUnknown(D.title[i])) + "</b><br>" +
       "artist: " + esc(orUnknown(artistOf(i))) + "<br>" +
+      "album: " + esc(orUnknown(D.album[i])) + "<br>" +
       "date: " + esc(orUnknown(D.date[i])) + "<br>" +
       "genre: " + esc(orUnknown(category(D.genre, D.genres, i))) + "<br>" +
       "predicted: " + esc(orUnknown(category(D.pred, D.preds, i))) +
-      (known(conf) ? " (confidence " + conf.toFixed(2) + ")" : " (confidence unknown)");
+      (known(conf) ? " (confidence " + conf.toFixed(2) + ")" : " (confidence unknown)") + "<br>" +
+      "id: " + esc(D.id[i]) + "<br>" +
+      "file: " + esc(orUnknown(D.file[i]));
   }
 
   function pick(arr, idx) { var out = new Array(idx.length); for (var k = 0; k < idx.length; k++) out[k] = arr[idx[k]]; return out; }
@@ -99,23 +121,27 @@ APP_JS = r"""
     return t;
   }
 
-  function categoricalTraces(codes, names) {
-    var groups = {}, order = [];
+  // One trace per category, largest first, named "name (count)"; categories drawn in the "other"
+  // colour (artists past the palette) are gathered into one "other" entry that says how many.
+  function categoricalTraces(codes, names, colors, otherName) {
+    var groups = {}, order = [], other = [], otherNames = {};
     for (var i = 0; i < N; i++) {
       var c = codes[i];
+      if (c >= 0 && colors[c] === OTHER) { other.push(i); otherNames[c] = true; continue; }
       if (!(c in groups)) { groups[c] = []; order.push(c); }
       groups[c].push(i);
     }
-    order.sort(function (a, b) { return (a < 0) - (b < 0) || groups[b].length - groups[a].length; });
-    return order.map(function (c, k) {
-      return pointTrace(groups[c], c >= 0 ? names[c] : "unknown", c >= 0 ? PALETTE[k % PALETTE.length] : GREY, {});
+    order.sort(function (a, b) { return (a < 0) - (b < 0) || groups[b].length - groups[a].length || a - b; });
+    var traces = order.map(function (c) {
+      var name = c >= 0 ? names[c] : "unknown";
+      return pointTrace(groups[c], name + " (" + groups[c].length + ")", c >= 0 ? colors[c] : GREY, {});
     });
-  }
-
-  function artistTraces() {
-    var all = [], colors = [];
-    for (var i = 0; i < N; i++) { all.push(i); colors.push(D.artist[i] >= 0 ? PALETTE[D.artist[i] % PALETTE.length] : GREY); }
-    return [pointTrace(all, "tracks", colors, { showlegend: false })];
+    if (other.length) {
+      var count = Object.keys(otherNames).length;
+      var entry = pointTrace(other, otherName + " (" + count + ", " + other.length + " tracks)", OTHER, {});
+      traces.splice(traces.length && order[order.length - 1] < 0 ? traces.length - 1 : traces.length, 0, entry);
+    }
+    return traces;
   }
 
   function yearTraces() {
@@ -130,16 +156,21 @@ APP_JS = r"""
   }
 
   function baseTraces(mode) {
-    if (mode === "predicted") return categoricalTraces(D.pred, D.preds);
-    if (mode === "artist") return artistTraces();
+    if (mode === "predicted") return categoricalTraces(D.pred, D.preds, D.predColors, "other predicted genres");
+    if (mode === "artist") return categoricalTraces(D.artist, D.artists, D.artistColors, "other artists");
     if (mode === "year") return yearTraces();
-    return categoricalTraces(D.genre, D.genres);
+    return categoricalTraces(D.genre, D.genres, D.genreColors, "other genres");
   }
 
+  var LEGEND_TITLES = { genre: "genre (tag)", predicted: "predicted genre", artist: "artist", year: "year" };
+
+  // The toolbar lives in the top margin; the legend starts below it, right of the points: the
+  // toolbar never covers the legend and the legend never covers a point, at any width.
   var layout = {
-    margin: { l: 10, r: 10, t: 10, b: 10 }, hovermode: "closest", uirevision: "map", dragmode: "pan",
+    margin: { l: 10, r: 10, t: 36, b: 10 }, hovermode: "closest", uirevision: "map", dragmode: "pan",
     xaxis: { visible: false }, yaxis: { visible: false, scaleanchor: "x" },
-    legend: { itemsizing: "constant" }, plot_bgcolor: "#ffffff"
+    legend: { itemsizing: "constant", x: 1.01, xanchor: "left", y: 1, yanchor: "top", title: { text: "" } },
+    plot_bgcolor: "#ffffff"
   };
   var config = { responsive: true, scrollZoom: true, displaylogo: false };
 
@@ -147,6 +178,7 @@ APP_JS = r"""
     var base = baseTraces(mode);
     baseCount = base.length;
     for (var k = 0; k < base.length; k++) base[k].opacity = pathTraces.length ? 0.3 : 1;
+    layout.legend.title.text = "<b>" + LEGEND_TITLES[mode] + "</b> (" + N + " tracks)";
     return Plotly.react(gd, base.concat(pathTraces), layout, config);
   }
 
@@ -158,12 +190,33 @@ APP_JS = r"""
 
   function play(i) {
     var url = audioUrl(i);
-    var label = orUnknown(D.title[i]) + " \u2014 " + orUnknown(artistOf(i)) + " (" + orUnknown(D.date[i]) + ")";
-    if (url === null) { nowEl.textContent = "no audio file for " + label; return; }
+    var what = label(i) + " (" + orUnknown(D.date[i]) + ")";
+    if (url === null) { nowEl.textContent = "no audio file for " + what; return; }
     player.src = url;
-    nowEl.textContent = "\u25B6 " + label;
+    nowEl.textContent = "\u25B6 " + what;
     var p = player.play();
-    if (p && p.catch) p.catch(function (err) { nowEl.textContent = "cannot play " + label + ": " + err.message; });
+    if (p && p.catch) p.catch(function (err) { nowEl.textContent = "cannot play " + what + ": " + err.message; });
+  }
+
+  // ---- the clicked track's most similar tracks, each playable ----------------------------------
+  var similarBox = document.getElementById("similar");
+  var similarTitle = document.getElementById("similar-title");
+  var similarList = document.getElementById("similar-list");
+  document.getElementById("similar-close").addEventListener("click", function () { similarBox.hidden = true; });
+  function showSimilar(i) {
+    while (similarList.firstChild) similarList.removeChild(similarList.firstChild);
+    if (!D.similar) { similarBox.hidden = true; return; }
+    similarTitle.textContent = "Most similar to " + label(i);
+    var rows = D.similar[i], dists = D.similarDist[i];
+    for (var k = 0; k < rows.length; k++) {
+      var li = document.createElement("li"), b = document.createElement("button"), d = document.createElement("span");
+      b.type = "button"; b.textContent = label(rows[k]); b.dataset.row = rows[k];
+      b.title = "play " + label(rows[k]);
+      b.addEventListener("click", function (ev) { play(Number(ev.currentTarget.dataset.row)); });
+      d.className = "dist"; d.textContent = "distance " + dists[k].toFixed(3);
+      li.appendChild(b); li.appendChild(d); similarList.appendChild(li);
+    }
+    similarBox.hidden = false;
   }
 
   // ---- artist search: the artist's tracks in date order as a path ---------------------------
@@ -183,9 +236,20 @@ APP_JS = r"""
     dated.sort(function (a, b) { return D.date[a] < D.date[b] ? -1 : D.date[a] > D.date[b] ? 1 : a - b; });
     var name = D.artists[code];
     var traces = [];
-    if (dated.length) traces.push({ type: "scattergl", mode: "lines+markers", name: esc(name + " (by date)"),
+    // SVG scatter (a handful of points): its markers can be arrows that point along the path
+    if (dated.length) traces.push({ type: "scatter", mode: "lines+markers", name: esc(name + " (by date)"),
       x: pick(D.x, dated), y: pick(D.y, dated), customdata: dated, text: pick(hover, dated), hoverinfo: "text",
-      line: { color: "#111111", width: 2 }, marker: { size: SIZE + 5, color: "#111111", symbol: "circle" } });
+      line: { color: "#111111", width: 2 },
+      marker: { size: SIZE + 7, color: "#111111", symbol: "arrow", angleref: "previous" } });
+    if (dated.length) {
+      var first = dated[0], last = dated[dated.length - 1];
+      traces.push({ type: "scatter", mode: "markers", name: esc("start: " + orUnknown(D.date[first])),
+        x: [D.x[first]], y: [D.y[first]], customdata: [first], text: [hover[first]], hoverinfo: "text",
+        marker: { size: SIZE + 11, color: "#2ca02c", symbol: "circle", line: { color: "#111111", width: 2 } } });
+      traces.push({ type: "scatter", mode: "markers", name: esc("end: " + orUnknown(D.date[last])),
+        x: [D.x[last]], y: [D.y[last]], customdata: [last], text: [hover[last]], hoverinfo: "text",
+        marker: { size: SIZE + 11, color: "#d62728", symbol: "square", line: { color: "#111111", width: 2 } } });
+    }
     if (undated.length) traces.push({ type: "scattergl", mode: "markers", name: esc(name + " (date unknown)"),
       x: pick(D.x, undated), y: pick(D.y, undated), customdata: undated, text: pick(hover, undated), hoverinfo: "text",
       marker: { size: SIZE + 5, color: "#ffffff", line: { color: "#111111", width: 2 } } });
@@ -241,13 +305,13 @@ APP_JS = r"""
 
   var ready = draw(colorSel.value).then(function () {
     gd.on("plotly_click", function (ev) {
-      if (ev && ev.points && ev.points.length) play(ev.points[0].customdata);
+      if (ev && ev.points && ev.points.length) { play(ev.points[0].customdata); showSimilar(ev.points[0].customdata); }
     });
     return gd;
   });
   queue = ready;
 
-  window.melodexMap = { data: D, graph: gd, ready: ready, search: search, play: play,
+  window.melodexMap = { data: D, graph: gd, ready: ready, search: search, play: play, showSimilar: showSimilar,
     baseTraceCount: function () { return baseCount; } };
 })();
 """
