@@ -3,9 +3,14 @@
   melodex evolution --artist "Nina Blue"        # one artist: report.html, drift.png, tracks.csv
   melodex evolution --all --min-tracks 5        # every artist with >= 5 dated tracks, ranked
 
-For one artist, the dated tracks are put in date order and grouped into **releases** (tracks
-sharing an album; tracks without an album, by date); a release's date is the mean of its tracks'.
-The **first work** is the earliest release; its centroid (mean of unit-normalised embeddings) is
+For one artist, the tracks are grouped into **releases** by the store's ``release_id`` (FMA's
+album id, a manifest's ``album_id``, else album title + album artist + year; see
+:func:`melodex.library.metadata.release_identity`), so two albums that share a title are two
+releases; tracks without an album form one release per date. A release's date is the mean of
+its tracks' release dates. A date that only says when a file was uploaded
+(:data:`UPLOAD_DATE_SOURCES`, FMA's ``track.date_created``) is not a release date: a release
+without a release date is **listed apart** (:func:`undated_releases`, ``n_undated_releases``)
+and never put in the order, which would be a guess. The **first work** is the earliest release; its centroid (mean of unit-normalised embeddings) is
 the reference. For every track, ``dist_first`` is its cosine distance to that centroid (for a
 track of the first work itself, to the centroid of the *other* first-work tracks, so it is not
 measured against itself). Per release, ``release_dist_prev`` is the cosine distance between
@@ -32,9 +37,10 @@ median cosine distance between two random tracks of the store (:func:`collection
 ratio above is blind to size, and an artist whose releases are all but identical can show a
 "trend" of a thousandth of the distance between two songs.
 
-``drifting`` is True when the artist has at least 5 releases, ``spearman >= 0.6``,
+``drifting`` is True when the artist has at least 5 dated releases, ``spearman >= 0.6``,
 ``p_value < 0.05``, ``displacement_ratio >= 1.5`` and, when the scale is known,
-``relative_displacement >= 0.2`` (:data:`DRIFT_THRESHOLDS`). With fewer
+``relative_displacement >= 0.2``: the clauses of :data:`DRIFT_RULE` (thresholds in
+:data:`DRIFT_THRESHOLDS`), which :func:`rule_checks` applies and reports print. With fewer
 releases, drift cannot be told apart from albums that merely differ, so it is never flagged;
 the score is still reported. Of 400 stable synthetic artists with album-to-album variation
 (7 albums of 3 tracks each) the rule flagged none (``tests/test_evolution.py``); a perfectly
@@ -50,6 +56,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -59,6 +66,7 @@ from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
 from melodex.analysis.similarity import normalize_rows
+from melodex.library.metadata import release_identity
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -69,6 +77,13 @@ log = logging.getLogger(__name__)
 
 DRIFT_THRESHOLDS = {"min_releases": 5, "spearman": 0.6, "p_value": 0.05, "displacement_ratio": 1.5,
                     "relative_displacement": 0.2}
+# (ArtistDrift field, comparison, threshold key): every clause must hold; relative_displacement
+# only when the collection's scale is known (it is nan otherwise)
+DRIFT_RULE = (("n_releases", ">=", "min_releases"), ("spearman", ">=", "spearman"), ("p_value", "<", "p_value"),
+              ("displacement_ratio", ">=", "displacement_ratio"),
+              ("relative_displacement", ">=", "relative_displacement"))
+OPTIONAL_CLAUSES = ("relative_displacement",)
+UPLOAD_DATE_SOURCES = ("track.date_created",)  # dates of an upload, not of a release
 DEFAULT_OUT = "melodex_outputs/evolution"
 
 
@@ -91,6 +106,30 @@ class ArtistDrift:
     displacement_ratio: float
     relative_displacement: float
     drifting: bool
+    n_undated_releases: int = 0  # releases without a release date: listed apart, not scored
+
+
+def rule_checks(values: Mapping[str, float]) -> list[tuple[str, float, str, float, bool | None]]:
+    """Each clause of :data:`DRIFT_RULE` for ``values`` (an ArtistDrift's fields):
+    (field, value, comparison, threshold, met); ``met`` is None for an optional clause whose
+    value is nan (not applied). An artist is drifting when no clause has ``met`` False."""
+
+    out = []
+    for name, op, key in DRIFT_RULE:
+        value, threshold = float(values[name]), DRIFT_THRESHOLDS[key]
+        met: bool | None = bool(value >= threshold if op == ">=" else value < threshold)
+        if np.isnan(value) and name in OPTIONAL_CLAUSES:
+            met = None
+        out.append((name, value, op, threshold, met))
+    return out
+
+
+def rule_text() -> str:
+    """The drifting rule in words, from :data:`DRIFT_RULE` and :data:`DRIFT_THRESHOLDS`."""
+    clauses = [f"{name} {op} {DRIFT_THRESHOLDS[key]:g}" for name, op, key in DRIFT_RULE]
+    optional = ", ".join(OPTIONAL_CLAUSES)
+    return (f"drifting = {' and '.join(clauses)} ({optional} only when the collection's scale is known; "
+            "n_releases counts releases with a release date)")
 
 
 def fractional_year(date: str | None) -> float:
@@ -128,33 +167,89 @@ def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
     return np.flatnonzero(hits.to_numpy(dtype=bool))
 
 
+def _column(part: pd.DataFrame, name: str) -> list:
+    """A column as plain Python values (None for missing), or all None when the store lacks it."""
+    if name not in part.columns:
+        return [None] * len(part)
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
+            for v in part[name].astype(object)]
+
+
+def release_keys(part: pd.DataFrame) -> list[str]:
+    """The release of each row: its ``release_id``; in a store written before that column, the
+    same identity made from album, album artist (or artist) and year; without an album,
+    ``date:<date>`` (or ``track:<id>`` when undated), one release per date."""
+
+    out = []
+    columns = {name: _column(part, name) for name in ("release_id", "album", "album_artist", "artist", "date",
+                                                       "track_id")}
+    for i in range(len(part)):
+        row = {name: values[i] for name, values in columns.items()}
+        key = row["release_id"] or release_identity(row)
+        out.append(key or (f"date:{row['date']}" if row["date"] else f"track:{row['track_id']}"))
+    return out
+
+
+def release_dates(part: pd.DataFrame) -> np.ndarray:
+    """Each row's release date as a fractional year; nan when it has none (no date, or only
+    an upload date from :data:`UPLOAD_DATE_SOURCES`)."""
+
+    sources = _column(part, "date_source")
+    return np.array([fractional_year(d) if s not in UPLOAD_DATE_SOURCES else float("nan")
+                     for d, s in zip(_column(part, "date"), sources)], dtype=float)
+
+
+def _dated_releases(part: pd.DataFrame) -> tuple[list[str], np.ndarray, dict[str, float]]:
+    """(release of each row, release date of each row, date of each dated release)."""
+    keys, t = release_keys(part), release_dates(part)
+    when: dict[str, list[float]] = {}
+    for key, value in zip(keys, t):
+        when.setdefault(key, [])
+        if np.isfinite(value):
+            when[key].append(value)
+    return keys, t, {key: float(np.mean(v)) for key, v in when.items() if v}
+
+
+def undated_releases(tracks: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The releases of ``rows`` that have no release date, listed apart and never ordered:
+    release_id, album, n_tracks, date and date_source (an upload date, when one is known)."""
+
+    part = tracks.iloc[rows]
+    keys, _, dated = _dated_releases(part)
+    albums, dates, sources = _column(part, "album"), _column(part, "date"), _column(part, "date_source")
+    found: dict[str, dict] = {}
+    for i, key in enumerate(keys):
+        if key in dated:
+            continue
+        entry = found.setdefault(key, {"release_id": key, "album": albums[i], "n_tracks": 0, "date": dates[i],
+                                       "date_source": sources[i]})
+        entry["n_tracks"] += 1
+    return pd.DataFrame(list(found.values()), columns=["release_id", "album", "n_tracks", "date", "date_source"])
+
+
 def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarray,
                     coords: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The dated tracks of one artist in date order, with their drift measures.
+    """The tracks of one artist's dated releases in date order, with their drift measures.
 
     ``rows`` index ``tracks``/``embeddings`` [shape=(N, 512)]. Columns: track_id, title, album,
-    date, t (fractional year), release (0 = first work), dist_first, release_dist_prev,
+    release_id, date, t (fractional year: the track's release date, else its release's),
+    release (0 = first work, releases in order of their date), dist_first, release_dist_prev,
     release_dist_first, predicted_label, the ``prob:<label>`` columns, and x, y when ``coords``
-    (a saved map) is given.
+    (a saved map) is given. Tracks of releases without a release date are left out
+    (:func:`undated_releases` lists them).
     """
 
     part = tracks.iloc[rows].copy()
-    part["t"] = [fractional_year(d if isinstance(d, str) else None) for d in part["date"].astype(object)]
-    keep = np.isfinite(part["t"].to_numpy(dtype=float))
+    keys, t, dated = _dated_releases(part)
+    keep = np.array([key in dated for key in keys], dtype=bool)
+    part["release_id"] = keys
+    part["t"] = [value if np.isfinite(value) else dated.get(key, np.nan) for key, value in zip(keys, t)]
     part, vecs = part[keep], unit(embeddings[rows[keep]]).astype(np.float64)
     order = np.lexsort((part["track_id"].astype(str).to_numpy(), part["t"].to_numpy(dtype=float)))
     part, vecs = part.iloc[order].reset_index(drop=True), vecs[order]
-    # a release is an album (its tracks may carry different dates), or a date for tracks without one
-    keys = [("album", a) if isinstance(a, str) else ("date", d)
-            for a, d in zip(part["album"].astype(object), part["date"].astype(str))]
-    first_seen: dict[tuple[str, str], int] = {}
-    for key in keys:
-        first_seen.setdefault(key, len(first_seen))
-    t_all = part["t"].to_numpy(dtype=float)
-    mean_t = {key: t_all[[k == key for k in keys]].mean() for key in first_seen}
-    ordered = sorted(first_seen, key=lambda key: (mean_t[key], first_seen[key]))  # releases by their mean date
+    ordered = sorted(set(part["release_id"]), key=lambda key: (dated[key], key))  # releases by their date
     release_of = {key: i for i, key in enumerate(ordered)}
-    release = np.asarray([release_of[key] for key in keys], dtype=int)
+    release = np.asarray([release_of[key] for key in part["release_id"]], dtype=int)
     part["release"] = release
     centroids = np.stack([vecs[release == r].mean(axis=0) for r in range(len(release_of))]) if len(part) else \
         np.zeros((0, vecs.shape[1] if vecs.ndim == 2 else 512))
@@ -174,7 +269,7 @@ def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarr
     part["release_dist_first"] = rel_first[release] if len(part) else []
     if coords is not None:
         part = part.merge(coords[["track_id", "x", "y"]], on="track_id", how="left")
-    columns = ["track_id", "title", "album", "date", "t", "release", "dist_first", "release_dist_prev",
+    columns = ["track_id", "title", "album", "release_id", "date", "t", "release", "dist_first", "release_dist_prev",
                "release_dist_first", "predicted_label"] + [c for c in part.columns if c.startswith("prob:")]
     columns += [c for c in ("x", "y") if c in part.columns]
     return part[columns]
@@ -219,11 +314,12 @@ def collection_scale(embeddings: np.ndarray, *, pairs: int = 4000, seed: int = 0
 
 
 def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = None, *,
-                scale: float | None = None) -> ArtistDrift:
+                scale: float | None = None, n_undated: int = 0) -> ArtistDrift:
     """The :class:`ArtistDrift` of a timeline from :func:`artist_timeline`.
 
     ``scale`` is the collection's :func:`collection_scale`; without it the size criterion is
-    not applied (``relative_displacement`` is nan).
+    not applied (``relative_displacement`` is nan). ``n_undated`` is the number of the
+    artist's releases without a release date (reported, not scored).
     """
 
     t = timeline["t"].to_numpy(dtype=float)
@@ -242,16 +338,15 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
     step = float(steps.median()) if len(steps) else float("nan")
     ratio = displacement / step if step > 0 else float("nan")
     relative = displacement / scale if scale and scale > 0 else float("nan")
-    th = DRIFT_THRESHOLDS
-    drifting = bool(n_releases >= th["min_releases"] and rho >= th["spearman"] and p < th["p_value"]
-                    and ratio >= th["displacement_ratio"]
-                    and (np.isnan(relative) or relative >= th["relative_displacement"]))
+    values = {"n_releases": n_releases, "spearman": rho, "p_value": p, "displacement_ratio": ratio,
+              "relative_displacement": relative}
+    drifting = all(met is not False for *_, met in rule_checks(values))
     dates = timeline["date"].astype(str)
     return ArtistDrift(artist=artist, artist_id=artist_id, n_tracks=len(timeline), n_releases=n_releases,
                        first_date=dates.iloc[0] if len(dates) else "", last_date=dates.iloc[-1] if len(dates) else "",
                        spearman=rho, p_value=p, track_spearman=track_rho, slope_per_year=slope,
                        displacement=displacement, step=step, displacement_ratio=float(ratio),
-                       relative_displacement=float(relative), drifting=drifting)
+                       relative_displacement=float(relative), drifting=drifting, n_undated_releases=int(n_undated))
 
 
 def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndarray]:
@@ -268,17 +363,19 @@ def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndar
 
 
 def all_artists(tracks: pd.DataFrame, embeddings: np.ndarray, *, min_tracks: int = 3) -> pd.DataFrame:
-    """The drift score of every artist with at least ``min_tracks`` dated tracks, most drifting first."""
+    """The drift score of every artist with at least ``min_tracks`` tracks of dated releases,
+    most drifting first."""
 
-    dated = tracks["year"].notna().to_numpy(dtype=bool)
     scale = collection_scale(embeddings)
     scores = []
     for (name, artist_id), rows in _artist_groups(tracks).items():
-        rows = rows[dated[rows]]
         if rows.size < min_tracks:
             continue
         timeline = artist_timeline(tracks, embeddings, rows)
-        scores.append(asdict(drift_score(timeline, name, artist_id, scale=scale)))
+        if len(timeline) < min_tracks:
+            continue
+        n_undated = len(undated_releases(tracks, rows))
+        scores.append(asdict(drift_score(timeline, name, artist_id, scale=scale, n_undated=n_undated)))
     columns = list(ArtistDrift.__dataclass_fields__)
     frame = pd.DataFrame(scores, columns=columns)
     if len(frame):

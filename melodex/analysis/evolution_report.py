@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from melodex.analysis.evolution import DRIFT_THRESHOLDS, ArtistDrift
+from melodex.analysis.evolution import ArtistDrift, rule_checks, rule_text
 from melodex.analysis.palette import label_colors, model_labels
 from melodex.util.atomic import atomic_write
 
@@ -161,9 +161,27 @@ def _page(title: str, body: str) -> str:
 
 def _score_block(score: ArtistDrift, map_note: str) -> str:
     fields = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in asdict(score).items())
-    rule = (f"drifting = spearman &ge; {DRIFT_THRESHOLDS['spearman']} and p &lt; {DRIFT_THRESHOLDS['p_value']} "
-            f"and displacement_ratio &ge; {DRIFT_THRESHOLDS['displacement_ratio']}")
-    return f"<table>{fields}</table><p class=\"note\">{rule}. {html.escape(map_note)}</p>"
+    return f"<table>{fields}</table>{_rule_block(score)}<p class=\"note\">{html.escape(map_note)}</p>"
+
+
+def _rule_block(score: ArtistDrift | None = None) -> str:
+    """The drifting rule, written from the constants the score applies; with a score, each
+    clause's value and whether it holds."""
+    text = f'<p class="rule">{html.escape(rule_text())}.</p>'
+    if score is None:
+        return text
+    verdict = {True: "met", False: "not met", None: "not applied"}
+    rows = "".join(f"<tr><td>{html.escape(name)} {html.escape(op)} {threshold:g}</td><td>{_cell(value)}</td>"
+                   f"<td>{verdict[met]}</td></tr>" for name, value, op, threshold, met in rule_checks(asdict(score)))
+    return f"{text}<table><tr><th>clause</th><th>value</th><th>holds</th></tr>{rows}</table>"
+
+
+def _undated_block(undated: pd.DataFrame | None) -> str:
+    if undated is None or not len(undated):
+        return ""
+    return ("<h2>Releases without a release date</h2><p class=\"note\">Listed apart: they are not put in the "
+            "order and not scored (a date that only says when a file was uploaded is not a release date).</p>"
+            f"{html_table(undated)}")
 
 
 def _timeline_columns(timeline: pd.DataFrame) -> pd.DataFrame:
@@ -183,14 +201,16 @@ def _csv(frame: pd.DataFrame) -> str:
 
 
 def write_artist_report(out: Path, score: ArtistDrift, timeline: pd.DataFrame, tracks: pd.DataFrame,
-                        coords: pd.DataFrame | None) -> list[Path]:
-    """``artist-<slug>.html`` (self-contained), ``.png`` and ``.csv`` (the timeline) under ``out``."""
+                        coords: pd.DataFrame | None, undated: pd.DataFrame | None = None) -> list[Path]:
+    """``artist-<slug>.html`` (self-contained), ``.png`` and ``.csv`` (the timeline) under ``out``;
+    ``undated`` (releases without a release date) is listed apart in the HTML."""
     stem = f"artist-{slug(score.artist)}"
     png = artist_figure(score, timeline, tracks, coords)
     map_note = "Trajectory drawn on the saved map." if coords is not None else \
         "No map saved in the store, so no trajectory on the map (run 'melodex map' first)."
     body = (f"<h1>{html.escape(score.artist)}: evolution</h1>{_score_block(score, map_note)}"
-            f"{_img(png, 'drift plot')}<h2>Tracks in date order</h2>{html_table(_timeline_columns(timeline))}")
+            f"{_img(png, 'drift plot')}<h2>Tracks in date order</h2>{html_table(_timeline_columns(timeline))}"
+            f"{_undated_block(undated)}")
     return [_write(out / f"{stem}.html", _page(f"{score.artist}: evolution", body)),
             _write(out / f"{stem}.png", png), _write(out / f"{stem}.csv", _csv(timeline))]
 
@@ -218,7 +238,7 @@ def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame
     map_note = "" if coords is not None else "<p class=\"note\">No map saved: year centroids have no map position.</p>"
     drifting = int(scores["drifting"].sum()) if len(scores) else 0
     body = (f"<h1>Evolution of the collection</h1><p>{len(scores)} artist(s) scored; {drifting} drifting.</p>"
-            f"<h2>Artists, most drifting first</h2>{html_table(scores, highlight='drifting')}"
+            f"<h2>Artists, most drifting first</h2>{_rule_block()}{html_table(scores, highlight='drifting')}"
             f"<h2>The collection by year</h2>{_img(collection_png, 'collection over time')}{map_note}"
             f"{html_table(years)}<h2>Drifting artists</h2>{''.join(sections) or '<p>None.</p>'}")
     files.insert(0, _write(out / "evolution.html", _page("Melodex: evolution", body)))

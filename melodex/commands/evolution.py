@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         artist_timeline,
         collection_scale,
         drift_score,
+        undated_releases,
         year_centroids,
     )
     from melodex.commands.options import open_store
@@ -62,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
         if rows.size == 0:
             raise MelodexError(f"no artist {args.artist!r} in the store at {store.root}")
         name, artist_id = str(tracks["artist"].iloc[rows[0]]), tracks["artist_id"].iloc[rows[0]]
-        timeline = artist_timeline(tracks, embeddings, rows, coords)
+        timeline, undated = artist_timeline(tracks, embeddings, rows, coords), undated_releases(tracks, rows)
         if len(timeline) == 0:
-            raise MelodexError(f"{name}: none of the artist's {rows.size} track(s) has a date")
+            raise MelodexError(f"{name}: none of the artist's {rows.size} track(s) has a release date")
         score = drift_score(timeline, name, None if pd.isna(artist_id) else str(artist_id),
-                            scale=collection_scale(embeddings))
-        files = report.write_artist_report(out, score, timeline, tracks, coords)
+                            scale=collection_scale(embeddings), n_undated=len(undated))
+        files = report.write_artist_report(out, score, timeline, tracks, coords, undated)
         log.info("%s: %d dated track(s), spearman %.2f, drifting=%s; wrote %s", name, score.n_tracks,
                  score.spearman, score.drifting, ", ".join(str(f) for f in files))
         return 0

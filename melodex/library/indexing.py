@@ -20,7 +20,14 @@ import numpy as np
 
 from melodex.audio.files import find_audio_files
 from melodex.constants import DEFAULT_PART_SIZE
-from melodex.library.metadata import fma_tracks, merge, read_tags, track_metadata
+from melodex.library.metadata import (
+    fma_tracks,
+    merge,
+    read_tags,
+    release_identity,
+    split_values,
+    track_metadata,
+)
 from melodex.library.store import TrackRecord, path_key, resolved_path
 
 log = logging.getLogger(__name__)
@@ -79,8 +86,14 @@ def make_record(path: str, probabilities: dict[str, float], embedding: Any, dura
         embedding=np.asarray(embedding, dtype=np.float32), probabilities={k: float(v) for k, v in probabilities.items()},
         title=fields.get("title"), artist=fields.get("artist"), artist_id=fields.get("artist_id"),
         album=fields.get("album"), date=fields.get("date"), date_source=fields.get("date_source"),
-        genre=fields.get("genre"), source=source, duration=duration,
+        genre=fields.get("genre"), source=source, duration=duration, album_artist=fields.get("album_artist"),
+        release_id=release_identity(fields), artists=_values(fields.get("artist")), genres=_values(fields.get("genre")),
     )
+
+
+def _values(text: str | None) -> tuple[str, ...] | None:
+    values = split_values(text)
+    return None if values is None else tuple(values)
 
 
 def records_from_jsonl(lines: Iterable[dict[str, Any]], sources: MetadataSources, known: set[str],

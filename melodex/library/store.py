@@ -60,6 +60,9 @@ STRING_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "
                   "genre", "predicted_label", "source")
 BASE_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source", "year",
                 "genre", "predicted_label", "confidence", "source", "duration")
+# Release and multi-value columns (added after the first stores: a store without them reads them as missing)
+RELEASE_COLUMNS = ("album_artist", "release_id")  # strings
+LIST_COLUMNS = ("artists", "genres")  # list<string>: every value; ``artist``/``genre`` hold the display string
 DEFAULT_BATCH = 1000  # records per part file
 _PART_RE = re.compile(r"^part-(\d{6,})(?:-(\d{6,}))?-[0-9a-f]{8}\.parquet$")  # part-FIRST[-LAST]-uuid
 COMPACT_ROWS = 20_000  # compact() merges small parts into parts of up to this many tracks
@@ -87,6 +90,10 @@ class TrackRecord:
     genre: str | None = None
     source: str = "tags"
     duration: float | None = None
+    album_artist: str | None = None
+    release_id: str | None = None  # tracks of one release share it (melodex.library.metadata.release_identity)
+    artists: tuple[str, ...] | None = None  # every artist; ``artist`` is their display string
+    genres: tuple[str, ...] | None = None  # every genre; ``genre`` is their display string
 
 
 def path_key(path: str | Path) -> str:
@@ -196,8 +203,10 @@ class LibraryStore:
 
         Columns: track_id, path, title, artist, artist_id, album, date, date_source (strings,
         ``<NA>`` when unknown), year (Int64), genre (the true label, may be ``<NA>``),
-        predicted_label, confidence (float), source, duration (float seconds), then one float
-        column ``prob:<label>`` per label.
+        predicted_label, confidence (float), source, duration (float seconds), one float
+        column ``prob:<label>`` per label, album_artist and release_id (strings), artists and
+        genres (lists of strings, None when unknown; ``artist``/``genre`` are their display
+        strings). A store written before a column existed reads it as missing.
         """
 
         table = self._table()
@@ -205,6 +214,8 @@ class LibraryStore:
         mapping = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
                    pa.int64(): pd.Int64Dtype()}
         frame = table.to_pandas(types_mapper=mapping.get)
+        for name in (c for c in RELEASE_COLUMNS + LIST_COLUMNS if c not in frame.columns):  # an older store
+            frame[name] = pd.Series([None] * len(frame), dtype="string[pyarrow]" if name in RELEASE_COLUMNS else object)
         return frame.reset_index(drop=True)
 
     def embeddings(self) -> np.ndarray:
@@ -397,6 +408,11 @@ def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
     columns["duration"] = pa.array([None if r.duration is None else float(r.duration) for r in batch], pa.float64())
     for label in labels:
         columns[PROB_PREFIX + label] = pa.array([r.probabilities.get(label) for r in batch], pa.float64())
+    for name in RELEASE_COLUMNS:
+        columns[name] = pa.array([_text(getattr(r, name)) for r in batch], pa.string())
+    for name in LIST_COLUMNS:
+        columns[name] = pa.array([None if getattr(r, name) is None else [str(v) for v in getattr(r, name)]
+                                  for r in batch], pa.list_(pa.string()))
     flat = np.concatenate([np.asarray(r.embedding, dtype="<f4").reshape(-1) for r in batch])
     columns["embedding"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), len(batch),
                                                                 [None, pa.py_buffer(flat.tobytes())])
