@@ -8,7 +8,7 @@ album id, a manifest's ``album_id``, else album title + album artist + year; see
 :func:`melodex.library.metadata.release_identity`), so two albums that share a title are two
 releases; tracks without an album form one release per date. A release's date is the mean of
 its tracks' release dates. A date that only says when a file was uploaded
-(:data:`UPLOAD_DATE_SOURCES`, FMA's ``track.date_created``) is not a release date: a release
+(:data:`~melodex.analysis.releases.UPLOAD_DATE_SOURCES`, FMA's ``track.date_created``) is not a release date: a release
 without a release date is **listed apart** (:func:`undated_releases`, ``n_undated_releases``)
 and never put in the order, which would be a guess. The **first work** is the earliest release; its centroid (mean of unit-normalised embeddings) is
 the reference. For every track, ``dist_first`` is its cosine distance to that centroid (for a
@@ -25,7 +25,9 @@ The **drift score** works on releases, not tracks, because tracks of one album s
   from the first work? ``track_spearman`` is the same at track level, for information. Both
   are nan with fewer than 3 releases after the first work (or 3 later tracks).
 * ``slope_per_year``: least-squares slope of ``dist_first`` (later tracks) against the date,
-  in cosine distance per year;
+  in cosine distance per year; ``slope_ci_low``/``slope_ci_high``: its 95% bootstrap interval,
+  releases and then their tracks resampled with replacement (:func:`bootstrap_slope`), so an
+  interval that excludes 0 says the trend is not an accident of which releases were made;
 * ``displacement``: cosine distance between the first and the last release centroids;
   ``step``: the median distance between consecutive releases; ``displacement_ratio`` =
   displacement / step. An artist whose releases differ at random has a ratio near 1 (the last
@@ -48,30 +50,34 @@ monotone but random ordering of 5 later releases happens by chance 1 time in 120
 
 Collection-wide: per-year centroids, their distance from the first year's and from the
 previous year's centroid, the mean genre probabilities per year, and (with a saved map) the
-centroid's position on the map.
+centroid's position on the map: the year's mean *embedding* placed with the map's own transform
+(:func:`melodex.analysis.mapping.place_points`), never the mean of 2-D positions, which for a
+year spread over two clusters lands in the empty space between them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
+from melodex.analysis.mapping import place_points
+from melodex.analysis.releases import (  # noqa: F401  (release_keys and friends are part of this API)
+    UPLOAD_DATE_SOURCES,
+    dated_releases,
+    fractional_year,
+    release_dates,
+    release_keys,
+    undated_releases,
+)
 from melodex.analysis.similarity import normalize_rows
-from melodex.library.metadata import release_identity
-
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
-
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +89,8 @@ DRIFT_RULE = (("n_releases", ">=", "min_releases"), ("spearman", ">=", "spearman
               ("displacement_ratio", ">=", "displacement_ratio"),
               ("relative_displacement", ">=", "relative_displacement"))
 OPTIONAL_CLAUSES = ("relative_displacement",)
-UPLOAD_DATE_SOURCES = ("track.date_created",)  # dates of an upload, not of a release
+BOOTSTRAP_RESAMPLES = 400  # resamples behind slope_ci_low/high
+BOOTSTRAP_SEED = 0
 DEFAULT_OUT = "melodex_outputs/evolution"
 
 
@@ -107,6 +114,8 @@ class ArtistDrift:
     relative_displacement: float
     drifting: bool
     n_undated_releases: int = 0  # releases without a release date: listed apart, not scored
+    slope_ci_low: float = float("nan")  # 95% bootstrap interval of slope_per_year (see bootstrap_slope)
+    slope_ci_high: float = float("nan")
 
 
 def rule_checks(values: Mapping[str, float]) -> list[tuple[str, float, str, float, bool | None]]:
@@ -132,19 +141,6 @@ def rule_text() -> str:
             "n_releases counts releases with a release date)")
 
 
-def fractional_year(date: str | None) -> float:
-    """``"2004-07-02"`` -> 2004.5; ``"2004"`` -> 2004.5 (mid-year); unknown -> nan."""
-
-    if not isinstance(date, str) or len(date) < 4 or not date[:4].isdigit():
-        return float("nan")
-    year = int(date[:4])
-    try:
-        day = dt.date.fromisoformat(date[:10]).timetuple().tm_yday
-        return year + (day - 1) / 365.25
-    except ValueError:
-        return year + 0.5
-
-
 def unit(x: np.ndarray) -> np.ndarray:
     return normalize_rows(x)
 
@@ -167,66 +163,6 @@ def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
     return np.flatnonzero(hits.to_numpy(dtype=bool))
 
 
-def _column(part: pd.DataFrame, name: str) -> list:
-    """A column as plain Python values (None for missing), or all None when the store lacks it."""
-    if name not in part.columns:
-        return [None] * len(part)
-    return [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
-            for v in part[name].astype(object)]
-
-
-def release_keys(part: pd.DataFrame) -> list[str]:
-    """The release of each row: its ``release_id``; in a store written before that column, the
-    same identity made from album, album artist (or artist) and year; without an album,
-    ``date:<date>`` (or ``track:<id>`` when undated), one release per date."""
-
-    out = []
-    columns = {name: _column(part, name) for name in ("release_id", "album", "album_artist", "artist", "date",
-                                                       "track_id")}
-    for i in range(len(part)):
-        row = {name: values[i] for name, values in columns.items()}
-        key = row["release_id"] or release_identity(row)
-        out.append(key or (f"date:{row['date']}" if row["date"] else f"track:{row['track_id']}"))
-    return out
-
-
-def release_dates(part: pd.DataFrame) -> np.ndarray:
-    """Each row's release date as a fractional year; nan when it has none (no date, or only
-    an upload date from :data:`UPLOAD_DATE_SOURCES`)."""
-
-    sources = _column(part, "date_source")
-    return np.array([fractional_year(d) if s not in UPLOAD_DATE_SOURCES else float("nan")
-                     for d, s in zip(_column(part, "date"), sources)], dtype=float)
-
-
-def _dated_releases(part: pd.DataFrame) -> tuple[list[str], np.ndarray, dict[str, float]]:
-    """(release of each row, release date of each row, date of each dated release)."""
-    keys, t = release_keys(part), release_dates(part)
-    when: dict[str, list[float]] = {}
-    for key, value in zip(keys, t):
-        when.setdefault(key, [])
-        if np.isfinite(value):
-            when[key].append(value)
-    return keys, t, {key: float(np.mean(v)) for key, v in when.items() if v}
-
-
-def undated_releases(tracks: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The releases of ``rows`` that have no release date, listed apart and never ordered:
-    release_id, album, n_tracks, date and date_source (an upload date, when one is known)."""
-
-    part = tracks.iloc[rows]
-    keys, _, dated = _dated_releases(part)
-    albums, dates, sources = _column(part, "album"), _column(part, "date"), _column(part, "date_source")
-    found: dict[str, dict] = {}
-    for i, key in enumerate(keys):
-        if key in dated:
-            continue
-        entry = found.setdefault(key, {"release_id": key, "album": albums[i], "n_tracks": 0, "date": dates[i],
-                                       "date_source": sources[i]})
-        entry["n_tracks"] += 1
-    return pd.DataFrame(list(found.values()), columns=["release_id", "album", "n_tracks", "date", "date_source"])
-
-
 def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarray,
                     coords: pd.DataFrame | None = None) -> pd.DataFrame:
     """The tracks of one artist's dated releases in date order, with their drift measures.
@@ -240,7 +176,7 @@ def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarr
     """
 
     part = tracks.iloc[rows].copy()
-    keys, t, dated = _dated_releases(part)
+    keys, t, dated = dated_releases(part)
     keep = np.array([key in dated for key in keys], dtype=bool)
     part["release_id"] = keys
     part["t"] = [value if np.isfinite(value) else dated.get(key, np.nan) for key, value in zip(keys, t)]
@@ -313,6 +249,40 @@ def collection_scale(embeddings: np.ndarray, *, pairs: int = 4000, seed: int = 0
     return float(np.median(1.0 - np.einsum("ij,ij->i", u[a], u[b])))
 
 
+def _slope(t: np.ndarray, d: np.ndarray) -> float:
+    return float(np.polyfit(t, d, 1)[0]) if len(t) >= 2 and np.ptp(t) > 0 else float("nan")
+
+
+def bootstrap_slope(timeline: pd.DataFrame, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """The 95% percentile interval of ``slope_per_year`` over hierarchical bootstrap resamples.
+
+    Each resample draws the later releases with replacement (as many as there are), then within
+    each drawn release its tracks with replacement, and refits the slope of ``dist_first``
+    against the date: the interval reflects both which releases and which tracks happen to
+    exist. (nan, nan) when the slope itself is undefined; resamples whose dates do not vary
+    are skipped.
+    """
+
+    t = timeline["t"].to_numpy(dtype=float)
+    d = timeline["dist_first"].to_numpy(dtype=float)
+    release = timeline["release"].to_numpy(dtype=int)
+    later = np.flatnonzero(release > 0)
+    if not np.isfinite(_slope(t[later], d[later])):
+        return float("nan"), float("nan")
+    groups = [later[release[later] == r] for r in np.unique(release[later])]
+    rng = np.random.default_rng(seed)
+    slopes = np.full(resamples, np.nan)
+    for k in range(resamples):
+        drawn = rng.integers(0, len(groups), len(groups))
+        rows = np.concatenate([rng.choice(groups[g], size=groups[g].size, replace=True) for g in drawn])
+        slopes[k] = _slope(t[rows], d[rows])
+    if np.isfinite(slopes).sum() < resamples // 2:
+        return float("nan"), float("nan")
+    low, high = np.nanpercentile(slopes, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = None, *,
                 scale: float | None = None, n_undated: int = 0) -> ArtistDrift:
     """The :class:`ArtistDrift` of a timeline from :func:`artist_timeline`.
@@ -331,7 +301,8 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
     rel_d = np.array([d[release == r].mean() for r in range(1, n_releases)])
     rho, p = spearman_one_sided(rel_t, rel_d)
     track_rho, _ = spearman_one_sided(t[later], d[later], exact_max=0)
-    slope = float(np.polyfit(t[later], d[later], 1)[0]) if later.sum() >= 2 and np.ptp(t[later]) > 0 else float("nan")
+    slope = _slope(t[later], d[later])
+    ci_low, ci_high = bootstrap_slope(timeline)
     per_release = timeline.groupby("release")[["release_dist_first", "release_dist_prev"]].first()
     displacement = float(per_release["release_dist_first"].iloc[-1]) if n_releases >= 2 else float("nan")
     steps = per_release["release_dist_prev"].dropna()
@@ -346,7 +317,8 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
                        first_date=dates.iloc[0] if len(dates) else "", last_date=dates.iloc[-1] if len(dates) else "",
                        spearman=rho, p_value=p, track_spearman=track_rho, slope_per_year=slope,
                        displacement=displacement, step=step, displacement_ratio=float(ratio),
-                       relative_displacement=float(relative), drifting=drifting, n_undated_releases=int(n_undated))
+                       relative_displacement=float(relative), drifting=drifting, n_undated_releases=int(n_undated),
+                       slope_ci_low=ci_low, slope_ci_high=ci_high)
 
 
 def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndarray]:
@@ -383,18 +355,21 @@ def all_artists(tracks: pd.DataFrame, embeddings: np.ndarray, *, min_tracks: int
     return frame.reset_index(drop=True)
 
 
-def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.DataFrame | None = None) -> pd.DataFrame:
+def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.DataFrame | None = None, *,
+                   place: Callable[[np.ndarray], np.ndarray] | None = None) -> pd.DataFrame:
     """Per year: n_tracks, cosine distance of the year's centroid from the first year's
     (``dist_first``) and from the previous year's (``dist_prev``), mean genre probabilities,
-    and the centroid's map position (x, y: mean of the year's tracks) when a map is given."""
+    and, when a map is given, the centroid's map position (x, y).
+
+    The position is the year's mean embedding placed on the map by ``place`` (for a store,
+    :func:`melodex.analysis.mapping.place_on_map`), by default :func:`place_points` over the
+    tracks that ``coords`` positions; never the mean of the tracks' 2-D positions.
+    """
 
     years = tracks["year"].to_numpy(dtype=float, na_value=np.nan)
     valid = sorted({int(y) for y in years[np.isfinite(years)]})
     vecs = unit(embeddings).astype(np.float64)
     probs = [c for c in tracks.columns if c.startswith("prob:")]
-    xy = None
-    if coords is not None:
-        xy = tracks[["track_id"]].merge(coords[["track_id", "x", "y"]], on="track_id", how="left")
     rows, centroids = [], []
     for year in valid:
         mask = years == year
@@ -404,8 +379,23 @@ def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.Data
                "dist_prev": float(cosine_distance(centroid, centroids[-1])) if centroids else float("nan")}
         centroids.append(centroid)
         row.update({c: float(tracks.loc[mask, c].mean()) for c in probs})
-        if xy is not None:
-            row.update(x=float(xy.loc[mask, "x"].mean()), y=float(xy.loc[mask, "y"].mean()))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["year", "n_tracks", "dist_first", "dist_prev", *probs]
-                        + (["x", "y"] if xy is not None else []))
+    frame = pd.DataFrame(rows, columns=["year", "n_tracks", "dist_first", "dist_prev", *probs])
+    if coords is not None and len(frame):
+        if place is None:
+            place = _placer(tracks, embeddings, coords)
+        xy = np.asarray(place(np.asarray(centroids, dtype=np.float32)), dtype=np.float64)
+        frame["x"], frame["y"] = xy[:, 0], xy[:, 1]
+    elif coords is not None:
+        frame["x"], frame["y"] = [], []
+    return frame
+
+
+def _placer(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+    """Places embeddings on the map that ``coords`` gives for ``tracks`` (the map's default settings)."""
+
+    aligned = tracks[["track_id"]].astype(str).merge(coords[["track_id", "x", "y"]].astype({"track_id": str}),
+                                                   on="track_id", how="left")
+    on_map = aligned["x"].notna().to_numpy()
+    ref, pos = np.asarray(embeddings, dtype=np.float32)[on_map], aligned.loc[on_map, ["x", "y"]].to_numpy(float)
+    return lambda new: place_points(ref, pos, new, n_neighbors=min(15, max(len(ref), 1)))

@@ -7,13 +7,14 @@ An artist's dated tracks are grouped into releases and compared with the first o
 score (Spearman correlation of release date and distance from the first work, its one-sided
 p-value, the displacement against the collection's scale) and the rule that flags an artist as
 drifting are written in the report, with the numbers behind them. Collection-wide (--all):
-per-year centroids and their distances, the genre mix per year, and the centroid's path on the
-map when one is saved. melodex.analysis.evolution documents every measure.
+per-year centroids and their distances, the genre mix per year, the centroids placed on the map
+when one is saved, and a page with figures for every artist with at least two dated releases. melodex.analysis.evolution documents every measure.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         undated_releases,
         year_centroids,
     )
+    from melodex.analysis.mapping import place_on_map
     from melodex.commands.options import open_store
 
     store = open_store(args.store)
@@ -73,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
                  score.spearman, score.drifting, ", ".join(str(f) for f in files))
         return 0
     scores = all_artists(tracks, embeddings, min_tracks=args.min_tracks)
-    years = year_centroids(tracks, embeddings, coords)
+    years = year_centroids(tracks, embeddings, coords,
+                           place=None if coords is None else functools.partial(place_on_map, store))
     timelines = {}
-    for row in scores[scores["drifting"]].itertuples():
+    for row in scores[scores["n_releases"] >= report.FIGURE_MIN_RELEASES].itertuples():
         rows = artist_rows(tracks, row.artist_id if isinstance(row.artist_id, str) else row.artist)
         timelines[row.artist] = artist_timeline(tracks, embeddings, rows, coords)
     files = report.write_collection_report(out, scores, years, timelines, tracks, coords)
-    log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %s", len(scores), int(scores["drifting"].sum()),
-             len(years), ", ".join(str(f) for f in files))
+    log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %d files to %s (open %s)", len(scores),
+             int(scores["drifting"].sum()), len(years), len(files), out, files[0])
     return 0
