@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from melodex.commands import EXIT_INTERRUPTED
 from melodex.commands.options import (
     add_batch_size,
     add_device,
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from melodex.library.metadata import read_manifest
     from melodex.library.store import LibraryStore
+    from melodex.util.interrupt import UntilInterrupted
 
     if bool(args.audio) == bool(args.from_jsonl):
         raise MelodexError("give either --audio (with --model) or --from-jsonl")
@@ -95,10 +97,15 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
         records = records_from_audio(predictor, files, sources, summary, full=args.full, progress=bar) \
             if files else iter(())
+    records = UntilInterrupted(records)  # Ctrl-C while embedding: write what is done, then stop
     try:
         summary.added = index_records(store, records, part_size=args.part_size, progress=bar)
     finally:
         bar.close()
+    if records.interrupted:
+        log.warning("interrupted: the %d track(s) embedded so far are kept in %s; run the same command "
+                    "again to add the rest", summary.added, store.root)
+        return EXIT_INTERRUPTED
     if summary.added:  # merge this run's small parts, so loading stays fast as the library grows
         log.debug("compacted the store: %d part file(s) merged", store.compact())
     summary.total = len(store)
