@@ -6,7 +6,8 @@
 
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as
-they complete: an interrupted run loses at most the batch in flight, and a rerun adds the rest.
+they complete: a killed run loses at most the batch in flight (Ctrl-C writes it first, exit 130),
+and a rerun adds the rest.
 At the end of a run the small parts it wrote are merged (``LibraryStore.compact``).
 Metadata comes from the files' tags, then FMA's tracks.csv (``--metadata``/``--fma-metadata``),
 then a manifest CSV (``--manifest``), each overriding the one before; what no source states stays

@@ -18,13 +18,15 @@ finish; JSON is written atomically at the end. README.md ("Inference") lists eve
 
 Files that cannot be read do not stop the run. They are recorded: JSONL gets
 {"audio_file", "error"} lines, JSON an "errors" list, CSV a sidecar <stem>.errors.csv
-(audio_file,error) beside the output. A summary on stderr counts successes and failures.
+(audio_file,error) beside the output. A summary on stderr counts successes and failures (the
+table on stdout ends with that count instead). Ctrl-C stops the run (exit 130) and says how many
+results the output holds; a JSONL output is then continued with --resume.
 
 --resume (JSONL only) keeps the successful lines of an existing output, skips those files and
 appends the rest. Error lines are dropped and their files retried; an unfinished last line
 (from a killed run) is cut away first, so every file ends up exactly once.
 
-Exit status: 0 all files ok, 1 some files failed, 2 the run could not start (model missing,
+Exit status: 0 all files ok, 1 some files failed, 130 Ctrl-C, 2 the run could not start (model missing,
 not a Melodex checkpoint or unsafe to load, --device cuda without a GPU, bad options).
 """
 

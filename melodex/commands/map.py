@@ -7,7 +7,7 @@
 The first run fits a 2-D UMAP map of every track's embedding and saves the coordinates in the
 store; later runs place tracks added since onto that map (as umap-learn's transform does) unless
 --refit is given. The same store, settings and seed give the same map; --fast uses every core
-and gives up reproducibility. Output: the HTML page (--out) and a .png or .svg figure (--png).
+and gives up reproducibility. Output: the HTML page (--out) and a .png, .svg or .pdf figure (--png).
 """
 
 from __future__ import annotations
