@@ -13,6 +13,7 @@ from melodex import __version__
 from melodex.commands import (  # noqa: F401  (run_command, script_main: the root scripts' entry points)
     COMMANDS,
     EXIT_ERROR,
+    Parser,
     command_parser,
     configure,
     execute,
@@ -25,7 +26,7 @@ from melodex.commands import (  # noqa: F401  (run_command, script_main: the roo
 
 def get_parser() -> argparse.ArgumentParser:
     """The full ``melodex`` parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="melodex",
         description="Melodex: learned embeddings for studying a music collection "
         "(genre CNN on MFCCs, UMAP maps, similarity, artist evolution).",

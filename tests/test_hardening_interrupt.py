@@ -13,7 +13,6 @@ left on device", and the outputs of the previous run are intact.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import json
@@ -21,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from melodex.cli import main
 from melodex.features.cache import FeatureCache
 from melodex.library.store import LibraryStore
 from tests import nasty
-from tests.conftest import ROOT
+from tests.conftest import ROOT, signal_when
 
 N_FILES = 60
 
@@ -60,19 +58,7 @@ def _env() -> dict[str, str]:
 
 def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 120) -> None:
     """Start ``python *args``, SIGKILL its process group once ``ready()`` holds; fail if it ended first."""
-    proc = subprocess.Popen([sys.executable, *args], env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while proc.poll() is None and not ready() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # never leave a worker behind
-        proc.stderr.close()
+    signal_when(args, ready, signal.SIGKILL, timeout)
 
 
 def _lines(path: Path) -> int:

@@ -56,14 +56,15 @@ def run(args: argparse.Namespace) -> int:
     tracks = store.tracks()
     if len(tracks) == 0:
         raise MelodexError(f"the store at {store.root} is empty; run 'melodex index' first")
+    rows = artist_rows(tracks, args.artist) if args.artist else None
+    if rows is not None and rows.size == 0:
+        raise MelodexError(f"no artist {args.artist!r} in the store at {store.root}"
+                           f"{_closest_artists(args.artist, tracks['artist'])}")
     embeddings, coords = store.embeddings(), store.coordinates()
     if coords is None:
         log.info("no map saved in %s: trajectories on the map are left out (run 'melodex map')", store.root)
     out = Path(args.out)
-    if args.artist:
-        rows = artist_rows(tracks, args.artist)
-        if rows.size == 0:
-            raise MelodexError(f"no artist {args.artist!r} in the store at {store.root}")
+    if rows is not None:
         name, artist_id = str(tracks["artist"].iloc[rows[0]]), tracks["artist_id"].iloc[rows[0]]
         timeline, undated = artist_timeline(tracks, embeddings, rows, coords), undated_releases(tracks, rows)
         if len(timeline) == 0:
@@ -85,3 +86,16 @@ def run(args: argparse.Namespace) -> int:
     log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %d files to %s (open %s)", len(scores),
              int(scores["drifting"].sum()), len(years), len(files), out, files[0])
     return 0
+
+
+def _closest_artists(name: str, artists) -> str:
+    """"; did you mean 'A', 'B'?" with the stored artist names closest to ``name`` (difflib, and
+    names that contain it), or "" when none is close."""
+    import difflib
+
+    names = sorted({str(a) for a in artists.dropna().unique()})
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    close += [n for n in lowered if name.lower() in n and n not in close]
+    picked = [lowered[n] for n in close][:5]
+    return f"; did you mean {', '.join(repr(n) for n in picked)}?" if picked else ""

@@ -6,7 +6,8 @@
 
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as
-they complete: an interrupted run loses at most the batch in flight, and a rerun adds the rest.
+they complete: a killed run loses at most the batch in flight (Ctrl-C writes it first, exit 130),
+and a rerun adds the rest.
 At the end of a run the small parts it wrote are merged (``LibraryStore.compact``).
 Metadata comes from the files' tags, then FMA's tracks.csv (``--metadata``/``--fma-metadata``),
 then a manifest CSV (``--manifest``), each overriding the one before; what no source states stays
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from melodex.commands import EXIT_INTERRUPTED
 from melodex.commands.options import (
     add_batch_size,
     add_device,
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from melodex.library.metadata import read_manifest
     from melodex.library.store import LibraryStore
+    from melodex.util.interrupt import UntilInterrupted
 
     if bool(args.audio) == bool(args.from_jsonl):
         raise MelodexError("give either --audio (with --model) or --from-jsonl")
@@ -95,10 +98,15 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
         records = records_from_audio(predictor, files, sources, summary, full=args.full, progress=bar) \
             if files else iter(())
+    records = UntilInterrupted(records)  # Ctrl-C while embedding: write what is done, then stop
     try:
         summary.added = index_records(store, records, part_size=args.part_size, progress=bar)
     finally:
         bar.close()
+    if records.interrupted:
+        log.warning("interrupted: the %d track(s) embedded so far are kept in %s; run the same command "
+                    "again to add the rest", summary.added, store.root)
+        return EXIT_INTERRUPTED
     if summary.added:  # merge this run's small parts, so loading stays fast as the library grows
         log.debug("compacted the store: %d part file(s) merged", store.compact())
     summary.total = len(store)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 
 from melodex.commands.options import positive_int
@@ -70,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     truth = json.loads((out / "demo_truth.json").read_text())
     counts = f"{len(truth['styles'])} styles, {len(truth['artists'])} artists"
     print(f"wrote {len(truth['tracks'])} tracks ({counts}) to {out} in {time.perf_counter() - start:.1f} s")
-    print(f"train with: melodex train --data_dir {out / 'fma_small'}")
+    print(f"train with: {shlex.join(['melodex', 'train', '--data_dir', str(out / 'fma_small')])}")
     return 0

@@ -53,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from melodex.analysis.similarity import similar
     from melodex.commands.options import open_store
 
-    table = similar(open_store(args.store), args.query, args.k, predictor=_PredictorOnDemand(args.model, args.device),
-                    method=args.method)
+    store = open_store(args.store)
+    query = _padded_track_id(store, args.query)
+    table = similar(store, query, args.k, predictor=_PredictorOnDemand(args.model, args.device), method=args.method)
     if args.json:
         rows = [{key: (None if _missing(value) else value) for key, value in row.items()}
                 for row in table.astype(object).to_dict(orient="records")]
@@ -63,6 +64,18 @@ def run(args: argparse.Namespace) -> int:
         shown = table.astype(object).where(table.notna(), "-")
         print(shown.to_string(index=False, formatters={"distance": "{:.4f}".format, "similarity": "{:.4f}".format}))
     return 0
+
+
+def _padded_track_id(store, query: str) -> str:
+    """``2`` -> ``000002`` when the store's ids are zero-padded digits (FMA's) and one of them is 2;
+    any other query is returned as it is."""
+    if not query.isdigit() or Path(query).exists():
+        return query
+    keys = store.keys()
+    if query in keys:
+        return query
+    same = [key for key in keys if key.isdigit() and int(key) == int(query)]
+    return same[0] if len(same) == 1 else query
 
 
 def _missing(value: Any) -> bool:
