@@ -47,3 +47,4 @@ DEFAULT_PORT = 8000
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # and cuda:N for one GPU of several
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"  # what --device accepts
 ACCEPTED_DEVICES = "auto, cpu, cuda or cuda:N"  # the same, in words for messages
+MIN_LAST_SECONDS = 5.0  # --full: a tail shorter than this after the last full window gets no window

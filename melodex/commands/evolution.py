@@ -8,7 +8,8 @@ score (Spearman correlation of release date and distance from the first work, it
 p-value, the displacement against the collection's scale) and the rule that flags an artist as
 drifting are written in the report, with the numbers behind them. Collection-wide (--all):
 per-year centroids and their distances, the genre mix per year, the centroids placed on the map
-when one is saved, and a page with figures for every artist with at least two dated releases. melodex.analysis.evolution documents every measure.
+when one is saved, and a page with figures for every artist with at least two dated releases.
+The report's glossary explains every measure.
 """
 
 from __future__ import annotations

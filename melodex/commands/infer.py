@@ -39,7 +39,7 @@ from pathlib import Path
 
 from melodex.commands import EXIT_INTERRUPTED
 from melodex.commands.options import add_batch_size, add_device, add_model, add_num_workers, positive_seconds
-from melodex.constants import AUDIO_EXTENSIONS
+from melodex.constants import AUDIO_EXTENSIONS, MIN_LAST_SECONDS
 from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="with --full: seconds between window starts (default: 30, no overlap)")
     seg.add_argument("--last", choices=("pad", "align", "drop"), default=None,
                      help="with --full: the tail after the last full window: pad it (default), "
-                     "align a window to the end, or drop it")
+                     "align a window to the end, or drop it; under pad and align a tail shorter "
+                     f"than {MIN_LAST_SECONDS:g} s gets no window and is dropped")
     perf = parser.add_argument_group("performance")
     add_batch_size(perf, default=8)
     add_num_workers(perf, default=4,

@@ -6,7 +6,7 @@ Layout written under ``--out`` (default ``demo_data``)::
     demo_data/fma_small/000/000002.mp3   # 22050 Hz mono mp3 clips, 30 s by default
     demo_data/demo_truth.json            # the ground truth: styles, artists, per-track style mix
 
-The music is clearly synthetic: five made-up styles (:mod:`melodex.demo.synth`), three
+The music is clearly synthetic: five made-up styles, three
 artists per style whose albums are spread over 2005-2016, and one extra artist, "Drift Machine",
 whose music moves on purpose from one style to another: its tracks are singles released at
 regular intervals and the weight of the second style rises linearly with the date (0 for the

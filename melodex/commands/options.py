@@ -107,7 +107,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -
                        help="the audio: an FMA folder, a folder per label, or a manifest (default: %(default)s)")
     group.add_argument("--metadata_dir", "--metadata-dir", default=None, metavar="DIR",
                        help="FMA metadata holding tracks.csv (default: DATA_DIR/../fma_metadata)")
-    group.add_argument("--kind", default="auto", help="dataset layout: auto, or a kind melodex.datasets knows (default: auto)")
+    group.add_argument("--kind", default="auto", help="dataset layout: auto (detected from the folder), fma (tracks.csv + "
+                            "fma_*/NNN/NNNNNN.mp3), folder (one folder per label) or manifest (a CSV of "
+                            "path,label,...) (default: auto)")
     group.add_argument("--subset", default=None, help="FMA subset to use: small, medium or large (default: what DATA_DIR holds)")
     group.add_argument("--cache_dir", "--cache-dir", default=DEFAULT_CACHE_DIR, metavar="DIR", help=cache_help)
 
