@@ -187,6 +187,31 @@ def test_ctrl_c_keeps_the_tracks_of_a_part_not_yet_full(clips, model, tmp_path, 
                                        "run the same command again to add the rest\n")
 
 
+def test_ctrl_c_while_a_part_is_written_finishes_that_part(clips, model, tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that lands while the store writes a part waits for the write, then stops the run."""
+    import os
+    import signal
+
+    from melodex.library.store import LibraryStore as Store
+
+    real = Store._write_part
+    calls = []
+
+    def write_with_ctrl_c(self, batch, dim):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the first part's write
+        return real(self, batch, dim)
+
+    monkeypatch.setattr(Store, "_write_part", write_with_ctrl_c)
+    store = tmp_path / "library"
+    assert main(["index", "--store", str(store), "--model", str(model), "--audio", str(clips),
+                 "--num-workers", "0", "--part-size", "4", "-q"]) == 130
+    assert calls == [4] and len(LibraryStore(store)) == 4  # the part in flight is whole; nothing after it
+    assert capsys.readouterr().err == (f"interrupted: the 4 track(s) embedded so far are kept in {store}; "
+                                       "run the same command again to add the rest\n")
+
+
 # ---------------------------------------------------------------------------- map, Checkpoint
 def test_map_says_fitting_a_new_map_once(tmp_path, capsys):
     synthetic_store(tmp_path / "library", np.random.default_rng(0), n_per=6)
