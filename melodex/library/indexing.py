@@ -34,6 +34,7 @@ class IndexSummary:
 
     added: int = 0
     skipped: int = 0  # already in the store
+    present: list[str] = field(default_factory=list)  # the files met that were already stored
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     total: int = 0  # tracks in the store afterwards
 
@@ -94,6 +95,7 @@ def records_from_jsonl(lines: Iterable[dict[str, Any]], sources: MetadataSources
             continue
         if _known(name, sources, known):
             summary.skipped += 1
+            summary.present.append(name)
             continue
         probs = (line.get("global_prediction") or {}).get("all_probabilities")
         embedding = line.get("embedding")
@@ -149,16 +151,18 @@ def new_audio_files(inputs: list[str], sources: MetadataSources, known: set[str]
     for path in find_audio_files(inputs, missing="keep"):
         if _known(str(path), sources, known):
             summary.skipped += 1
+            summary.present.append(str(path))
         else:
             files.append(path)
     return files
 
 
 def index_records(store: Any, records: Iterable[Any], *, part_size: int = DEFAULT_PART_SIZE,
-                  progress: Any = None) -> int:
-    """Append ``records`` to ``store`` in parts of ``part_size``; returns how many were added."""
+                  progress: Any = None, model: Any = None) -> int:
+    """Append ``records`` (embedded by ``model``, a ModelStamp or None when unknown) to ``store``
+    in parts of ``part_size``; returns how many were added."""
     added = 0
-    for count in store.add_batches(records, batch_size=part_size):
+    for count in store.add_batches(records, batch_size=part_size, model=model):
         added += count
         if progress is not None:
             progress.set_postfix(added=added)
