@@ -162,3 +162,24 @@ def test_the_store_folder_reads_with_pandas_pyarrow_and_duckdb(tmp_path, rng):
     order = np.argsort(tracks["track_id"].to_numpy())
     np.testing.assert_array_equal(decoded, store.embeddings()[order])
     assert store.coordinates()["y"].eq(1.0).all() and store.map_info() == {"seed": 1}
+
+
+def test_fma_metadata_given_later_fills_the_stored_tracks(tmp_path, models, capsys):
+    from melodex.demo.corpus import write_demo_corpus
+
+    a, _ = models
+    demo = write_demo_corpus(tmp_path / "demo", tracks_per_artist=1, seconds=1.0, seed=0, workers=1)
+    store = tmp_path / "lib"
+    args = ["index", "--store", str(store), "--audio", str(demo / "fma_small"), "--model", str(a),
+            "--num-workers", "0", "--device", "cpu"]
+    assert main(args) == 0
+    assert LibraryStore(store).tracks()["artist"].isna().all()
+    capsys.readouterr()
+    assert main([*args, "--fma-metadata", str(demo / "fma_metadata")]) == 0
+    err = capsys.readouterr().err
+    assert "indexed 0 new track(s); 16 already present (metadata updated for 16)" in err
+    tracks = LibraryStore(store).tracks()
+    truth = json.loads((demo / "demo_truth.json").read_text())["tracks"]
+    by_file = {int(p.rsplit("/", 1)[1][:6]): artist for p, artist in zip(tracks["path"], tracks["artist"])}
+    assert by_file == {int(key): t["artist"] for key, t in truth.items()}
+    assert set(tracks["source"]) == {"fma"} and tracks["year"].notna().all()
