@@ -91,7 +91,7 @@ def test_a_store_made_before_fingerprints_adopts_the_first_model(tmp_path, music
     assert LibraryStore(store).models() == {}
     capsys.readouterr()
     assert _index(store, music, a) == 0
-    assert "made before Melodex recorded" in capsys.readouterr().err
+    assert "no model is recorded for its 5 track(s)" in capsys.readouterr().err
     assert set(LibraryStore(store).models()) == {_fp(a)}
     assert set(LibraryStore(store).tracks()["model_fingerprint"]) == {_fp(a)}
     assert _index(store, music, b) == 2

@@ -158,9 +158,9 @@ def _adopt_or_check(store, stamp) -> None:
 
     if not store.models() and len(store):
         count = adopt(store, stamp)
-        log.warning("%s: made before Melodex recorded which model embedded a store; its %d track(s) are now "
-                    "taken to come from %s (if they do not, run again with --reembed)", store.root, count,
-                    stamp.describe())
+        log.warning("%s: no model is recorded for its %d track(s) (a store made before Melodex recorded models, "
+                    "or indexed from a JSONL without --model); they are now taken to come from %s (if they do not, "
+                    "run again with --reembed)", store.root, count, stamp.describe())
     store.check_model(stamp)
 
 
