@@ -183,3 +183,22 @@ def test_fma_metadata_given_later_fills_the_stored_tracks(tmp_path, models, caps
     by_file = {int(p.rsplit("/", 1)[1][:6]): artist for p, artist in zip(tracks["path"], tracks["artist"])}
     assert by_file == {int(key): t["artist"] for key, t in truth.items()}
     assert set(tracks["source"]) == {"fma"} and tracks["year"].notna().all()
+
+
+def test_tags_edited_after_indexing_update_the_store_on_the_next_run(tmp_path, make_audio, models, capsys):
+    import mutagen
+
+    a, _ = models
+    flac = make_audio("tagged/song.flac", seconds=1.0, sr=8000, channels=1)
+    make_audio("tagged/other.wav", seconds=1.0, sr=8000, freq=700, channels=1)
+    store = tmp_path / "lib"
+    assert _index(store, flac.parent, a) == 0
+    assert LibraryStore(store).tracks()["artist"].isna().all()
+    tags = mutagen.File(str(flac), easy=True)
+    tags["artist"], tags["date"] = "Later Artist", "2019"
+    tags.save()
+    capsys.readouterr()
+    assert main(["index", "--store", str(store), "--audio", str(flac.parent), "--model", str(a), "--device", "cpu"]) == 0
+    assert "metadata updated for 1" in capsys.readouterr().err  # only the edited file was read again
+    row = LibraryStore(store).tracks().set_index("path").loc[resolved_path(flac)]
+    assert (row["artist"], row["year"], row["source"]) == ("Later Artist", 2019, "tags")

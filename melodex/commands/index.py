@@ -116,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if summary.added:  # merge this run's small parts, so loading stays fast as the library grows
         log.debug("compacted the store: %d part file(s) merged", store.compact())
-    updated = update_metadata(store, sources, summary.present) if summary.present else 0
+    given = bool(args.metadata or args.fma_metadata or args.manifest)
+    updated = update_metadata(store, sources, summary.present, only_modified=not given) \
+        if summary.present and (args.tags or given) else 0
     summary.total = len(store)
     for name, reason in summary.failed:
         log.warning("failed: %s: %s", name, reason)

@@ -49,15 +49,19 @@ _RANK = {"inference": 0, "tags": 1, "manifest": 2, "fma": 3}
 
 
 # ------------------------------------------------------------------------------- metadata
-def update_metadata(store: LibraryStore, sources: MetadataSources, paths: Iterable[str]) -> int:
+def update_metadata(store: LibraryStore, sources: MetadataSources, paths: Iterable[str], *,
+                    only_modified: bool = False) -> int:
     """Refresh the metadata of the stored tracks at ``paths`` from ``sources``; returns the number
-    of rows that changed. Parts are rewritten atomically, one at a time; a rerun finishes the rest."""
+    of rows that changed. Parts are rewritten atomically, one at a time; a rerun finishes the rest.
+    ``only_modified`` (when the files' own tags are the only source) looks only at files changed
+    since their part was written, so re-indexing a grown folder does not re-read every tag."""
 
     wanted = {resolved_path(p) for p in paths}
     changed = 0
     for part in store.part_files():
         light = pq.read_table(part, columns=[c for c in pq.read_schema(part).names if c != "embedding"])
-        rows = [i for i, p in enumerate(light.column("path").to_pylist()) if p in wanted]
+        since = part.stat().st_mtime_ns if only_modified else None
+        rows = [i for i, p in enumerate(light.column("path").to_pylist()) if p in wanted and _newer(p, since)]
         if not rows:
             continue
         fresh = _records_table([make_record(light["path"][i].as_py(), {}, np.zeros(1), None, sources)
@@ -73,6 +77,15 @@ def update_metadata(store: LibraryStore, sources: MetadataSources, paths: Iterab
             store.rewrite_part(part, table)
             changed += count
     return changed
+
+
+def _newer(path: str, since: int | None) -> bool:
+    if since is None:
+        return True
+    try:
+        return Path(path).stat().st_mtime_ns > since
+    except OSError:
+        return False
 
 
 def _merge_metadata(table: pa.Table, fresh: pa.Table, rows: list[int]) -> tuple[pa.Table, int]:
