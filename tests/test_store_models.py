@@ -202,3 +202,21 @@ def test_tags_edited_after_indexing_update_the_store_on_the_next_run(tmp_path, m
     assert "metadata updated for 1" in capsys.readouterr().err  # only the edited file was read again
     row = LibraryStore(store).tracks().set_index("path").loc[resolved_path(flac)]
     assert (row["artist"], row["year"], row["source"]) == ("Later Artist", 2019, "tags")
+
+
+def test_reembed_waits_for_a_missing_file_unless_told_to_drop_it(tmp_path, music, models, capsys):
+    a, b = models
+    store = tmp_path / "lib"
+    assert _index(store, music, a) == 0
+    gone = sorted(music.glob("*.wav"))[2]
+    gone.unlink()
+    capsys.readouterr()
+    reembed = ["index", "--store", str(store), "--model", str(b), "--reembed", "--num-workers", "0", "--device", "cpu"]
+    assert main(reembed) == 1
+    err = capsys.readouterr().err
+    assert gone.name in err and "--drop-failed" in err
+    assert set(LibraryStore(store).tracks()["model_fingerprint"]) == {_fp(a)} and len(LibraryStore(store)) == 5
+    assert main([*reembed, "--drop-failed"]) == 0
+    tracks = LibraryStore(store).tracks()
+    assert len(tracks) == 4 and resolved_path(gone) not in set(tracks["path"])
+    assert set(tracks["model_fingerprint"]) == {_fp(b)}
