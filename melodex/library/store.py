@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from melodex.constants import DEFAULT_STORE
 from melodex.errors import StoreError
 from melodex.library import store_map
+from melodex.library.compaction import merge_groups
 from melodex.library.schema import MODEL_KEY, ModelStamp, model_conflict, stamp_table
 from melodex.util.atomic import atomic_write
 
@@ -347,29 +348,12 @@ class LibraryStore:
         for stale in self._part_files(superseded=True):
             stale.unlink(missing_ok=True)
             removed += 1
-        groups: list[list[tuple[int, int, Path]]] = [[]]
-        rows_in_group = 0
-        live = {p for p in self._part_files()}
-        for first, last, path in self._all_parts():
-            if path not in live:
-                continue
-            rows = pq.ParquetFile(path).metadata.num_rows
-            if rows >= target_rows // 2:  # already big: left alone, and it ends the current run
-                groups += [[(first, last, path)], []]
-                rows_in_group = 0
-                continue
-            if groups[-1] and rows_in_group + rows > target_rows:
-                groups.append([])
-                rows_in_group = 0
-            groups[-1].append((first, last, path))
-            rows_in_group += rows
-        for group in groups:
-            if len(group) < 2:
-                continue
-            tables = [pq.read_table(path) for _, _, path in group]
-            merged = pa.concat_tables(tables, promote_options="default")
-            name = f"part-{group[0][0]:06d}-{group[-1][1]:06d}-{uuid.uuid4().hex[:8]}.parquet"
-            self._write_table(merged, name)
+        live = set(self._part_files())
+        sized = [(first, last, path, pq.ParquetFile(path).metadata.num_rows)
+                 for first, last, path in self._all_parts() if path in live]
+        for group in merge_groups(sized, target_rows):
+            merged = pa.concat_tables([pq.read_table(path) for _, _, path in group], promote_options="default")
+            self._write_table(merged, f"part-{group[0][0]:06d}-{group[-1][1]:06d}-{uuid.uuid4().hex[:8]}.parquet")
             for _, _, path in group:
                 path.unlink(missing_ok=True)
                 removed += 1
