@@ -14,12 +14,14 @@ Then:
   vectors at once, so what is timed is the store's work (finding stale rows, staging each batch,
   the one-part swap), not the model's; a real run adds the model's time per file.
 
-Wall times depend on what else the machine runs; the ratios to the load are what to compare.
+Wall times depend on what else the machine runs (the load average is printed); the ratios to the
+load (the median of 3) are what to compare.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = write_store(Path(tmp) / "store", args.tracks)
-        load, _ = _timed(lambda: (LibraryStore(root).tracks(), LibraryStore(root).embeddings()))
+        load = sorted(_timed(lambda: (LibraryStore(root).tracks(), LibraryStore(root).embeddings()))[0]
+                      for _ in range(3))[1]  # the median of 3
         paths = LibraryStore(root).tracks()["path"].tolist()
         manifest = {p: {"artist": f"New artist {i % 100}"} for i, p in enumerate(paths)}
         sources = MetadataSources(manifest=manifest, read_file_tags=False)
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("load (baseline)", load, ""), ("update metadata", update, f"{changed} rows changed"),
             ("update metadata, no change", again, "0 rows changed"),
             ("re-embed, store side", swap, f"{summary.stale} tracks, batches of 1000")]
-    print(f"{args.tracks} tracks x {DIM}-d")
+    print(f"{args.tracks} tracks x {DIM}-d; load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':<28} {'seconds':>8} {'x load':>7}  note")
     for name, seconds, note in rows:
         print(f"{name:<28} {seconds:8.2f} {seconds / load:7.1f}  {note}")

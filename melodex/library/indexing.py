@@ -71,12 +71,14 @@ class MetadataSources:
 
 
 def make_record(path: str, probabilities: dict[str, float], embedding: Any, duration: float | None,
-                sources: MetadataSources):
-    """A :class:`~melodex.library.store.TrackRecord` for one analysed file."""
+                sources: MetadataSources, *, stored: tuple[str, str] | None = None):
+    """A :class:`~melodex.library.store.TrackRecord` for one analysed file; ``stored`` is the
+    ``(track_id, resolved path)`` a stored track already has (kept, and not worked out again)."""
 
     fields, source = sources.describe(path)
+    track_id, path = stored or (sources.track_id(path), resolved_path(path))
     return TrackRecord(
-        track_id=sources.track_id(path), path=resolved_path(path),
+        track_id=track_id, path=path,
         embedding=np.asarray(embedding, dtype=np.float32), probabilities={k: float(v) for k, v in probabilities.items()},
         title=fields.get("title"), artist=fields.get("artist"), artist_id=fields.get("artist_id"),
         album=fields.get("album"), date=fields.get("date"), date_source=fields.get("date_source"),

@@ -64,8 +64,9 @@ def update_metadata(store: LibraryStore, sources: MetadataSources, paths: Iterab
         rows = [i for i, p in enumerate(light.column("path").to_pylist()) if p in wanted and _newer(p, since)]
         if not rows:
             continue
-        fresh = _records_table([make_record(light["path"][i].as_py(), {}, np.zeros(1), None, sources)
-                                for i in rows], 1)
+        ids, where = light.column("track_id"), light.column("path")
+        fresh = _records_table([make_record(where[i].as_py(), {}, np.zeros(1), None, sources,
+                                            stored=(ids[i].as_py(), where[i].as_py())) for i in rows], 1)
         light, count = _merge_metadata(light, fresh, rows)
         if count:
             table = pq.read_table(part)
