@@ -6,7 +6,8 @@ Steps, each the real command with its own flags (so what you see is what you wou
 2. ``preprocess``  its MFCCs into ``<data>/fma_mfccs_precomputed``, on every core;
 3. ``train``       the CNN for ``--epochs`` epochs into ``<out>/training_outputs/<timestamp>``;
 4. ``infer``       a few test-split clips classified, results in ``<out>/predictions.jsonl``;
-5. ``index``       the whole corpus embedded into the library store ``<out>/library``;
+5. ``index``       the whole corpus embedded into the library store ``<out>/library`` (``--reembed``:
+                   a rerun whose training made another model re-embeds the stored tracks);
 6. ``map``         the UMAP map as ``<out>/map.html`` (interactive) and ``<out>/map.png``;
 7. ``evolution``   every artist's drift report in ``<out>/evolution/``.
 
@@ -56,7 +57,7 @@ def _steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]
                            "--output_dir", str(runs), "--seed", seed, "--device", args.device]),
         ("infer", lambda: ["--model", model, "--audio", *_test_clips(audio, 8),
                            "--output", str(out / "predictions.jsonl"), "--device", args.device]),
-        ("index", lambda: ["--store", store, "--model", model, "--audio", str(audio),
+        ("index", lambda: ["--store", store, "--model", model, "--reembed", "--audio", str(audio),
                            "--fma-metadata", str(data / "fma_metadata"), "--device", args.device]),
         ("map", lambda: ["--store", store, "--out", str(out / "map.html"), "--png", str(out / "map.png"),
                          "--seed", str(42 + args.seed), "--title", "Melodex demo corpus"]),

@@ -18,6 +18,8 @@ A file that needs pickled classes to load (and so could execute code) is refused
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -156,6 +158,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if len(ckpt.labels) != ckpt.model_config.n_classes:
         raise ModelLoadError(f"{file}: {len(ckpt.labels)} labels for {ckpt.model_config.n_classes} classes")
     return ckpt
+
+
+def model_fingerprint(ckpt: Checkpoint) -> str:
+    """A short hash (16 hex digits) of what decides a model's embeddings: its weights, labels,
+    model configuration and feature parameters. Two checkpoints with the same fingerprint embed
+    every file alike; training metadata (run, epoch, metrics) and the file's path do not count."""
+    digest = hashlib.sha256()
+    settings = {"model": ckpt.model_config.to_dict(), "features": ckpt.feature_config.to_dict(),
+                "labels": list(ckpt.labels)}
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
+    for name in sorted(ckpt.state_dict):
+        tensor = ckpt.state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[GenreCNN, Checkpoint]:
