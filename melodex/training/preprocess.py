@@ -37,11 +37,7 @@ from melodex.util.csvlog import AppendLog, Failure
 from melodex.util.workers import start_worker, usable_cores
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from melodex.datasets.base import Dataset, Track
-    from melodex.features.mfcc import FeatureConfig
-    from melodex.util.csvlog import Failure
+    from melodex.datasets.base import Dataset
 
 log = logging.getLogger(__name__)
 
