@@ -27,7 +27,8 @@ with the MFCC of audio that no longer exists. The line is appended after the ``.
 and before its ``index.csv`` line (latest line wins), so a killed run leaves at worst an identity
 that no longer matches, and the entry is recomputed. ``index.csv`` keeps its two columns, so a
 cache stays readable by older versions. Entries without an identity line (caches written before
-it existed) count as ``"legacy"``: ``preprocess`` recomputes them once, training decodes them.
+it existed) count as ``"legacy"``: ``preprocess`` recomputes them once. :meth:`get` and :meth:`has`
+check the identity only when given the file's path (training asks by key alone, as before).
 """
 
 from __future__ import annotations
