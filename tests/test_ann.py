@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow.dataset as ds
 import pytest
 
 from melodex.analysis import similarity
@@ -29,6 +30,7 @@ def test_the_index_is_built_once_with_a_log_and_kept_with_the_store(tmp_path, rn
     info = json.loads((store.root / ANN_DIR / INFO_NAME).read_text())
     assert info["store_state"] == store.state() and info["rows"] == 300
     assert (store.root / ANN_DIR / INDEX_NAME).stat().st_size == info["index_size"]
+    assert not [f for f in ds.dataset(store.root, format="parquet").files if ANN_DIR in f]  # Parquet readers skip it
 
     again, err = _similar_ann(store.root, capsys)
     assert "building" not in err and f"using {store.root / ANN_DIR}" in err, err
