@@ -60,6 +60,13 @@ def test_an_index_file_that_is_not_the_recorded_one_is_never_used(tmp_path, rng,
     assert f"building it ({INDEX_NAME} is not the file that was recorded)" in err, err
     assert found == first
 
+    info_path = store.root / ANN_DIR / INFO_NAME
+    info = json.loads(info_path.read_text())
+    info_path.write_text(json.dumps({**info, "kind": "IVF-Flat"}))  # as an earlier Melodex wrote it
+    found, err = _similar_ann(store.root, capsys)
+    assert "building it (it is a IVF-Flat index" in err, err
+    assert found == first
+
 
 def test_auto_searches_exactly_below_the_limit_and_uses_the_kept_index_above(tmp_path, rng, monkeypatch):
     store, _ = synthetic_store(tmp_path / "lib", rng, n_per=100, n_clusters=3)

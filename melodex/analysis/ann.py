@@ -56,6 +56,7 @@ TARGET_RECALL = 0.97  # recall@10 the calibration aims for (the issue's bar is 0
 CALIBRATION_QUERIES = 100
 TRAIN_PER_LIST = 64  # training vectors per list (faiss warns below 39)
 RERANK = 4  # candidates re-scored exactly, per result wanted
+KIND = "IVF-SQ8, exact re-rank"
 
 
 def n_lists(n: int) -> int:
@@ -121,7 +122,7 @@ class AnnIndex:
         index.train(np.ascontiguousarray(sample))
         log.info("ANN index: adding %d vectors", n)
         index.add(unit)
-        built = cls(index, {"format": INFO_FORMAT, "kind": "IVF-SQ8, exact re-rank", "rows": n, "dim": dim,
+        built = cls(index, {"format": INFO_FORMAT, "kind": KIND, "rows": n, "dim": dim,
                             "nlist": nlist, "nprobe": 1}, unit)
         nprobe, recall = built._calibrate(rng)
         log.info("ANN index: nprobe %d gives recall@10 %.3f against exact search on %d sample queries",
@@ -189,6 +190,8 @@ class AnnIndex:
             return None, f"unreadable ({exc})"
         if not isinstance(info, dict) or info.get("format") != INFO_FORMAT:
             return None, "not a Melodex ANN index"
+        if info.get("kind") != KIND:
+            return None, f"it is a {info.get('kind', 'IVF-Flat')} index, not {KIND}"
         if info.get("store_state") != state or info.get("rows") != rows:
             return None, "the store has changed since it was built"
         if (info.get("index_size"), info.get("index_mtime_ns")) != (stat.st_size, stat.st_mtime_ns):

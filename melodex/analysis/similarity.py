@@ -9,11 +9,12 @@ embeddings are L2-normalised once, a query costs one matrix-vector product and a
 ``argpartition`` (about 20 ms of CPU at 100,000 tracks; see ``benchmarks/bench_analysis.py``).
 
 Above it (or with ``method="ann"``) :meth:`SimilarityIndex.for_store` uses the approximate index
-kept with the store (:mod:`melodex.analysis.ann`: FAISS IVF-Flat, inner product on the normalised
-vectors): built once, in seconds, saved in the store folder with the store state it was built
-from, and rebuilt when the store has changed since, never used stale. Its queries take a few
-milliseconds at a million tracks with recall@10 >= 0.95 against exact search (calibrated at build
-time, measured by ``benchmarks/bench_analysis.py --ann``).
+kept with the store (:mod:`melodex.analysis.ann`: FAISS IVF-SQ8 on the normalised vectors,
+candidates re-scored exactly): built once (seconds at 100,000 tracks, about a minute at a
+million on two cores), saved in the store folder with the store state it was built from, and
+rebuilt when the store has changed since, never used stale. Its queries take milliseconds at a
+million tracks with recall@10 >= 0.95 against exact search (calibrated at build time, measured
+by ``benchmarks/bench_analysis.py --ann-1m``).
 """
 
 from __future__ import annotations
