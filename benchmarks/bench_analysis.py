@@ -188,7 +188,7 @@ def bench_ann(unit: np.ndarray, folder: Path, n_queries: int = 200, seed: int = 
         scores = unit @ unit[row]
         np.argpartition(-scores, 10)[:11]
         per_exact.append(time.perf_counter() - start)
-    result.update(query_s=statistics.median(per_query), query_cpu_s=statistics.median(per_cpu),
+    result.update(query_s=statistics.median(per_query), query_cpu_s=statistics.median(per_cpu), query_min_s=min(per_query),
                   exact_query_s=statistics.median(per_exact), recall=recall_at(np.stack(found), truth, rows))
     return result
 
@@ -216,7 +216,8 @@ def _ann_rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("  save / load", f"{r['save_s']:5.2f}/{r['load_s']:.2f} s", "", ""),
         (f"ANN top-10 query, {n}", f"{r['query_s'] * 1e3:8.2f} ms", f"exact query {r['exact_query_s'] * 1e3:.2f} ms",
          f"x{r['exact_query_s'] / r['query_s']:.1f} faster; recall@10 {r['recall']:.3f}  target >= 0.95, <= 10 ms: {ok}"),
-        ("  same, CPU time", f"{r['query_cpu_s'] * 1e3:8.2f} ms", "", ""),
+        ("  same, CPU time", f"{r['query_cpu_s'] * 1e3:8.2f} ms", f"fastest wall {r['query_min_s'] * 1e3:.2f} ms",
+         "(CPU time is what a query costs on an idle machine)"),
     ]
 
 
