@@ -58,7 +58,6 @@ INDEX_HEADER = ("key", "seconds")
 FAILURES_HEADER = ("key", "path", "reason")
 SOURCES_HEADER = ("key", "size", "mtime_ns", "blake2b", "features")
 HASH_LIMIT = 256 * 2**20  # bytes; larger files are identified by size and mtime alone (digest "")
-FRESHNESS = ("fresh", "missing", "legacy", "stat", "features")
 
 
 @dataclass(frozen=True)
