@@ -4,9 +4,11 @@
   melodex similar music/song.mp3               # a stored track by path, or a new file (needs --model)
   melodex similar new.flac --model training_outputs/latest -k 20 --json
 
-The query itself is never among its results. Search is exact by default: one matrix-vector
-product over the L2-normalised embeddings (about 20 ms at 100,000 tracks); --method ann builds
-an approximate nearest-neighbour graph, which pays off only for stores of millions of tracks.
+The query itself is never among its results. Search is exact up to 200,000 tracks: one
+matrix-vector product over the L2-normalised embeddings (about 20 ms at 100,000 tracks). Above
+that, or with --method ann, an approximate FAISS index kept in the store folder answers in
+milliseconds; it is built once (seconds, with progress in the log) and rebuilt when the store
+has changed.
 A query file that is not in the store is embedded with --model (loaded only then).
 """
 
@@ -29,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--method", choices=("auto", "exact", "ann"), default="auto",
-                        help="exact search (auto, exact) or an approximate pynndescent graph (ann), "
-                             "which only pays off for stores of millions of tracks")
+                        help="exact, ann (the FAISS index kept with the store, built when missing or stale) "
+                             "or auto: exact up to 200,000 tracks, else ann (default)")
 
 
 class _PredictorOnDemand:

@@ -184,6 +184,16 @@ class LibraryStore:
     def __len__(self) -> int:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self._part_files())
 
+    def state(self) -> str:
+        """A token of the stored rows as they are now: it changes whenever a part is added,
+        rewritten, compacted or removed, so anything built from the store (the ANN index) can
+        tell that it is stale. Names, sizes and mtimes of the live parts; no file is read."""
+        digest = hashlib.sha256()
+        for part in self._part_files():
+            info = part.stat()
+            digest.update(f"{part.name}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:20]
+
     def keys(self) -> set[str]:
         """The ``track_id`` values present."""
         return set(self._table(["track_id"]).column("track_id").to_pylist())
