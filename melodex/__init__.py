@@ -2,9 +2,14 @@
 
 The Python API in a few names (heavy modules load on first use)::
 
-    from melodex import load_audio, compute_mfcc, load_model
+    from melodex import load_audio, compute_mfcc, first_segment
     audio = load_audio("song.mp3", duration=30)      # mono float32 at 22050 Hz
     mfcc = compute_mfcc(first_segment(audio).audio)  # (20, 640)
+
+    from melodex import LibraryStore, MusicMap, similar, all_artists, main
+    main(["index", "--audio", "music/", "--model", "training_outputs/latest"])  # any command, as in a shell
+    store = LibraryStore("melodex_outputs/library")
+    xy = MusicMap(random_state=42).fit(store.embeddings()).embedding_        # (n, 2)
 """
 
 from __future__ import annotations
@@ -35,7 +40,19 @@ _API = {
     "FileResult": "melodex.inference.results",
     "LibraryStore": "melodex.library.store",
     "similar": "melodex.analysis.similarity",
+    "SimilarityIndex": "melodex.analysis.similarity",
     "fit_map": "melodex.analysis.mapping",
+    "MusicMap": "melodex.analysis.mapping",
+    "place_on_map": "melodex.analysis.mapping",
+    "write_html_map": "melodex.analysis.map_page",
+    "all_artists": "melodex.analysis.evolution",
+    "artist_rows": "melodex.analysis.evolution",
+    "artist_timeline": "melodex.analysis.evolution",
+    "drift_score": "melodex.analysis.evolution",
+    "collection_scale": "melodex.analysis.evolution",
+    "year_centroids": "melodex.analysis.evolution",
+    "write_demo_corpus": "melodex.demo.corpus",
+    "main": "melodex.cli",
     "MelodexError": "melodex.errors",
     "AudioLoadError": "melodex.errors",
     "ModelLoadError": "melodex.errors",

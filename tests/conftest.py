@@ -128,3 +128,25 @@ def signal_when(args: list[str], ready, sig: int, timeout: float = 240) -> tuple
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # never leave a worker behind
+
+
+SMALL_DEMO_ARGS = ["--tracks-per-artist", "8", "--seconds", "10", "--epochs", "8"]
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory) -> tuple[int, Path, Path]:
+    """``melodex demo`` on a small corpus (128 clips of 10 s), run once for the whole test session,
+    also across xdist workers (a file lock in their shared base folder); returns (exit status,
+    corpus folder, outputs folder). Tests only read it."""
+    from filelock import FileLock
+
+    from melodex.cli import main
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of this run
+    root = shared / "small-demo"
+    data, out, done = root / "demo_data", root / "demo_outputs", root / "status"
+    with FileLock(str(shared / "small-demo.lock")):
+        if not done.exists():
+            status = main(["demo", "--data", str(data), "--out", str(out), *SMALL_DEMO_ARGS, "--quiet"])
+            done.write_text(str(status))
+    return int(done.read_text()), data, out

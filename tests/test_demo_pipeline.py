@@ -18,12 +18,8 @@ from melodex.cli import main
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    data, out = root / "demo_data", root / "demo_outputs"
-    status = main(["demo", "--data", str(data), "--out", str(out), "--tracks-per-artist", "8",
-                   "--seconds", "10", "--epochs", "8", "--quiet"])
-    return status, data, out
+def demo(small_demo):
+    return small_demo  # conftest: one small `melodex demo` run shared with the notebook test
 
 
 def test_demo_runs_every_step(demo):
