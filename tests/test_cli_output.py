@@ -197,11 +197,11 @@ def test_ctrl_c_while_a_part_is_written_finishes_that_part(clips, model, tmp_pat
     real = Store._write_part
     calls = []
 
-    def write_with_ctrl_c(self, batch, dim):
+    def write_with_ctrl_c(self, batch, *args, **kwargs):
         calls.append(len(batch))
         if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the first part's write
-        return real(self, batch, dim)
+        return real(self, batch, *args, **kwargs)
 
     monkeypatch.setattr(Store, "_write_part", write_with_ctrl_c)
     store = tmp_path / "library"
