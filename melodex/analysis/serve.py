@@ -148,6 +148,14 @@ class MapRequestHandler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
+class StoreHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose listen backlog holds a media player's burst of requests
+    (socketserver's default of 5 makes the sixth simultaneous connection wait a second for a
+    TCP retransmission)."""
+
+    request_queue_size = 64
+
+
 def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, title: str = "Melodex map",
                 color_by: str = "genre") -> ThreadingHTTPServer:
     """A ready (not yet serving) HTTP server for ``store``'s map and audio.
@@ -167,10 +175,9 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
     if host not in _LOOPBACK:
         log.warning("serving on %s: anyone who can reach this address can list the map and play "
                     "every indexed audio file (there is no password)", host)
-    server_class = ThreadingHTTPServer
+    server_class = StoreHTTPServer
     if ":" in host:  # an IPv6 address
-        server_class = type("ThreadingHTTPServerV6", (ThreadingHTTPServer,),
-                            {"address_family": socket.AF_INET6})
+        server_class = type("StoreHTTPServerV6", (StoreHTTPServer,), {"address_family": socket.AF_INET6})
     try:
         server = server_class((host, port), handler)
     except OSError as exc:
