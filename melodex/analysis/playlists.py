@@ -30,12 +30,13 @@ from sklearn.cluster import HDBSCAN, KMeans
 
 from melodex.analysis.collection import Collection
 from melodex.analysis.duplicates import same_recording
+from melodex.constants import DUPLICATE_DISTANCE
 from melodex.errors import QueryError
 
 FLOW_WEIGHT = 0.5  # the weight of "close to the previous track" against "close to the seeds"
 POOL_FACTOR = 4  # an instant mix of N picks from the 4N (at least 40) tracks nearest the seeds
 MIN_POOL = 40
-NEAR_DUPLICATE = 0.02  # cosine distance under which a mix treats two tracks as one song
+NEAR_DUPLICATE = DUPLICATE_DISTANCE  # cosine distance under which a mix treats two tracks as one song
 
 
 @dataclass(frozen=True)
