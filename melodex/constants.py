@@ -43,7 +43,7 @@ DEFAULT_EPOCHS = 50
 DEFAULT_HOST = "127.0.0.1"  # serve binds to loopback unless told otherwise
 DEFAULT_PORT = 8000
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # and cuda:N for one GPU of several
-# melodex duplicates: the largest cosine distance between copies of one recording, and the
-# share of the longer copy's duration the shorter may lack (see melodex/analysis/duplicates.py)
-DUPLICATE_DISTANCE = 0.002
-DURATION_TOLERANCE = 0.1
+# melodex duplicates: the largest cosine distance between copies of one recording, and how many
+# seconds their durations may differ (codec padding, trimmed silence; see melodex/analysis/duplicates.py)
+DUPLICATE_DISTANCE = 0.005
+DURATION_TOLERANCE = 1.0

@@ -247,7 +247,7 @@ APP_JS = r"""
     if (dist > D.nearDuplicate) return false;
     var x = D.duration[a], y = D.duration[b];
     if (!known(x) || !known(y)) return true;
-    return Math.min(x, y) >= (1 - D.durationTolerance) * Math.max(x, y);
+    return Math.abs(x - y) <= D.durationTolerance;
   }
   function instantMix(seed) {
     var picked = [seed], used = {}, count = {};

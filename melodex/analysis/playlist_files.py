@@ -25,7 +25,7 @@ from urllib.parse import quote
 from melodex.analysis.collection import Collection
 from melodex.analysis.playlists import Playlist
 from melodex.errors import OutputError
-from melodex.util.atomic import atomic_write
+from melodex.util.atomic import atomic_write, output_errors
 
 XSPF_NS = "http://xspf.org/ns/0/"
 FORMATS = ("m3u8", "xspf", "json")
@@ -117,7 +117,7 @@ def write_playlist(playlist: Playlist, collection: Collection, path: str | Path,
     path = Path(path)
     writer = get_writer(fmt or path.suffix.lstrip(".") or "m3u8")
     text = writer.render(playlist, collection, path.resolve().parent)
-    with atomic_write(path, "w", encoding="utf-8", newline="\n") as handle:
+    with output_errors(path), atomic_write(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
     return path
 

@@ -5,9 +5,11 @@
 
 Two tracks are one recording (the same audio in another format or bit rate, or a trimmed copy)
 when their embeddings are almost identical (cosine distance at most --max-distance) and the
-store's durations confirm it (the shorter keeps at least 1 - --duration-tolerance of the longer).
-Another take or a live version of the same piece differs throughout and is not grouped. Tracks
-whose duration the store does not know are never grouped. Files are only listed, never touched.
+store's durations agree to within --duration-tolerance seconds. The genre embedding is not an
+audio fingerprint: another take of a piece can sound as close to it as a re-encode, so it is the
+duration that keeps it apart, and tracks that all last the same (short demo clips) can be grouped
+wrongly. Tracks whose duration the store does not know are never grouped. Files are only listed
+in the report, never touched.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
     parser.add_argument("--report", metavar="CSV", default=None,
@@ -35,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-distance", "--max_distance", dest="max_distance", type=_fraction,
                         default=DUPLICATE_DISTANCE, metavar="D",
                         help=f"largest cosine distance between copies (default {DUPLICATE_DISTANCE})")
-    parser.add_argument("--duration-tolerance", "--duration_tolerance", dest="tolerance", type=_fraction,
-                        default=DURATION_TOLERANCE, metavar="F",
-                        help=f"share of the longer copy's duration the shorter may lack (default {DURATION_TOLERANCE})")
+    parser.add_argument("--duration-tolerance", "--duration_tolerance", dest="tolerance", type=_seconds,
+                        default=DURATION_TOLERANCE, metavar="SECONDS",
+                        help=f"how much the copies' durations may differ (default {DURATION_TOLERANCE} s)")
 
 
 def run(args: argparse.Namespace) -> int:
