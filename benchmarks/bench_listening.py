@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sklearn.metrics import adjusted_rand_score  # noqa: E402
+from sklearn.metrics import adjusted_rand_score
 
-from melodex.analysis.collection import Collection  # noqa: E402
-from melodex.analysis.duplicates import find_duplicates  # noqa: E402
-from melodex.analysis.neighbours import all_nearest  # noqa: E402
-from melodex.analysis.playlists import cluster_labels, instant_mix, path_between  # noqa: E402
-from melodex.cli import main as melodex  # noqa: E402
-from melodex.constants import DUPLICATE_DISTANCE  # noqa: E402
-from melodex.library.store import LibraryStore  # noqa: E402
+from melodex.analysis.collection import Collection
+from melodex.analysis.duplicates import find_duplicates
+from melodex.analysis.neighbours import all_nearest
+from melodex.analysis.playlists import cluster_labels, instant_mix, path_between
+from melodex.cli import main as melodex
+from melodex.constants import DUPLICATE_DISTANCE
+from melodex.library.store import LibraryStore
 
 
 def random_pair_distance(c: Collection, rng: np.random.Generator, n: int = 4000) -> float:
@@ -71,7 +72,7 @@ def main() -> None:
         mix = instant_mix(c, [c.track_ids[seed]], 20)
         flow.append(np.mean(mix.steps[1:]))
         rows = sorted(mix.rows, key=lambda r: c.distance(seed, r))
-        by_seed.append(np.mean([c.distance(x, y) for x, y in zip(rows, rows[1:])]))
+        by_seed.append(np.mean([c.distance(x, y) for x, y in pairwise(rows)]))
     print(f"instant mix (20 tracks, 10 seeds): mean step / random pair = {np.mean(flow) / base:.3f}; "
           f"flow order / seed-distance order = {np.mean(flow) / np.mean(by_seed):.3f}")
 

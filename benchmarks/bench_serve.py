@@ -29,8 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from melodex.analysis.serve import make_server  # noqa: E402
-from melodex.library.store import LibraryStore, TrackRecord  # noqa: E402
+from melodex.analysis.serve import make_server
+from melodex.library.store import LibraryStore, TrackRecord
 
 
 def make_store(root: Path, n_tracks: int, n_styles: int = 8, seed: int = 0) -> LibraryStore:
