@@ -14,9 +14,10 @@ Two tracks are taken for one recording when both hold:
 
 What the embedding can and cannot do here (measured with the demo model on one demo clip, see
 ``tests/test_listening.py`` and ``benchmarks/bench_listening.py``): re-encodes to FLAC, MP3, Ogg
-Vorbis and AAC and a copy trimmed by 0.8 s lie within 0.0004-0.0020 of each other, but so do
-another take of the clip (0.002-0.006) and many pairs of different demo clips by one artist in
-one style (the median nearest-neighbour distance in the demo library is 0.003). The genre
+Vorbis and AAC and a copy trimmed by 0.8 s lie within 0.0002-0.0020 of each other; other takes
+of a clip lay 0.002-0.021 away (three takes measured), and many pairs of different demo clips by
+one artist in one style are as close (the median nearest-neighbour distance in the demo library
+is 0.003). The genre
 embedding is not a fingerprint: duration is what tells a copy from another take, and a library
 whose tracks all last the same (the demo's 10-second clips) gets false groups.
 
