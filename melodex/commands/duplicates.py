@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from melodex.commands.options import add_store
+from melodex.commands.options import add_store, positive_seconds
 from melodex.constants import DUPLICATE_DISTANCE, DURATION_TOLERANCE
 
 
@@ -30,16 +30,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
     parser.add_argument("--report", metavar="CSV", default=None,
@@ -47,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-distance", "--max_distance", dest="max_distance", type=_fraction,
                         default=DUPLICATE_DISTANCE, metavar="D",
                         help=f"largest cosine distance between copies (default {DUPLICATE_DISTANCE})")
-    parser.add_argument("--duration-tolerance", "--duration_tolerance", dest="tolerance", type=_seconds,
+    parser.add_argument("--duration-tolerance", "--duration_tolerance", dest="tolerance", type=positive_seconds,
                         default=DURATION_TOLERANCE, metavar="SECONDS",
                         help=f"how much the copies' durations may differ (default {DURATION_TOLERANCE} s)")
 
