@@ -13,6 +13,7 @@ from melodex import __version__
 from melodex.commands import (  # noqa: F401  (run_command, script_main: the root scripts' entry points)
     COMMANDS,
     EXIT_ERROR,
+    Parser,
     command_parser,
     configure,
     execute,
@@ -25,7 +26,7 @@ from melodex.commands import (  # noqa: F401  (run_command, script_main: the roo
 
 def get_parser() -> argparse.ArgumentParser:
     """The full ``melodex`` parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="melodex",
         description="Melodex: learned embeddings for studying a music collection "
         "(genre CNN on MFCCs, UMAP maps, similarity, artist evolution).",
@@ -36,7 +37,8 @@ def get_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         module = load(name)
-        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().split("\n\n")[0],
+        # the whole docstring: 'melodex infer --help' says as much as 'python inference.py --help'
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         configure(p, module)
     return parser

@@ -33,8 +33,10 @@ DEFAULT_OUTPUT_ROOT = "training_outputs"
 # Where outputs go and what the commands do by default. The commands show these in --help
 # and the library uses them as defaults, so each is written here once.
 DEFAULT_STORE = "melodex_outputs/library"
+DEFAULT_DEMO_OUT = "demo_outputs"  # melodex demo's outputs; its store, <out>/library, stands in for a missing default
 DEFAULT_MAP_HTML = "melodex_outputs/map.html"
 DEFAULT_MAP_FIGURE = "melodex_outputs/map.png"
+MAP_FIGURE_EXTENSIONS = (".png", ".svg", ".pdf")  # the static map's formats, by extension
 DEFAULT_EVOLUTION_DIR = "melodex_outputs/evolution"
 MAP_COLOR_CHOICES = ("genre", "predicted", "artist", "year")
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42}
@@ -43,6 +45,9 @@ DEFAULT_EPOCHS = 50
 DEFAULT_HOST = "127.0.0.1"  # serve binds to loopback unless told otherwise
 DEFAULT_PORT = 8000
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # and cuda:N for one GPU of several
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"  # what --device accepts
+ACCEPTED_DEVICES = "auto, cpu, cuda or cuda:N"  # the same, in words for messages
+MIN_LAST_SECONDS = 5.0  # --full: a tail shorter than this after the last full window gets no window
 # melodex duplicates: the largest cosine distance between copies of one recording, and how many
 # seconds their durations may differ (codec padding, trimmed silence; see melodex/analysis/duplicates.py)
 DUPLICATE_DISTANCE = 0.005

@@ -103,3 +103,28 @@ def run_script(args: list[str], cwd: Path | None = None, timeout: float = 600):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def signal_when(args: list[str], ready, sig: int, timeout: float = 240) -> tuple[int, str]:
+    """Start ``python *args`` in a process group of its own; once ``ready()`` holds, send ``sig`` to
+    the whole group (as a terminal's Ctrl-C does, decoding workers included); returns
+    (exit status, stderr). Fails when the run ended before it could be signalled."""
+    import contextlib
+    import signal
+    import subprocess
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and not ready() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert proc.poll() is None, f"the run ended before it could be signalled: {proc.stderr.read()[-500:]}"
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=120)
+        return proc.returncode, err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave a worker behind

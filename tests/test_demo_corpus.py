@@ -200,3 +200,20 @@ def test_make_demo_refuses_to_overwrite_a_real_fma_and_bad_sizes(tmp_path, capsy
     assert "not overwriting it" in capsys.readouterr().err
     assert (tmp_path / "fma_metadata" / "tracks.csv").read_text() == "real data\n"
     assert main(["make-demo", "--out", str(tmp_path / "x"), "--tracks-per-artist", "0"]) == 2
+
+
+def test_a_second_run_reuses_the_corpus_and_resumes_a_partial_one(tmp_path):
+    out = small_corpus(tmp_path / "demo")
+    clips = sorted((out / "fma_small").glob("*/*.mp3"))
+    files = [*clips, out / "fma_metadata" / "tracks.csv", out / "demo_truth.json"]
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    content = {p: p.read_bytes() for p in files}
+    small_corpus(out)
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing rewritten: reused as it is
+    clips[3].unlink()  # as a run killed before this clip was rendered leaves it
+    small_corpus(out)
+    assert {p: p.read_bytes() for p in files} == content  # the same corpus
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in clips if p != clips[3])  # only the missing one made
+    small_corpus(out, seed=1)  # other settings: every clip is made again
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in (out / "fma_small").glob("*/*.mp3") if p in stamps)
+    assert json.loads((out / "demo_truth.json").read_text())["seed"] == 1

@@ -68,3 +68,21 @@ def test_evolution_finds_the_drifting_artist_and_no_other(demo):
     scores = pd.read_csv(out / "evolution" / "artists.csv")
     assert set(scores.loc[scores["drifting"], "artist"]) == {truth["drifting_artist"]["name"]}
     assert len(scores) == 16
+
+
+def test_demo_run_twice_reuses_the_corpus_and_re_embeds_the_store(tmp_path):
+    from melodex.library.store import LibraryStore
+    from melodex.model.checkpoint import load_checkpoint, model_fingerprint
+
+    data, out = tmp_path / "demo_data", tmp_path / "demo_outputs"
+    args = ["demo", "--data", str(data), "--out", str(out), "--tracks-per-artist", "2", "--seconds", "3", "--quiet"]
+    assert main([*args, "--epochs", "1"]) == 0
+    clips = {p: p.stat().st_mtime_ns for p in (data / "fma_small").glob("*/*.mp3")}
+    first = model_fingerprint(load_checkpoint(out / "training_outputs" / "latest"))
+    assert main([*args, "--epochs", "2"]) == 0  # another training run: another model
+    assert {p: p.stat().st_mtime_ns for p in (data / "fma_small").glob("*/*.mp3")} == clips  # corpus reused
+    second = model_fingerprint(load_checkpoint(out / "training_outputs" / "latest"))
+    assert second != first
+    store = LibraryStore(out / "library")
+    assert set(store.models()) == {second} and set(store.tracks()["model_fingerprint"]) == {second}
+    assert len(store) == len(clips) == 32

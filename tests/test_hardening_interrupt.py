@@ -13,7 +13,6 @@ left on device", and the outputs of the previous run are intact.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import json
@@ -21,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from melodex.cli import main
 from melodex.features.cache import FeatureCache
 from melodex.library.store import LibraryStore
 from tests import nasty
-from tests.conftest import ROOT
+from tests.conftest import ROOT, signal_when
 
 N_FILES = 60
 
@@ -60,19 +58,7 @@ def _env() -> dict[str, str]:
 
 def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 120) -> None:
     """Start ``python *args``, SIGKILL its process group once ``ready()`` holds; fail if it ended first."""
-    proc = subprocess.Popen([sys.executable, *args], env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while proc.poll() is None and not ready() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # never leave a worker behind
-        proc.stderr.close()
+    signal_when(args, ready, signal.SIGKILL, timeout)
 
 
 def _lines(path: Path) -> int:
@@ -266,3 +252,28 @@ def test_full_disk_everywhere(music, checkpoint, tmp_path, monkeypatch, capsys):
                  "--workers", "1", "-q"]) == 2
     _one_line_no_space(capsys, str(tmp_path / "c"))
     assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_reembed_killed_then_rerun_completes(music, checkpoint, tiny_checkpoint_factory, tmp_path):
+    from melodex.model.checkpoint import load_checkpoint, model_fingerprint
+
+    other = tiny_checkpoint_factory(["Jazz", "Rock"])
+    store, clean = tmp_path / "killed", tmp_path / "clean"
+    common = ["--audio", str(music), "--num-workers", "1", "--device", "cpu", "--part-size", "3", "-q"]
+    assert main(["index", "--store", str(store), "--model", str(checkpoint), *common]) == 0
+    staging = store / "_reembed"
+    args = ["-m", "melodex", "index", "--store", str(store), "--model", str(other), "--reembed", *common]
+    kill_when(args, lambda: staging.is_dir() and len(list(staging.rglob("batch-*.arrow"))) >= 3)
+    old, new = (model_fingerprint(load_checkpoint(m)) for m in (checkpoint, other))
+    half = LibraryStore(store)
+    assert set(half.models()) == {old} and set(half.tracks()["model_fingerprint"]) == {old}  # never a mix
+    assert len(half) == N_FILES
+    assert main(args[2:]) == 0  # the rerun embeds only what was not staged, then swaps
+    assert main(["index", "--store", str(clean), "--model", str(other), *common]) == 0
+    a, b = LibraryStore(store), LibraryStore(clean)
+    ta, tb = a.tracks(), b.tracks()
+    assert len(ta) == len(set(ta["path"])) == N_FILES and set(ta["model_fingerprint"]) == {new}
+    order_a, order_b = np.argsort(ta["path"].to_numpy()), np.argsort(tb["path"].to_numpy())
+    assert list(ta["predicted_label"].iloc[order_a]) == list(tb["predicted_label"].iloc[order_b])
+    np.testing.assert_allclose(a.embeddings()[order_a], b.embeddings()[order_b], atol=1e-5)
+    assert not staging.exists() and not list(store.rglob("*.tmp"))

@@ -235,6 +235,6 @@ def test_one_colour_per_label_on_the_page_its_figure_and_the_evolution_plots(tmp
         drawn[text.rsplit(" (", 1)[0]] = mcolors.to_hex(handle.get_facecolor()[0])
     assert drawn == {name: page_genre[name] for name in drawn} and set(drawn) == set(page_genre)
 
-    from melodex.analysis.evolution_report import stack_colors
+    from melodex.analysis.evolution_figures import stack_colors
 
     assert stack_colors([f"prob:{name}" for name in labels]) == [page_genre[name] for name in labels]

@@ -99,7 +99,7 @@ def test_coordinates_round_trip_and_replace(tmp_path, rng):
     got = store.coordinates()
     assert list(got["track_id"]) == list(coords["track_id"]) and list(got["x"]) == [0, 1, 2, 3]
     assert store.map_info() == {"n_neighbors": 15, "min_dist": 0.1}
-    assert json.loads((tmp_path / "lib" / "map" / "map_info.json").read_text())["n_neighbors"] == 15
+    assert json.loads((tmp_path / "lib" / "_map" / "map_info.json").read_text())["n_neighbors"] == 15
     store.save_coordinates(coords.iloc[:2], {"n_neighbors": 5})
     assert len(store.coordinates()) == 2 and store.map_info() == {"n_neighbors": 5}
     with pytest.raises(StoreError, match="lack"):

@@ -83,7 +83,23 @@ def test_json_is_written_whole_at_the_end_and_keeps_the_old_file_on_failure(tmp_
 def test_json_without_results_or_embeddings_is_still_valid(tmp_path, mode):
     out = tmp_path / "r.json"
     write("json", out, [], mode=mode, embeddings=False)
-    assert json.loads(out.read_text()) == {"audio_files": [], "mode": mode, "predictions": [], "errors": []}
+    assert json.loads(out.read_text()) == {"audio_files": [], "mode": mode, "predictions": []}  # no "errors": none failed
+
+
+@pytest.mark.parametrize("mode", ["first-30s", "full-file"])
+def test_pandas_reads_the_json_output_with_and_without_failed_files(tmp_path, mode):
+    out = tmp_path / "r.json"
+    ok = [result("a.mp3", [0.1, 0.2, 0.7], mode=mode), result("c.mp3", [0.6, 0.3, 0.1], mode=mode)]
+    write("json", out, ok, mode=mode)
+    frame = pd.read_json(out)  # one row per file: every list has the same length
+    assert list(frame["audio_files"]) == ["a.mp3", "c.mp3"] and set(frame["mode"]) == {mode}
+    assert [p["audio_file"] for p in frame["predictions"]] == ["a.mp3", "c.mp3"]
+    assert np.asarray(frame["embeddings"].tolist()).shape == (2, 512)
+    assert "errors" not in json.loads(out.read_text())
+    write("json", out, [ok[0], failed("b.mp3", mode=mode), ok[1]], mode=mode)
+    doc = pd.read_json(out, typ="series")  # "errors" has its own length: read the document as a series
+    assert list(pd.DataFrame(doc["predictions"])["audio_file"]) == ["a.mp3", "c.mp3"]
+    assert pd.DataFrame(doc["errors"]).to_dict("records") == [{"audio_file": "b.mp3", "error": "cannot decode (bad header)"}]
 
 
 def test_json_and_jsonl_to_stdout(capsys):

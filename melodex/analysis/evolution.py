@@ -3,9 +3,14 @@
   melodex evolution --artist "Nina Blue"        # one artist: report.html, drift.png, tracks.csv
   melodex evolution --all --min-tracks 5        # every artist with >= 5 dated tracks, ranked
 
-For one artist, the dated tracks are put in date order and grouped into **releases** (tracks
-sharing an album; tracks without an album, by date); a release's date is the mean of its tracks'.
-The **first work** is the earliest release; its centroid (mean of unit-normalised embeddings) is
+For one artist, the tracks are grouped into **releases** by the store's ``release_id`` (FMA's
+album id, a manifest's ``album_id``, else album title + album artist + year; see
+:func:`melodex.library.metadata.release_identity`), so two albums that share a title are two
+releases; tracks without an album form one release per date. A release's date is the mean of
+its tracks' release dates. A date that only says when a file was uploaded
+(:data:`~melodex.analysis.releases.UPLOAD_DATE_SOURCES`, FMA's ``track.date_created``) is not a release date: a release
+without a release date is **listed apart** (:func:`undated_releases`, ``n_undated_releases``)
+and never put in the order, which would be a guess. The **first work** is the earliest release; its centroid (mean of unit-normalised embeddings) is
 the reference. For every track, ``dist_first`` is its cosine distance to that centroid (for a
 track of the first work itself, to the centroid of the *other* first-work tracks, so it is not
 measured against itself). Per release, ``release_dist_prev`` is the cosine distance between
@@ -20,7 +25,9 @@ The **drift score** works on releases, not tracks, because tracks of one album s
   from the first work? ``track_spearman`` is the same at track level, for information. Both
   are nan with fewer than 3 releases after the first work (or 3 later tracks).
 * ``slope_per_year``: least-squares slope of ``dist_first`` (later tracks) against the date,
-  in cosine distance per year;
+  in cosine distance per year; ``slope_ci_low``/``slope_ci_high``: its 95% bootstrap interval,
+  releases and then their tracks resampled with replacement (:func:`bootstrap_slope`), so an
+  interval that excludes 0 says the trend is not an accident of which releases were made;
 * ``displacement``: cosine distance between the first and the last release centroids;
   ``step``: the median distance between consecutive releases; ``displacement_ratio`` =
   displacement / step. An artist whose releases differ at random has a ratio near 1 (the last
@@ -32,9 +39,10 @@ median cosine distance between two random tracks of the store (:func:`collection
 ratio above is blind to size, and an artist whose releases are all but identical can show a
 "trend" of a thousandth of the distance between two songs.
 
-``drifting`` is True when the artist has at least 5 releases, ``spearman >= 0.6``,
+``drifting`` is True when the artist has at least 5 dated releases, ``spearman >= 0.6``,
 ``p_value < 0.05``, ``displacement_ratio >= 1.5`` and, when the scale is known,
-``relative_displacement >= 0.2`` (:data:`DRIFT_THRESHOLDS`). With fewer
+``relative_displacement >= 0.2``: the clauses of :data:`DRIFT_RULE` (thresholds in
+:data:`DRIFT_THRESHOLDS`), which :func:`rule_checks` applies and reports print. With fewer
 releases, drift cannot be told apart from albums that merely differ, so it is never flagged;
 the score is still reported. Of 400 stable synthetic artists with album-to-album variation
 (7 albums of 3 tracks each) the rule flagged none (``tests/test_evolution.py``); a perfectly
@@ -42,33 +50,47 @@ monotone but random ordering of 5 later releases happens by chance 1 time in 120
 
 Collection-wide: per-year centroids, their distance from the first year's and from the
 previous year's centroid, the mean genre probabilities per year, and (with a saved map) the
-centroid's position on the map.
+centroid's position on the map: the year's mean *embedding* placed with the map's own transform
+(:func:`melodex.analysis.mapping.place_points`), never the mean of 2-D positions, which for a
+year spread over two clusters lands in the empty space between them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
+from melodex.analysis.mapping import place_points
+from melodex.analysis.releases import (  # noqa: F401  (release_keys and friends are part of this API)
+    UPLOAD_DATE_SOURCES,
+    dated_releases,
+    fractional_year,
+    release_dates,
+    release_keys,
+    undated_releases,
+)
 from melodex.analysis.similarity import normalize_rows
-
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
-
 
 log = logging.getLogger(__name__)
 
 DRIFT_THRESHOLDS = {"min_releases": 5, "spearman": 0.6, "p_value": 0.05, "displacement_ratio": 1.5,
                     "relative_displacement": 0.2}
+# (ArtistDrift field, comparison, threshold key): every clause must hold; relative_displacement
+# only when the collection's scale is known (it is nan otherwise)
+DRIFT_RULE = (("n_releases", ">=", "min_releases"), ("spearman", ">=", "spearman"), ("p_value", "<", "p_value"),
+              ("displacement_ratio", ">=", "displacement_ratio"),
+              ("relative_displacement", ">=", "relative_displacement"))
+OPTIONAL_CLAUSES = ("relative_displacement",)
+BOOTSTRAP_RESAMPLES = 400  # resamples behind slope_ci_low/high
+BOOTSTRAP_SEED = 0
 DEFAULT_OUT = "melodex_outputs/evolution"
 
 
@@ -91,19 +113,32 @@ class ArtistDrift:
     displacement_ratio: float
     relative_displacement: float
     drifting: bool
+    n_undated_releases: int = 0  # releases without a release date: listed apart, not scored
+    slope_ci_low: float = float("nan")  # 95% bootstrap interval of slope_per_year (see bootstrap_slope)
+    slope_ci_high: float = float("nan")
 
 
-def fractional_year(date: str | None) -> float:
-    """``"2004-07-02"`` -> 2004.5; ``"2004"`` -> 2004.5 (mid-year); unknown -> nan."""
+def rule_checks(values: Mapping[str, float]) -> list[tuple[str, float, str, float, bool | None]]:
+    """Each clause of :data:`DRIFT_RULE` for ``values`` (an ArtistDrift's fields):
+    (field, value, comparison, threshold, met); ``met`` is None for an optional clause whose
+    value is nan (not applied). An artist is drifting when no clause has ``met`` False."""
 
-    if not isinstance(date, str) or len(date) < 4 or not date[:4].isdigit():
-        return float("nan")
-    year = int(date[:4])
-    try:
-        day = dt.date.fromisoformat(date[:10]).timetuple().tm_yday
-        return year + (day - 1) / 365.25
-    except ValueError:
-        return year + 0.5
+    out = []
+    for name, op, key in DRIFT_RULE:
+        value, threshold = float(values[name]), DRIFT_THRESHOLDS[key]
+        met: bool | None = bool(value >= threshold if op == ">=" else value < threshold)
+        if np.isnan(value) and name in OPTIONAL_CLAUSES:
+            met = None
+        out.append((name, value, op, threshold, met))
+    return out
+
+
+def rule_text() -> str:
+    """The drifting rule in words, from :data:`DRIFT_RULE` and :data:`DRIFT_THRESHOLDS`."""
+    clauses = [f"{name} {op} {DRIFT_THRESHOLDS[key]:g}" for name, op, key in DRIFT_RULE]
+    optional = ", ".join(OPTIONAL_CLAUSES)
+    return (f"drifting = {' and '.join(clauses)} ({optional} only when the collection's scale is known; "
+            "n_releases counts releases with a release date)")
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -130,31 +165,27 @@ def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
 
 def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarray,
                     coords: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The dated tracks of one artist in date order, with their drift measures.
+    """The tracks of one artist's dated releases in date order, with their drift measures.
 
     ``rows`` index ``tracks``/``embeddings`` [shape=(N, 512)]. Columns: track_id, title, album,
-    date, t (fractional year), release (0 = first work), dist_first, release_dist_prev,
+    release_id, date, t (fractional year: the track's release date, else its release's),
+    release (0 = first work, releases in order of their date), dist_first, release_dist_prev,
     release_dist_first, predicted_label, the ``prob:<label>`` columns, and x, y when ``coords``
-    (a saved map) is given.
+    (a saved map) is given. Tracks of releases without a release date are left out
+    (:func:`undated_releases` lists them).
     """
 
     part = tracks.iloc[rows].copy()
-    part["t"] = [fractional_year(d if isinstance(d, str) else None) for d in part["date"].astype(object)]
-    keep = np.isfinite(part["t"].to_numpy(dtype=float))
+    keys, t, dated = dated_releases(part)
+    keep = np.array([key in dated for key in keys], dtype=bool)
+    part["release_id"] = keys
+    part["t"] = [value if np.isfinite(value) else dated.get(key, np.nan) for key, value in zip(keys, t)]
     part, vecs = part[keep], unit(embeddings[rows[keep]]).astype(np.float64)
     order = np.lexsort((part["track_id"].astype(str).to_numpy(), part["t"].to_numpy(dtype=float)))
     part, vecs = part.iloc[order].reset_index(drop=True), vecs[order]
-    # a release is an album (its tracks may carry different dates), or a date for tracks without one
-    keys = [("album", a) if isinstance(a, str) else ("date", d)
-            for a, d in zip(part["album"].astype(object), part["date"].astype(str))]
-    first_seen: dict[tuple[str, str], int] = {}
-    for key in keys:
-        first_seen.setdefault(key, len(first_seen))
-    t_all = part["t"].to_numpy(dtype=float)
-    mean_t = {key: t_all[[k == key for k in keys]].mean() for key in first_seen}
-    ordered = sorted(first_seen, key=lambda key: (mean_t[key], first_seen[key]))  # releases by their mean date
+    ordered = sorted(set(part["release_id"]), key=lambda key: (dated[key], key))  # releases by their date
     release_of = {key: i for i, key in enumerate(ordered)}
-    release = np.asarray([release_of[key] for key in keys], dtype=int)
+    release = np.asarray([release_of[key] for key in part["release_id"]], dtype=int)
     part["release"] = release
     centroids = np.stack([vecs[release == r].mean(axis=0) for r in range(len(release_of))]) if len(part) else \
         np.zeros((0, vecs.shape[1] if vecs.ndim == 2 else 512))
@@ -174,7 +205,7 @@ def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarr
     part["release_dist_first"] = rel_first[release] if len(part) else []
     if coords is not None:
         part = part.merge(coords[["track_id", "x", "y"]], on="track_id", how="left")
-    columns = ["track_id", "title", "album", "date", "t", "release", "dist_first", "release_dist_prev",
+    columns = ["track_id", "title", "album", "release_id", "date", "t", "release", "dist_first", "release_dist_prev",
                "release_dist_first", "predicted_label"] + [c for c in part.columns if c.startswith("prob:")]
     columns += [c for c in ("x", "y") if c in part.columns]
     return part[columns]
@@ -218,12 +249,47 @@ def collection_scale(embeddings: np.ndarray, *, pairs: int = 4000, seed: int = 0
     return float(np.median(1.0 - np.einsum("ij,ij->i", u[a], u[b])))
 
 
+def _slope(t: np.ndarray, d: np.ndarray) -> float:
+    return float(np.polyfit(t, d, 1)[0]) if len(t) >= 2 and np.ptp(t) > 0 else float("nan")
+
+
+def bootstrap_slope(timeline: pd.DataFrame, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """The 95% percentile interval of ``slope_per_year`` over hierarchical bootstrap resamples.
+
+    Each resample draws the later releases with replacement (as many as there are), then within
+    each drawn release its tracks with replacement, and refits the slope of ``dist_first``
+    against the date: the interval reflects both which releases and which tracks happen to
+    exist. (nan, nan) when the slope itself is undefined; resamples whose dates do not vary
+    are skipped.
+    """
+
+    t = timeline["t"].to_numpy(dtype=float)
+    d = timeline["dist_first"].to_numpy(dtype=float)
+    release = timeline["release"].to_numpy(dtype=int)
+    later = np.flatnonzero(release > 0)
+    if not np.isfinite(_slope(t[later], d[later])):
+        return float("nan"), float("nan")
+    groups = [later[release[later] == r] for r in np.unique(release[later])]
+    rng = np.random.default_rng(seed)
+    slopes = np.full(resamples, np.nan)
+    for k in range(resamples):
+        drawn = rng.integers(0, len(groups), len(groups))
+        rows = np.concatenate([rng.choice(groups[g], size=groups[g].size, replace=True) for g in drawn])
+        slopes[k] = _slope(t[rows], d[rows])
+    if np.isfinite(slopes).sum() < resamples // 2:
+        return float("nan"), float("nan")
+    low, high = np.nanpercentile(slopes, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = None, *,
-                scale: float | None = None) -> ArtistDrift:
+                scale: float | None = None, n_undated: int = 0) -> ArtistDrift:
     """The :class:`ArtistDrift` of a timeline from :func:`artist_timeline`.
 
     ``scale`` is the collection's :func:`collection_scale`; without it the size criterion is
-    not applied (``relative_displacement`` is nan).
+    not applied (``relative_displacement`` is nan). ``n_undated`` is the number of the
+    artist's releases without a release date (reported, not scored).
     """
 
     t = timeline["t"].to_numpy(dtype=float)
@@ -235,23 +301,24 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
     rel_d = np.array([d[release == r].mean() for r in range(1, n_releases)])
     rho, p = spearman_one_sided(rel_t, rel_d)
     track_rho, _ = spearman_one_sided(t[later], d[later], exact_max=0)
-    slope = float(np.polyfit(t[later], d[later], 1)[0]) if later.sum() >= 2 and np.ptp(t[later]) > 0 else float("nan")
+    slope = _slope(t[later], d[later])
+    ci_low, ci_high = bootstrap_slope(timeline)
     per_release = timeline.groupby("release")[["release_dist_first", "release_dist_prev"]].first()
     displacement = float(per_release["release_dist_first"].iloc[-1]) if n_releases >= 2 else float("nan")
     steps = per_release["release_dist_prev"].dropna()
     step = float(steps.median()) if len(steps) else float("nan")
     ratio = displacement / step if step > 0 else float("nan")
     relative = displacement / scale if scale and scale > 0 else float("nan")
-    th = DRIFT_THRESHOLDS
-    drifting = bool(n_releases >= th["min_releases"] and rho >= th["spearman"] and p < th["p_value"]
-                    and ratio >= th["displacement_ratio"]
-                    and (np.isnan(relative) or relative >= th["relative_displacement"]))
+    values = {"n_releases": n_releases, "spearman": rho, "p_value": p, "displacement_ratio": ratio,
+              "relative_displacement": relative}
+    drifting = all(met is not False for *_, met in rule_checks(values))
     dates = timeline["date"].astype(str)
     return ArtistDrift(artist=artist, artist_id=artist_id, n_tracks=len(timeline), n_releases=n_releases,
                        first_date=dates.iloc[0] if len(dates) else "", last_date=dates.iloc[-1] if len(dates) else "",
                        spearman=rho, p_value=p, track_spearman=track_rho, slope_per_year=slope,
                        displacement=displacement, step=step, displacement_ratio=float(ratio),
-                       relative_displacement=float(relative), drifting=drifting)
+                       relative_displacement=float(relative), drifting=drifting, n_undated_releases=int(n_undated),
+                       slope_ci_low=ci_low, slope_ci_high=ci_high)
 
 
 def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndarray]:
@@ -268,17 +335,19 @@ def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndar
 
 
 def all_artists(tracks: pd.DataFrame, embeddings: np.ndarray, *, min_tracks: int = 3) -> pd.DataFrame:
-    """The drift score of every artist with at least ``min_tracks`` dated tracks, most drifting first."""
+    """The drift score of every artist with at least ``min_tracks`` tracks of dated releases,
+    most drifting first."""
 
-    dated = tracks["year"].notna().to_numpy(dtype=bool)
     scale = collection_scale(embeddings)
     scores = []
     for (name, artist_id), rows in _artist_groups(tracks).items():
-        rows = rows[dated[rows]]
         if rows.size < min_tracks:
             continue
         timeline = artist_timeline(tracks, embeddings, rows)
-        scores.append(asdict(drift_score(timeline, name, artist_id, scale=scale)))
+        if len(timeline) < min_tracks:
+            continue
+        n_undated = len(undated_releases(tracks, rows))
+        scores.append(asdict(drift_score(timeline, name, artist_id, scale=scale, n_undated=n_undated)))
     columns = list(ArtistDrift.__dataclass_fields__)
     frame = pd.DataFrame(scores, columns=columns)
     if len(frame):
@@ -286,18 +355,21 @@ def all_artists(tracks: pd.DataFrame, embeddings: np.ndarray, *, min_tracks: int
     return frame.reset_index(drop=True)
 
 
-def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.DataFrame | None = None) -> pd.DataFrame:
+def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.DataFrame | None = None, *,
+                   place: Callable[[np.ndarray], np.ndarray] | None = None) -> pd.DataFrame:
     """Per year: n_tracks, cosine distance of the year's centroid from the first year's
     (``dist_first``) and from the previous year's (``dist_prev``), mean genre probabilities,
-    and the centroid's map position (x, y: mean of the year's tracks) when a map is given."""
+    and, when a map is given, the centroid's map position (x, y).
+
+    The position is the year's mean embedding placed on the map by ``place`` (for a store,
+    :func:`melodex.analysis.mapping.place_on_map`), by default :func:`place_points` over the
+    tracks that ``coords`` positions; never the mean of the tracks' 2-D positions.
+    """
 
     years = tracks["year"].to_numpy(dtype=float, na_value=np.nan)
     valid = sorted({int(y) for y in years[np.isfinite(years)]})
     vecs = unit(embeddings).astype(np.float64)
     probs = [c for c in tracks.columns if c.startswith("prob:")]
-    xy = None
-    if coords is not None:
-        xy = tracks[["track_id"]].merge(coords[["track_id", "x", "y"]], on="track_id", how="left")
     rows, centroids = [], []
     for year in valid:
         mask = years == year
@@ -307,8 +379,23 @@ def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.Data
                "dist_prev": float(cosine_distance(centroid, centroids[-1])) if centroids else float("nan")}
         centroids.append(centroid)
         row.update({c: float(tracks.loc[mask, c].mean()) for c in probs})
-        if xy is not None:
-            row.update(x=float(xy.loc[mask, "x"].mean()), y=float(xy.loc[mask, "y"].mean()))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["year", "n_tracks", "dist_first", "dist_prev", *probs]
-                        + (["x", "y"] if xy is not None else []))
+    frame = pd.DataFrame(rows, columns=["year", "n_tracks", "dist_first", "dist_prev", *probs])
+    if coords is not None and len(frame):
+        if place is None:
+            place = _placer(tracks, embeddings, coords)
+        xy = np.asarray(place(np.asarray(centroids, dtype=np.float32)), dtype=np.float64)
+        frame["x"], frame["y"] = xy[:, 0], xy[:, 1]
+    elif coords is not None:
+        frame["x"], frame["y"] = [], []
+    return frame
+
+
+def _placer(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+    """Places embeddings on the map that ``coords`` gives for ``tracks`` (the map's default settings)."""
+
+    aligned = tracks[["track_id"]].astype(str).merge(coords[["track_id", "x", "y"]].astype({"track_id": str}),
+                                                   on="track_id", how="left")
+    on_map = aligned["x"].notna().to_numpy()
+    ref, pos = np.asarray(embeddings, dtype=np.float32)[on_map], aligned.loc[on_map, ["x", "y"]].to_numpy(float)
+    return lambda new: place_points(ref, pos, new, n_neighbors=min(15, max(len(ref), 1)))

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from melodex.audio.decode import load_audio
-from melodex.constants import SAMPLE_RATE, SEGMENT_SECONDS
+from melodex.constants import MIN_LAST_SECONDS, SAMPLE_RATE, SEGMENT_SECONDS
 
 LAST_POLICIES = ("pad", "align", "drop")
-DEFAULT_MIN_LAST_SECONDS = 5.0
+DEFAULT_MIN_LAST_SECONDS = MIN_LAST_SECONDS
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line (``prog: error: why``) and exit 2, not the
+    usage block first; ``--help`` still shows everything. Subcommand parsers inherit the class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def load(name: str) -> ModuleType:
     """The module of command ``name`` (a key of :data:`COMMANDS`)."""
     return importlib.import_module(COMMANDS[name][0])
@@ -56,27 +64,28 @@ def configure(parser: argparse.ArgumentParser, module: ModuleType) -> argparse.A
     """Give ``parser`` the options of a command ``module`` and make it run that command."""
     module.add_arguments(parser)
     add_output_control(parser)
-    parser.set_defaults(_run=module.run)
+    parser.set_defaults(_run=module.run, _prog=parser.prog)
     return parser
 
 
 def execute(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Run a parsed command: a :class:`MelodexError` becomes one line on stderr and exit 2."""
     setup_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
+    prog = getattr(args, "_prog", parser.prog)  # the command's own name: "melodex infer", "train.py"
     try:
         return int(args._run(args) or 0)
     except MelodexError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 def command_parser(command: str, prog: str | None = None) -> argparse.ArgumentParser:
     """The parser of one command on its own (for a root script or another command's steps)."""
     module = load(command)
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog or f"{command}.py",
         description=(module.__doc__ or COMMANDS[command][1]).strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -6,7 +6,8 @@ Steps, each the real command with its own flags (so what you see is what you wou
 2. ``preprocess``  its MFCCs into ``<data>/fma_mfccs_precomputed``, on every core;
 3. ``train``       the CNN for ``--epochs`` epochs into ``<out>/training_outputs/<timestamp>``;
 4. ``infer``       a few test-split clips classified, results in ``<out>/predictions.jsonl``;
-5. ``index``       the whole corpus embedded into the library store ``<out>/library``;
+5. ``index``       the whole corpus embedded into the library store ``<out>/library`` (``--reembed``:
+                   a rerun whose training made another model re-embeds the stored tracks);
 6. ``map``         the UMAP map as ``<out>/map.html`` (interactive) and ``<out>/map.png``;
 7. ``evolution``   every artist's drift report in ``<out>/evolution/``.
 
@@ -19,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from melodex.commands.options import add_device
+from melodex.constants import DEFAULT_DEMO_OUT, DEFAULT_STORE
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +34,8 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="demo_data", metavar="DIR",
                         help="where the demo corpus is written (default demo_data)")
-    parser.add_argument("--out", default="demo_outputs", metavar="DIR",
-                        help="where runs, predictions, the store, the map and reports go (default demo_outputs)")
+    parser.add_argument("--out", default=DEFAULT_DEMO_OUT, metavar="DIR",
+                        help=f"where runs, predictions, the store, the map and reports go (default {DEFAULT_DEMO_OUT})")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
     parser.add_argument("--tracks-per-artist", "--tracks_per_artist", type=int, default=18,
                         help="tracks per artist; 16 artists (default 18, so 288 tracks)")
@@ -54,7 +57,7 @@ def _steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]
                            "--output_dir", str(runs), "--seed", seed, "--device", args.device]),
         ("infer", lambda: ["--model", model, "--audio", *_test_clips(audio, 8),
                            "--output", str(out / "predictions.jsonl"), "--device", args.device]),
-        ("index", lambda: ["--store", store, "--model", model, "--audio", str(audio),
+        ("index", lambda: ["--store", store, "--model", model, "--reembed", "--audio", str(audio),
                            "--fma-metadata", str(data / "fma_metadata"), "--device", args.device]),
         ("map", lambda: ["--store", store, "--out", str(out / "map.html"), "--png", str(out / "map.png"),
                          "--seed", str(42 + args.seed), "--title", "Melodex demo corpus"]),
@@ -71,14 +74,16 @@ def _test_clips(audio_dir: Path, n: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from melodex.commands import run_command
+    from melodex.util.device import resolve_device
     from melodex.util.logs import setup_logging
 
+    resolve_device(args.device)  # --device cuda on a CPU machine fails now, not after the corpus is made
     out = Path(args.out)
     timings: list[tuple[str, float]] = []
     start = time.perf_counter()
     for name, make_argv in _steps(args):
         argv = make_argv() + (["--quiet"] if args.quiet else [])
-        log.info("\n== melodex %s %s", name, " ".join(argv))
+        log.info("\n== %s", shlex.join(["melodex", name, *argv]))
         t0 = time.perf_counter()
         status = run_command(name, argv)
         setup_logging(args.quiet, args.verbose)  # each step configures logging for itself
@@ -106,6 +111,27 @@ def _summary(args: argparse.Namespace, out: Path, timings: list[tuple[str, float
         f"  map (open it)   {out / 'map.html'}",
         f"  map figure      {out / 'map.png'}",
         f"  evolution       {out / 'evolution'}",
-        "Next: melodex similar <track or audio file> --store %s --model %s" % (out / "library", run_dir),
+        "Next (each line can be pasted as it is):",
+        *(f"  {line}" for line in _next_commands(args, out, run_dir)),
     ]
     log.info("\n".join(lines))
+
+
+def _next_commands(args: argparse.Namespace, out: Path, run_dir: Path) -> list[str]:
+    """Commands to try on the demo's results, quoted for the shell. They need no --store when the
+    demo wrote to its default --out and no default store exists (``open_store`` then uses the demo's)."""
+    from melodex.demo.plan import DRIFTER
+    from melodex.library.store import LibraryStore
+
+    store = out / "library"
+    implicit = args.out == DEFAULT_DEMO_OUT and not Path(DEFAULT_STORE).exists()
+    where = [] if implicit else ["--store", str(store)]
+    first = LibraryStore(store).tracks().iloc[0]
+    commands = [
+        ["melodex", "similar", str(first["track_id"]), "-k", "5", *where],
+        ["melodex", "similar", str(first["path"]), "--model", str(run_dir), *where],
+        ["melodex", "map", "--color-by", "artist", *where],
+        ["melodex", "evolution", "--artist", DRIFTER[0], *where],
+        ["melodex", "serve", *where],
+    ]
+    return [shlex.join(c) for c in commands]

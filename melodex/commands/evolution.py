@@ -7,13 +7,15 @@ An artist's dated tracks are grouped into releases and compared with the first o
 score (Spearman correlation of release date and distance from the first work, its one-sided
 p-value, the displacement against the collection's scale) and the rule that flags an artist as
 drifting are written in the report, with the numbers behind them. Collection-wide (--all):
-per-year centroids and their distances, the genre mix per year, and the centroid's path on the
-map when one is saved. melodex.analysis.evolution documents every measure.
+per-year centroids and their distances, the genre mix per year, the centroids placed on the map
+when one is saved, and a page with figures for every artist with at least two dated releases.
+The report's glossary explains every measure.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -45,39 +47,56 @@ def run(args: argparse.Namespace) -> int:
         artist_timeline,
         collection_scale,
         drift_score,
+        undated_releases,
         year_centroids,
     )
+    from melodex.analysis.mapping import place_on_map
     from melodex.commands.options import open_store
 
     store = open_store(args.store)
     tracks = store.tracks()
     if len(tracks) == 0:
         raise MelodexError(f"the store at {store.root} is empty; run 'melodex index' first")
+    rows = artist_rows(tracks, args.artist) if args.artist else None
+    if rows is not None and rows.size == 0:
+        raise MelodexError(f"no artist {args.artist!r} in the store at {store.root}"
+                           f"{_closest_artists(args.artist, tracks['artist'])}")
     embeddings, coords = store.embeddings(), store.coordinates()
     if coords is None:
         log.info("no map saved in %s: trajectories on the map are left out (run 'melodex map')", store.root)
     out = Path(args.out)
-    if args.artist:
-        rows = artist_rows(tracks, args.artist)
-        if rows.size == 0:
-            raise MelodexError(f"no artist {args.artist!r} in the store at {store.root}")
+    if rows is not None:
         name, artist_id = str(tracks["artist"].iloc[rows[0]]), tracks["artist_id"].iloc[rows[0]]
-        timeline = artist_timeline(tracks, embeddings, rows, coords)
+        timeline, undated = artist_timeline(tracks, embeddings, rows, coords), undated_releases(tracks, rows)
         if len(timeline) == 0:
-            raise MelodexError(f"{name}: none of the artist's {rows.size} track(s) has a date")
+            raise MelodexError(f"{name}: none of the artist's {rows.size} track(s) has a release date")
         score = drift_score(timeline, name, None if pd.isna(artist_id) else str(artist_id),
-                            scale=collection_scale(embeddings))
-        files = report.write_artist_report(out, score, timeline, tracks, coords)
+                            scale=collection_scale(embeddings), n_undated=len(undated))
+        files = report.write_artist_report(out, score, timeline, tracks, coords, undated)
         log.info("%s: %d dated track(s), spearman %.2f, drifting=%s; wrote %s", name, score.n_tracks,
                  score.spearman, score.drifting, ", ".join(str(f) for f in files))
         return 0
     scores = all_artists(tracks, embeddings, min_tracks=args.min_tracks)
-    years = year_centroids(tracks, embeddings, coords)
+    years = year_centroids(tracks, embeddings, coords,
+                           place=None if coords is None else functools.partial(place_on_map, store))
     timelines = {}
-    for row in scores[scores["drifting"]].itertuples():
+    for row in scores[scores["n_releases"] >= report.FIGURE_MIN_RELEASES].itertuples():
         rows = artist_rows(tracks, row.artist_id if isinstance(row.artist_id, str) else row.artist)
         timelines[row.artist] = artist_timeline(tracks, embeddings, rows, coords)
     files = report.write_collection_report(out, scores, years, timelines, tracks, coords)
-    log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %s", len(scores), int(scores["drifting"].sum()),
-             len(years), ", ".join(str(f) for f in files))
+    log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %d files to %s (open %s)", len(scores),
+             int(scores["drifting"].sum()), len(years), len(files), out, files[0])
     return 0
+
+
+def _closest_artists(name: str, artists) -> str:
+    """"; did you mean 'A', 'B'?" with the stored artist names closest to ``name`` (difflib, and
+    names that contain it), or "" when none is close."""
+    import difflib
+
+    names = sorted({str(a) for a in artists.dropna().unique()})
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    close += [n for n in lowered if name.lower() in n and n not in close]
+    picked = [lowered[n] for n in close][:5]
+    return f"; did you mean {', '.join(repr(n) for n in picked)}?" if picked else ""

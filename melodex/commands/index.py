@@ -6,11 +6,19 @@
 
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as
-they complete: an interrupted run loses at most the batch in flight, and a rerun adds the rest.
+they complete: a killed run loses at most the batch in flight (Ctrl-C writes it first, exit 130),
+and a rerun adds the rest.
 At the end of a run the small parts it wrote are merged (``LibraryStore.compact``).
 Metadata comes from the files' tags, then FMA's tracks.csv (``--metadata``/``--fma-metadata``),
 then a manifest CSV (``--manifest``), each overriding the one before; what no source states stays
-missing. Exit status 1 when some files failed (they are listed).
+missing. Metadata sources also update the tracks already stored that this run meets (no
+decoding); the summary says how many changed.
+
+A store holds one model's embeddings: ``--model`` must be the model that made them (its
+fingerprint is recorded per track), or the run stops with one line naming both. ``--reembed``
+re-embeds every stored track with the new model first; it is resumable. A store made before
+fingerprints takes the first model that indexes into it, with a warning.
+Exit status 1 when some files failed (they are listed).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from melodex.commands import EXIT_INTERRUPTED
 from melodex.commands.options import (
     add_batch_size,
     add_device,
@@ -50,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--full", action="store_true", help="analyse whole files (sliding segments), not the first 30 s")
     add_batch_size(run_group, default=8)
     add_num_workers(run_group, default=4, what="decoding worker processes (default: 4; 0 decodes in-process)")
+    run_group.add_argument("--reembed", action="store_true",
+                           help="re-embed every stored track with --model (a store holds one model's embeddings); "
+                                "resumable: a rerun after an interruption continues")
+    run_group.add_argument("--drop-failed", "--drop_failed", dest="drop_failed", action="store_true",
+                           help="with --reembed: remove stored tracks whose file cannot be re-embedded, "
+                                "instead of keeping the store on its old model")
     run_group.add_argument("--part-size", "--part_size", dest="part_size", type=positive_int, default=DEFAULT_PART_SIZE,
                            help=f"tracks per appended store part; a kill loses at most one (default {DEFAULT_PART_SIZE})")
 
@@ -58,29 +73,34 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from melodex.inference.jsonl import iter_jsonl
-    from melodex.inference.predictor import Predictor
     from melodex.library.indexing import (
         IndexSummary,
-        MetadataSources,
         index_records,
-        load_fma_tracks,
         new_audio_files,
         records_from_audio,
         records_from_jsonl,
     )
-    from melodex.library.metadata import read_manifest
     from melodex.library.store import LibraryStore
+    from melodex.library.updates import update_metadata
+    from melodex.util.interrupt import UntilInterrupted
 
-    if bool(args.audio) == bool(args.from_jsonl):
-        raise MelodexError("give either --audio (with --model) or --from-jsonl")
-    if args.audio and not args.model:
-        raise MelodexError("--audio needs --model (a checkpoint to embed the files with)")
+    if bool(args.audio) == bool(args.from_jsonl) and not (args.reembed and not args.audio):
+        raise MelodexError("give either --audio (with --model) or --from-jsonl (or --reembed alone)")
+    if (args.audio or args.reembed) and not args.model:
+        raise MelodexError(f"{'--reembed' if args.reembed else '--audio'} needs --model (a checkpoint to embed the files with)")
     store = LibraryStore(args.store)
-    sources = MetadataSources(load_fma_tracks(args.metadata, args.fma_metadata),
-                              read_manifest(args.manifest) if args.manifest else None, read_file_tags=args.tags)
+    ckpt, stamp = _model(args.model)
+    if stamp is not None and not args.reembed:
+        _adopt_or_check(store, stamp)
+    sources = _sources(args)
     known = store.keys() | store.paths()
     summary = IndexSummary()
     quiet = True if getattr(args, "quiet", False) else None
+    if args.reembed and not _reembed(args, store, ckpt, stamp, quiet):
+        return 1
+    if not (args.audio or args.from_jsonl):
+        log.info("the store at %s holds %d track(s)", store.root, len(store))
+        return 0
     if args.from_jsonl:
         bar = tqdm(iter_jsonl(args.from_jsonl), desc="index", unit="line", disable=quiet)
         records = records_from_jsonl(bar, sources, known, summary)
@@ -90,20 +110,89 @@ def run(args: argparse.Namespace) -> int:
         except FileNotFoundError as exc:
             raise MelodexError(f"{exc.filename or exc}: no such file or folder") from exc
         log.info("%d new audio file(s) to index (%d already in the store)", len(files), summary.skipped)
-        predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers) \
-            if files else None
         bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
-        records = records_from_audio(predictor, files, sources, summary, full=args.full, progress=bar) \
+        records = records_from_audio(_predictor(args, ckpt), files, sources, summary, full=args.full, progress=bar) \
             if files else iter(())
+    records = UntilInterrupted(records)  # Ctrl-C while embedding: write what is done, then stop
     try:
-        summary.added = index_records(store, records, part_size=args.part_size, progress=bar)
+        summary.added = index_records(store, records, part_size=args.part_size, progress=bar, model=stamp)
     finally:
         bar.close()
+    if records.interrupted:
+        log.warning("interrupted: the %d track(s) embedded so far are kept in %s; run the same command "
+                    "again to add the rest", summary.added, store.root)
+        return EXIT_INTERRUPTED
     if summary.added:  # merge this run's small parts, so loading stays fast as the library grows
         log.debug("compacted the store: %d part file(s) merged", store.compact())
+    given = bool(args.metadata or args.fma_metadata or args.manifest)
+    updated = update_metadata(store, sources, summary.present, only_modified=not given) \
+        if summary.present and (args.tags or given) else 0
     summary.total = len(store)
     for name, reason in summary.failed:
         log.warning("failed: %s: %s", name, reason)
-    log.info("indexed %d new track(s); %d already present; %d failed; the store at %s holds %d",
-             summary.added, summary.skipped, len(summary.failed), store.root, summary.total)
+    log.info("indexed %d new track(s); %d already present (metadata updated for %d); %d failed; the store at %s "
+             "holds %d", summary.added, summary.skipped, updated, len(summary.failed), store.root, summary.total)
     return 1 if summary.failed else 0
+
+
+def _sources(args: argparse.Namespace):
+    from melodex.library.indexing import MetadataSources, load_fma_tracks
+    from melodex.library.metadata import read_manifest
+
+    return MetadataSources(load_fma_tracks(args.metadata, args.fma_metadata),
+                           read_manifest(args.manifest) if args.manifest else None, read_file_tags=args.tags)
+
+
+def _model(path: str | None):
+    """(checkpoint, ModelStamp) of ``--model``, or (None, None) without one."""
+    if not path:
+        return None, None
+    from melodex.library.schema import ModelStamp
+    from melodex.model.checkpoint import load_checkpoint, model_fingerprint
+
+    ckpt = load_checkpoint(path)
+    return ckpt, ModelStamp(model_fingerprint(ckpt), str(path), tuple(ckpt.labels))
+
+
+def _predictor(args: argparse.Namespace, ckpt):
+    from melodex.inference.predictor import Predictor
+
+    return Predictor((ckpt.build_model(), ckpt), device=args.device, batch_size=args.batch_size,
+                     num_workers=args.num_workers)
+
+
+def _adopt_or_check(store, stamp) -> None:
+    """Refuse another model than the store's (one line, before anything is decoded); a store made
+    before Melodex recorded models takes the first model that indexes into it, with a warning."""
+    from melodex.library.updates import adopt
+
+    if not store.models() and len(store):
+        count = adopt(store, stamp)
+        log.warning("%s: no model is recorded for its %d track(s) (a store made before Melodex recorded models, "
+                    "or indexed from a JSONL without --model); they are now taken to come from %s (if they do not, "
+                    "run again with --reembed)", store.root, count, stamp.describe())
+    store.check_model(stamp)
+
+
+def _reembed(args: argparse.Namespace, store, ckpt, stamp, quiet) -> bool:
+    """Re-embed the stored tracks with ``--model``; False (after listing the failures) when the
+    store keeps its old model because some file could not be re-embedded."""
+    from tqdm import tqdm
+
+    from melodex.library.updates import reembed, stale_tracks
+
+    predictor = _predictor(args, ckpt) if stale_tracks(store, stamp) else None
+    with tqdm(total=0, desc="re-embed", unit="file", disable=quiet) as bar:
+        result = reembed(store, predictor, stamp, part_size=args.part_size, full=args.full,
+                         drop_failed=args.drop_failed, progress=bar)
+    for name, reason in result.failed:
+        log.warning("failed: %s: %s", name, reason)
+    if not result.swapped:
+        log.error("%s: %d stored track(s) could not be re-embedded (listed above); the store keeps its old model "
+                  "and the %d staged track(s); fix the files and rerun, or add --drop-failed to remove them",
+                  store.root, len(result.failed), result.stale - len(result.failed))
+        return False
+    if result.stale:
+        log.info("re-embedded %d stored track(s) with %s%s", result.stale - len(result.failed), stamp.describe(),
+                 f"; removed {len(result.failed)} that failed" if result.failed else "")
+    return True

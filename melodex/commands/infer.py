@@ -18,13 +18,15 @@ finish; JSON is written atomically at the end. README.md ("Inference") lists eve
 
 Files that cannot be read do not stop the run. They are recorded: JSONL gets
 {"audio_file", "error"} lines, JSON an "errors" list, CSV a sidecar <stem>.errors.csv
-(audio_file,error) beside the output. A summary on stderr counts successes and failures.
+(audio_file,error) beside the output. A summary on stderr counts successes and failures (the
+table on stdout ends with that count instead). Ctrl-C stops the run (exit 130) and says how many
+results the output holds; a JSONL output is then continued with --resume.
 
 --resume (JSONL only) keeps the successful lines of an existing output, skips those files and
 appends the rest. Error lines are dropped and their files retried; an unfinished last line
 (from a killed run) is cut away first, so every file ends up exactly once.
 
-Exit status: 0 all files ok, 1 some files failed, 2 the run could not start (model missing,
+Exit status: 0 all files ok, 1 some files failed, 130 Ctrl-C, 2 the run could not start (model missing,
 not a Melodex checkpoint or unsafe to load, --device cuda without a GPU, bad options).
 """
 
@@ -35,8 +37,9 @@ import logging
 import sys
 from pathlib import Path
 
+from melodex.commands import EXIT_INTERRUPTED
 from melodex.commands.options import add_batch_size, add_device, add_model, add_num_workers, positive_seconds
-from melodex.constants import AUDIO_EXTENSIONS
+from melodex.constants import AUDIO_EXTENSIONS, MIN_LAST_SECONDS
 from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="with --full: seconds between window starts (default: 30, no overlap)")
     seg.add_argument("--last", choices=("pad", "align", "drop"), default=None,
                      help="with --full: the tail after the last full window: pad it (default), "
-                     "align a window to the end, or drop it")
+                     "align a window to the end, or drop it; under pad and align a tail shorter "
+                     f"than {MIN_LAST_SECONDS:g} s gets no window and is dropped")
     perf = parser.add_argument_group("performance")
     add_batch_size(perf, default=8)
     add_num_workers(perf, default=4,
@@ -83,8 +87,6 @@ def _choose_format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from melodex.audio.files import find_audio_files
     from melodex.inference.jsonl import prepare_resume, resume_key
     from melodex.inference.predictor import Predictor
@@ -119,20 +121,53 @@ def run(args: argparse.Namespace) -> int:
     log.debug("%d files, mode %s, device %s, %d workers, batch %d", len(files), mode, predictor.device,
               predictor.num_workers, predictor.batch_size)
 
-    failed: list[tuple[str, str]] = []
     results = predictor.predict(files, full=args.full, hop_seconds=args.hop, last=args.last or "pad",
                                 embeddings=args.embeddings, legacy=args.use_legacy)
-    with writer:
-        bar = tqdm(total=len(files), unit="file", disable=True if args.quiet else None, leave=False)
-        with bar:
-            for result in results:
+    failed: list[tuple[str, str]] = []
+    try:
+        with writer:
+            _write_all(args, fmt, writer, results, len(files), failed)
+    except KeyboardInterrupt:
+        getattr(results, "close", lambda: None)()
+        log.warning(_interrupted(args, fmt, writer.n_ok + writer.n_failed, len(done)))
+        return EXIT_INTERRUPTED
+    return _report(args, fmt, writer.n_ok, failed, len(done))
+
+
+def _write_all(args: argparse.Namespace, fmt: str, writer, results, n_files: int,
+               failed: list[tuple[str, str]]) -> None:
+    """Write every result as it comes, under a progress bar on stderr that never lands inside
+    the table on stdout (the bar is cleared while a row is printed). A failed file is reported
+    once: in its table row, or else as one warning line."""
+    from tqdm import tqdm
+
+    with tqdm(total=n_files, unit="file", disable=True if args.quiet else None, leave=False) as bar:
+        for result in results:
+            if fmt == "table":
+                with tqdm.external_write_mode(file=sys.stdout):
+                    writer.write_result(result)
+            else:
                 writer.write_result(result)
-                if not result.ok:
-                    failed.append((result.audio_file, result.error))
+            if not result.ok:
+                failed.append((result.audio_file, result.error))
+                if fmt != "table":
                     with tqdm.external_write_mode(file=sys.stderr):
                         log.warning("failed: %s: %s", result.audio_file, result.error)
-                bar.update()
-    return _report(args, fmt, writer.n_ok, failed, len(done))
+            bar.update()
+
+
+def _interrupted(args: argparse.Namespace, fmt: str, written: int, already: int) -> str:
+    """What a Ctrl-C left behind, and how to go on."""
+    if not args.output:
+        return f"interrupted after {written} file(s)"
+    if fmt == "jsonl":
+        return (f"interrupted: {already + written} result(s) are in {args.output}; "
+                "run the same command with --resume to continue")
+    if fmt == "json":
+        return (f"interrupted: nothing written to {args.output} (JSON is written at the end); "
+                "for long runs use a .jsonl --output, which --resume continues")
+    return (f"interrupted: {written} result(s) are in {args.output}; only a .jsonl --output "
+            "can be resumed (--resume)")
 
 
 def _report(args: argparse.Namespace, fmt: str, ok: int, failed: list[tuple[str, str]], already: int) -> int:
@@ -141,6 +176,8 @@ def _report(args: argparse.Namespace, fmt: str, ok: int, failed: list[tuple[str,
     summary = f"{ok + len(failed)} file(s): {ok} ok, {len(failed)} failed{where}"
     if already:
         summary += f" ({already} already done)"
+    if fmt == "table":  # the table on stdout ends with the same count, and lists the failures
+        return 1 if failed else 0
     if failed:
         if fmt == "csv" and args.output:
             from melodex.inference.writers import errors_path
@@ -148,6 +185,5 @@ def _report(args: argparse.Namespace, fmt: str, ok: int, failed: list[tuple[str,
             summary += f"; failures listed in {errors_path(args.output)}"
         log.warning(summary)
         return 1
-    if args.output:  # the table on stdout ends with the same count already
-        log.info(summary)
+    log.info(summary)
     return 0

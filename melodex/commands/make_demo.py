@@ -6,7 +6,7 @@ Layout written under ``--out`` (default ``demo_data``)::
     demo_data/fma_small/000/000002.mp3   # 22050 Hz mono mp3 clips, 30 s by default
     demo_data/demo_truth.json            # the ground truth: styles, artists, per-track style mix
 
-The music is clearly synthetic: five made-up styles (:mod:`melodex.demo.synth`), three
+The music is clearly synthetic: five made-up styles, three
 artists per style whose albums are spread over 2005-2016, and one extra artist, "Drift Machine",
 whose music moves on purpose from one style to another: its tracks are singles released at
 regular intervals and the weight of the second style rises linearly with the date (0 for the
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 
 from melodex.commands.options import positive_int
@@ -70,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     truth = json.loads((out / "demo_truth.json").read_text())
     counts = f"{len(truth['styles'])} styles, {len(truth['artists'])} artists"
     print(f"wrote {len(truth['tracks'])} tracks ({counts}) to {out} in {time.perf_counter() - start:.1f} s")
-    print(f"train with: melodex train --data_dir {out / 'fma_small'}")
+    print(f"train with: {shlex.join(['melodex', 'train', '--data_dir', str(out / 'fma_small')])}")
     return 0

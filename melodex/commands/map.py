@@ -7,17 +7,27 @@
 The first run fits a 2-D UMAP map of every track's embedding and saves the coordinates in the
 store; later runs place tracks added since onto that map (as umap-learn's transform does) unless
 --refit is given. The same store, settings and seed give the same map; --fast uses every core
-and gives up reproducibility. Output: the HTML page (--out) and a .png or .svg figure (--png).
+and gives up reproducibility. Output: the HTML page (--out) and a .png, .svg or .pdf figure (--png).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 
 from melodex.commands.options import add_store
-from melodex.constants import DEFAULT_MAP_FIGURE, DEFAULT_MAP_HTML, MAP_COLOR_CHOICES, UMAP_DEFAULTS
-from melodex.errors import MapError
+from melodex.constants import (
+    DEFAULT_MAP_FIGURE,
+    DEFAULT_MAP_HTML,
+    MAP_COLOR_CHOICES,
+    MAP_FIGURE_EXTENSIONS,
+    UMAP_DEFAULTS,
+)
+from melodex.errors import MapError, OutputError
+
+FIGURE_FORMATS = " or ".join(", ".join(MAP_FIGURE_EXTENSIONS).rsplit(", ", 1))  # ".png, .svg or .pdf"
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
     parser.add_argument("--out", default=DEFAULT_MAP_HTML, help=f"interactive HTML map (default {DEFAULT_MAP_HTML})")
     parser.add_argument("--png", "--figure", dest="figure", default=DEFAULT_MAP_FIGURE,
-                        help=f"static figure, .png or .svg by extension (default {DEFAULT_MAP_FIGURE})")
+                        help=f"static figure, {FIGURE_FORMATS} by extension (default {DEFAULT_MAP_FIGURE})")
     parser.add_argument("--no-png", "--no-figure", dest="no_figure", action="store_true",
                         help="do not write the static figure")
     parser.add_argument("--color-by", "--color_by", dest="color_by", choices=MAP_COLOR_CHOICES, default="genre",
@@ -56,13 +66,26 @@ def run(args: argparse.Namespace) -> int:
         raise MapError("--fast fits without a seed; drop --seed or --fast")
     if args.min_dist is not None and not 0.0 <= args.min_dist <= 1.0:
         raise MapError("--min-dist must be between 0 and 1")
+    _check_outputs(args)
     store = open_store(args.store)
     _, done = update_map(store, refit=args.refit, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
                          seed=args.seed, fast=args.fast)
-    log.info("map: %s", done)
+    if done.startswith("placed 0 "):  # update_map has said what it fitted or placed; say "nothing" too
+        log.info("map: up to date, no new tracks to place")
     written = [write_html_map(store, args.out, title=args.title, color_by=args.color_by)]
     if not args.no_figure:
         written.append(write_static_map(store, args.figure, color_by=args.color_by))
     for path in written:
         print(path)
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse a folder or an unknown figure format before anything is computed or written."""
+    outputs = [("--out", args.out)] + ([] if args.no_figure else [("--png", args.figure)])
+    for flag, path in outputs:
+        if path.endswith(("/", os.sep)) or Path(path).is_dir():
+            raise OutputError(f"{path}: {flag} is a folder; give a file name, such as "
+                              f"{Path(path) / ('map.html' if flag == '--out' else 'map.png')}")
+    if not args.no_figure and Path(args.figure).suffix.lower() not in MAP_FIGURE_EXTENSIONS:
+        raise OutputError(f"{args.figure}: --png must end in {FIGURE_FORMATS} (or give --no-png)")

@@ -13,9 +13,15 @@ import argparse
 import re
 from typing import Any
 
-from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_STORE, DEVICE_CHOICES
+from melodex.constants import (
+    ACCEPTED_DEVICES,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_DEMO_OUT,
+    DEFAULT_STORE,
+    DEVICE_PATTERN,
+)
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE_RE = re.compile(DEVICE_PATTERN)
 
 # argparse's parsers and argument groups both have add_argument
 Adder = Any
@@ -53,8 +59,7 @@ def device_name(text: str) -> str:
     command runs (:func:`melodex.util.device.resolve_device`), after parsing."""
     name = text.strip().lower()
     if not _DEVICE_RE.match(name):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device Melodex runs on: choose from "
-                                         f"{', '.join(DEVICE_CHOICES)} or cuda:N")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device Melodex runs on; choose from {ACCEPTED_DEVICES}")
     return name
 
 
@@ -102,7 +107,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -
                        help="the audio: an FMA folder, a folder per label, or a manifest (default: %(default)s)")
     group.add_argument("--metadata_dir", "--metadata-dir", default=None, metavar="DIR",
                        help="FMA metadata holding tracks.csv (default: DATA_DIR/../fma_metadata)")
-    group.add_argument("--kind", default="auto", help="dataset layout: auto, or a kind melodex.datasets knows (default: auto)")
+    group.add_argument("--kind", default="auto", help="dataset layout: auto (detected from the folder), fma (tracks.csv + "
+                            "fma_*/NNN/NNNNNN.mp3), folder (one folder per label) or manifest (a CSV of "
+                            "path,label,...) (default: auto)")
     group.add_argument("--subset", default=None, help="FMA subset to use: small, medium or large (default: what DATA_DIR holds)")
     group.add_argument("--cache_dir", "--cache-dir", default=DEFAULT_CACHE_DIR, metavar="DIR", help=cache_help)
 
@@ -115,13 +122,29 @@ def load_dataset_from_args(args: argparse.Namespace, *, seed: int = 0):
 
 
 def open_store(path: str):
-    """The :class:`~melodex.library.store.LibraryStore` at ``--store``; a missing folder is one
-    error, worded the same for every command that reads a store."""
+    """The :class:`~melodex.library.store.LibraryStore` at ``--store``, checked the same way for
+    every command that reads one: a path that holds no store is one error naming it, with the
+    store it probably meant when one is near. Left at its default (``melodex_outputs/library``)
+    while that does not exist, it is the demo's store (``demo_outputs/library``) when that does,
+    so the README's commands work right after ``melodex demo``."""
+    import logging
     from pathlib import Path
 
     from melodex.errors import StoreError
     from melodex.library.store import LibraryStore
 
-    if not Path(path).is_dir():
-        raise StoreError(f"{path}: no library store here; create one with 'melodex index'")
-    return LibraryStore(path)
+    def is_store(folder: Path) -> bool:
+        return LibraryStore(folder).parts_dir.is_dir()
+
+    root = Path(path)
+    demo = Path(DEFAULT_DEMO_OUT) / "library"
+    if path == DEFAULT_STORE and not root.exists() and is_store(demo):
+        logging.getLogger(__name__).info("using the demo's library store at %s (--store picks another)", demo)
+        root = demo
+    if is_store(root):
+        return LibraryStore(root)
+    inside = sorted(c for c in root.iterdir() if c.is_dir()) if root.is_dir() else []
+    near = [c for c in (root / "library", root / DEFAULT_STORE, root.parent, *inside) if c != root and is_store(c)]
+    hint = f"did you mean --store {near[0]}?" if near else "create one with 'melodex index'"
+    what = "no library store here" if root.is_dir() or not root.exists() else "a file, not a library store folder"
+    raise StoreError(f"{path}: {what}; {hint}")

@@ -7,6 +7,10 @@ shorter) once the .npy is in place, and <cache_dir>/features.json records the fe
 parameters: a cache made with other parameters is refused, never mixed. Files are processed
 by a pool of worker processes with a progress bar.
 
+Each entry is keyed by its source file's size, mtime and content digest as well
+(<cache_dir>/sources.csv): a file replaced under the same id is recomputed and counted as
+changed. Entries of a cache written before identities were recorded are recomputed once.
+
 Run it again and it continues where it stopped: finished tracks are skipped, and a run
 that was interrupted (even killed) never leaves a half-written file behind that counts as
 done. Files that cannot be decoded are listed in <cache_dir>/failures.csv (key,path,reason)
@@ -40,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
     done = summary.total - len(summary.failures)
     log.info("%d of %d tracks have MFCCs in %s (%d written now, %d cached before)",
              done, summary.total, summary.cache_dir, summary.written, summary.cached_before)
+    if summary.changed:
+        log.info("%d file%s changed since %s cached (other content or feature parameters): recomputed",
+                 summary.changed, "" if summary.changed == 1 else "s", "it was" if summary.changed == 1 else "they were")
+    if summary.legacy:
+        log.info("%d entries of an older cache recorded no file identity: recomputed once, %d of them had gone stale",
+                 summary.legacy, summary.legacy_stale)
     if summary.failures:
         n = len(summary.failures)
         log.warning("%d file%s failed; the list is in %s", n, "" if n == 1 else "s", summary.failures_path)

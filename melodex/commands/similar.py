@@ -4,9 +4,11 @@
   melodex similar music/song.mp3               # a stored track by path, or a new file (needs --model)
   melodex similar new.flac --model training_outputs/latest -k 20 --json
 
-The query itself is never among its results. Search is exact by default: one matrix-vector
-product over the L2-normalised embeddings (about 20 ms at 100,000 tracks); --method ann builds
-an approximate nearest-neighbour graph, which pays off only for stores of millions of tracks.
+The query itself is never among its results. Search is exact up to 200,000 tracks: one
+matrix-vector product over the L2-normalised embeddings (about 20 ms at 100,000 tracks). Above
+that, or with --method ann, an approximate FAISS index kept in the store folder answers in
+milliseconds; it is built once (seconds, with progress in the log) and rebuilt when the store
+has changed.
 A query file that is not in the store is embedded with --model (loaded only then).
 """
 
@@ -33,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--method", choices=("auto", "exact", "ann"), default="auto",
-                        help="exact search (auto, exact) or an approximate pynndescent graph (ann), "
-                             "which only pays off for stores of millions of tracks")
+                        help="exact, ann (the FAISS index kept with the store, built when missing or stale) "
+                             "or auto: exact up to 200,000 tracks, else ann (default)")
 
 
 class _PredictorOnDemand:
@@ -61,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
         raise MelodexError("give a query track or --artist NAME (one of them)")
     if args.artist is not None:
         return _similar_artists(args)
-    table = similar(open_store(args.store), args.query, args.k, predictor=_PredictorOnDemand(args.model, args.device),
-                    method=args.method)
+    store = open_store(args.store)
+    query = _padded_track_id(store, args.query)
+    table = similar(store, query, args.k, predictor=_PredictorOnDemand(args.model, args.device), method=args.method)
     if args.json:
         rows = [{key: (None if _missing(value) else value) for key, value in row.items()}
                 for row in table.astype(object).to_dict(orient="records")]
@@ -87,6 +90,18 @@ def _similar_artists(args: argparse.Namespace) -> int:
         print(table.to_string(index=False, formatters={"distance": "{:.4f}".format,
                                                        "centroid_distance": "{:.4f}".format}))
     return 0
+
+
+def _padded_track_id(store, query: str) -> str:
+    """``2`` -> ``000002`` when the store's ids are zero-padded digits (FMA's) and one of them is 2;
+    any other query is returned as it is."""
+    if not query.isdigit() or Path(query).exists():
+        return query
+    keys = store.keys()
+    if query in keys:
+        return query
+    same = [key for key in keys if key.isdigit() and int(key) == int(query)]
+    return same[0] if len(same) == 1 else query
 
 
 def _missing(value: Any) -> bool:

@@ -319,8 +319,9 @@ def _build_tracks(
 
     genre, split, subset = col("track", "genre_top"), col("set", "split"), col("set", "subset")
     artist, artist_id, title = col("artist", "name"), col("artist", "id"), col("track", "title")
-    album, released, created = (
+    album, album_id, released, created = (
         col("album", "title"),
+        col("album", "id"),
         col("album", "date_released"),
         col("track", "date_created"),
     )
@@ -361,7 +362,7 @@ def _build_tracks(
                 album=_text(album[i]),
                 date=date,
                 date_source=source,
-                extra={"track_id": int(tid), "subset": _text(subset[i])},
+                extra={"track_id": int(tid), "subset": _text(subset[i]), "album_id": _id_text(album_id[i])},
             )
         )
     _report_left_out(left_out, audio_dir)

@@ -5,11 +5,14 @@
 truth of styles, artists and each track's style mix) from the plan of :mod:`melodex.demo.plan`
 and the instruments of :mod:`melodex.demo.synth`. The corpus is a pure function of the seed,
 whatever the number of worker processes, and a folder that already holds a real FMA is never
-overwritten.
+overwritten. A corpus already there with the same settings is reused: only missing clips are
+rendered (an interrupted run resumes), and a complete one is left untouched, so file dates and
+the caches keyed by them stay valid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -76,7 +79,15 @@ def write_demo_corpus(
          {"loudness": t["loudness"], "noise_db": t["noise_db"], "dull": t["dull"]})
         for t in tracks
     ]  # fmt: skip
-    sizes = _render_all(jobs, workers, progress)
+    settings = {"seed": seed, "seconds": seconds, "sample_rate": SAMPLE_RATE, "bit_rate": BIT_RATE,
+                "tracks_per_artist": tracks_per_artist}
+    done = _reusable(out, audio_dir, settings)
+    todo = [job for job in jobs if job[0] not in done]
+    if not todo and (out / "demo_truth.json").is_file() and (out / "fma_metadata" / "tracks.csv").is_file():
+        log.info("reusing the demo corpus in %s (same settings, every clip there)", out)
+        return out
+    rendered = dict(zip((job[0] for job in todo), _render_all(todo, workers, progress), strict=True))
+    sizes = [rendered[job[0]] if job[0] in rendered else os.path.getsize(job[0]) for job in jobs]
     for track, size in zip(tracks, sizes, strict=True):
         track["bit_rate"] = int(round(size * 8 / seconds))  # the mp3's mean bit rate, as FMA reports it
     _remove_stale(audio_dir, {Path(job[0]).name for job in jobs})
@@ -87,6 +98,31 @@ def write_demo_corpus(
         json.dump(truth, handle, indent=1, sort_keys=True)
     log.debug("wrote %d demo tracks to %s", len(tracks), out)
     return out
+
+
+def _reusable(out: Path, audio_dir: Path, settings: dict[str, Any]) -> set[str]:
+    """The clips already rendered with ``settings`` (their paths), so a rerun renders only the rest.
+
+    ``.demo_settings.json`` records the settings the clips were rendered with. When it is missing
+    (a corpus from before it existed, reused when its ``demo_truth.json`` states the same
+    settings) or differs, the old clips are removed before it is rewritten, so every clip present
+    was rendered with the recorded settings, even after an interrupted run."""
+
+    marker = out / ".demo_settings.json"
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is None and (out / "demo_truth.json").is_file():
+        with contextlib.suppress(OSError, ValueError):
+            truth = json.loads((out / "demo_truth.json").read_text(encoding="utf-8"))
+            recorded = {key: truth.get(key) for key in settings if key != "bit_rate"} | {"bit_rate": BIT_RATE}
+    if recorded == settings:
+        return {str(p) for p in audio_dir.glob("*/*.mp3")}
+    _remove_stale(audio_dir, set())
+    with atomic_write(marker, "w", encoding="utf-8") as handle:
+        json.dump(settings, handle, sort_keys=True)
+    return set()
 
 
 def _params(track: dict[str, Any]) -> dict[str, dict]:

@@ -74,21 +74,72 @@ def prepare_resume(path: Path, mode: str) -> set[str]:
 
 
 # ------------------------------------------------------------------------------- JSONL
+NOT_JSONL = "not an inference JSONL (one JSON result per line); write one with 'melodex infer --format jsonl'"
+
+
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The records of an inference JSONL file; an unparsable line becomes ``{"audio_file", "error"}``."""
+    """The records of an inference JSONL file; an unparsable line becomes ``{"audio_file", "error"}``.
+
+    The file is checked before the first record is returned: a file that is not JSON Lines at all
+    (a CSV, a JSON document) or whose results carry no embeddings (``infer --no-embeddings``)
+    raises one :class:`~melodex.errors.DatasetError` naming the file, instead of one failure per line.
+    """
+    check_inference_jsonl(path)
+    return _records(path)
+
+
+def check_inference_jsonl(path: str | Path) -> None:
+    """Raise DatasetError when ``path`` cannot be an inference JSONL with embeddings.
+
+    Reads up to the first successful result: the first non-empty line must be a JSON object
+    with an ``audio_file``, and the first result without an ``error`` must hold an ``embedding``.
+    """
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "audio_file" not in record:
+            raise DatasetError(f"{path}: {_what_it_is(path, line, number)}")
+        if record.get("error"):
+            continue
+        if "embedding" not in record:
+            raise DatasetError(f"{path}: results without embeddings (written with --no-embeddings); run "
+                               "'melodex infer --format jsonl' without --no-embeddings, or index the audio "
+                               "with 'melodex index --audio ... --model ...'")
+        return
+
+
+def _what_it_is(path: str | Path, line: str, number: int) -> str:
+    """What a file whose line ``number`` is not an inference result seems to be, and what to do."""
+    head = line.lstrip()
+    if Path(path).suffix.lower() == ".json" or head[:1] in "[{":
+        return f"a JSON document, {NOT_JSONL}"
+    if Path(path).suffix.lower() in (".csv", ".tsv") or head.count(",") + head.count("\t") >= 1:
+        return f"a CSV/text table, {NOT_JSONL}"
+    return f"line {number} is not a JSON result, so this is {NOT_JSONL}"
+
+
+def _lines(path: str | Path) -> Iterator[str]:
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8", errors="replace")
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                yield {"audio_file": f"{path}:{number}", "error": f"unparsable line ({exc})"}
-                continue
-            yield record
+        yield from handle
+
+
+def _records(path: str | Path) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            yield {"audio_file": f"{path}:{number}", "error": f"unparsable line ({exc})"}
+            continue
+        yield record

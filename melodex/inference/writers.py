@@ -21,7 +21,9 @@ embedding field and column; a flag chooses fields, never another code path):
 ``json`` (one document, written atomically when the writer closes)
     ``{"audio_files", "mode", "predictions", "embeddings", "errors"}``; ``audio_files``,
     ``predictions`` and ``embeddings`` are parallel lists over the files that succeeded,
-    ``errors`` lists ``{"audio_file", "error"}``. Each prediction is, in first-30s mode,
+    ``errors`` lists ``{"audio_file", "error"}`` and is written only when a file failed. Without
+    it ``pd.read_json(path)`` gives one row per file; with it (another length) read the document
+    with ``pd.read_json(path, typ="series")`` and make frames of its ``predictions`` and ``errors``. Each prediction is, in first-30s mode,
     ``{"audio_file", "predicted_label", "confidence", "all_probabilities", "duration"}`` and in
     full-file mode ``{"audio_file", "top_predictions": [{"label", "probability"}], "duration"}``.
     Sections are spooled to temporary files, so memory stays flat for any number of files.
@@ -113,7 +115,10 @@ class JSONWriter(ResultWriter):
     streaming = False
 
     def _keys(self) -> list[str]:
-        return ["audio_files", "predictions"] + (["embeddings"] if self.embeddings else []) + ["errors"]
+        # "errors" only when a file failed: without it every list has one entry per file, so
+        # pd.read_json reads the document as a frame of one row per file
+        failed = ["errors"] if "errors" in self._spools else []
+        return ["audio_files", "predictions"] + (["embeddings"] if self.embeddings else []) + failed
 
     def write_ok(self, result: FileResult) -> None:
         self.spool("audio_files", json.dumps(result.audio_file))

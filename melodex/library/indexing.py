@@ -20,7 +20,14 @@ import numpy as np
 
 from melodex.audio.files import find_audio_files
 from melodex.constants import DEFAULT_PART_SIZE
-from melodex.library.metadata import fma_tracks, merge, read_tags, track_metadata
+from melodex.library.metadata import (
+    fma_tracks,
+    merge,
+    read_tags,
+    release_identity,
+    split_values,
+    track_metadata,
+)
 from melodex.library.store import TrackRecord, path_key, resolved_path
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,7 @@ class IndexSummary:
 
     added: int = 0
     skipped: int = 0  # already in the store
+    present: list[str] = field(default_factory=list)  # the files met that were already stored
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     total: int = 0  # tracks in the store afterwards
 
@@ -70,17 +78,25 @@ class MetadataSources:
 
 
 def make_record(path: str, probabilities: dict[str, float], embedding: Any, duration: float | None,
-                sources: MetadataSources):
-    """A :class:`~melodex.library.store.TrackRecord` for one analysed file."""
+                sources: MetadataSources, *, stored: tuple[str, str] | None = None):
+    """A :class:`~melodex.library.store.TrackRecord` for one analysed file; ``stored`` is the
+    ``(track_id, resolved path)`` a stored track already has (kept, and not worked out again)."""
 
     fields, source = sources.describe(path)
+    track_id, path = stored or (sources.track_id(path), resolved_path(path))
     return TrackRecord(
-        track_id=sources.track_id(path), path=resolved_path(path),
+        track_id=track_id, path=path,
         embedding=np.asarray(embedding, dtype=np.float32), probabilities={k: float(v) for k, v in probabilities.items()},
         title=fields.get("title"), artist=fields.get("artist"), artist_id=fields.get("artist_id"),
         album=fields.get("album"), date=fields.get("date"), date_source=fields.get("date_source"),
-        genre=fields.get("genre"), source=source, duration=duration,
+        genre=fields.get("genre"), source=source, duration=duration, album_artist=fields.get("album_artist"),
+        release_id=release_identity(fields), artists=_values(fields.get("artist")), genres=_values(fields.get("genre")),
     )
+
+
+def _values(text: str | None) -> tuple[str, ...] | None:
+    values = split_values(text)
+    return None if values is None else tuple(values)
 
 
 def records_from_jsonl(lines: Iterable[dict[str, Any]], sources: MetadataSources, known: set[str],
@@ -94,6 +110,7 @@ def records_from_jsonl(lines: Iterable[dict[str, Any]], sources: MetadataSources
             continue
         if _known(name, sources, known):
             summary.skipped += 1
+            summary.present.append(name)
             continue
         probs = (line.get("global_prediction") or {}).get("all_probabilities")
         embedding = line.get("embedding")
@@ -149,16 +166,18 @@ def new_audio_files(inputs: list[str], sources: MetadataSources, known: set[str]
     for path in find_audio_files(inputs, missing="keep"):
         if _known(str(path), sources, known):
             summary.skipped += 1
+            summary.present.append(str(path))
         else:
             files.append(path)
     return files
 
 
 def index_records(store: Any, records: Iterable[Any], *, part_size: int = DEFAULT_PART_SIZE,
-                  progress: Any = None) -> int:
-    """Append ``records`` to ``store`` in parts of ``part_size``; returns how many were added."""
+                  progress: Any = None, model: Any = None) -> int:
+    """Append ``records`` (embedded by ``model``, a ModelStamp or None when unknown) to ``store``
+    in parts of ``part_size``; returns how many were added."""
     added = 0
-    for count in store.add_batches(records, batch_size=part_size):
+    for count in store.add_batches(records, batch_size=part_size, model=model):
         added += count
         if progress is not None:
             progress.set_postfix(added=added)

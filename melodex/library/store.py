@@ -3,10 +3,15 @@
 A store is a directory (by default ``melodex_outputs/library``) of Parquet files::
 
     library/
-      parts/part-000000-1a2b3c4d.parquet   # one file per appended batch, never rewritten
+      parts/part-000000-1a2b3c4d.parquet   # one file per appended batch
       parts/part-000001-...parquet
-      map/coordinates.parquet              # the saved 2-D map (track_id, x, y) + its info
-      map/map_info.json                    # the same info, for people to read
+      _map/coordinates.arrow, map_info.json  # the saved 2-D map (melodex.library.store_map)
+      _reembed/                            # only while --reembed runs (melodex.library.updates)
+
+The ``*.parquet`` files under it are exactly the parts, all of one schema, so the folder reads
+as one table: ``pd.read_parquet(store)``, ``pyarrow.dataset.dataset(store)``, DuckDB's
+``read_parquet('store/**/*.parquet')``. Which model made the embeddings and how they are
+encoded is in each part (:mod:`melodex.library.schema`); one store holds one model's vectors.
 
 Why Parquet (through pyarrow): it is columnar, so ``keys()`` reads one column and ``tracks()``
 skips the embeddings; it is compressed;
@@ -29,14 +34,13 @@ Missing metadata stays missing: strings are ``<NA>`` and ``year`` is ``<NA>`` wh
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,12 +49,10 @@ import pyarrow.parquet as pq
 
 from melodex.constants import DEFAULT_STORE
 from melodex.errors import StoreError
+from melodex.library import store_map
+from melodex.library.compaction import merge_groups
+from melodex.library.schema import MODEL_KEY, ModelStamp, model_conflict, stamp_table
 from melodex.util.atomic import atomic_write
-
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ STRING_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "
                   "genre", "predicted_label", "source")
 BASE_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source", "year",
                 "genre", "predicted_label", "confidence", "source", "duration")
+# Release and multi-value columns (added after the first stores: a store without them reads them as missing)
+RELEASE_COLUMNS = ("album_artist", "release_id")  # strings
+LIST_COLUMNS = ("artists", "genres")  # list<string>: every value; ``artist``/``genre`` hold the display string
 DEFAULT_BATCH = 1000  # records per part file
 _PART_RE = re.compile(r"^part-(\d{6,})(?:-(\d{6,}))?-[0-9a-f]{8}\.parquet$")  # part-FIRST[-LAST]-uuid
 COMPACT_ROWS = 20_000  # compact() merges small parts into parts of up to this many tracks
@@ -87,6 +92,10 @@ class TrackRecord:
     genre: str | None = None
     source: str = "tags"
     duration: float | None = None
+    album_artist: str | None = None
+    release_id: str | None = None  # tracks of one release share it (melodex.library.metadata.release_identity)
+    artists: tuple[str, ...] | None = None  # every artist; ``artist`` is their display string
+    genres: tuple[str, ...] | None = None  # every genre; ``genre`` is their display string
 
 
 def path_key(path: str | Path) -> str:
@@ -122,10 +131,6 @@ class LibraryStore:
     @property
     def parts_dir(self) -> Path:
         return self.root / "parts"
-
-    @property
-    def map_dir(self) -> Path:
-        return self.root / "map"
 
     def _all_parts(self) -> list[tuple[int, int, Path]]:
         """(first seq, last seq, path) of every part file, by first seq then widest range."""
@@ -179,6 +184,16 @@ class LibraryStore:
     def __len__(self) -> int:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self._part_files())
 
+    def state(self) -> str:
+        """A token of the stored rows as they are now: it changes whenever a part is added,
+        rewritten, compacted or removed, so anything built from the store (the ANN index) can
+        tell that it is stale. Names, sizes and mtimes of the live parts; no file is read."""
+        digest = hashlib.sha256()
+        for part in self._part_files():
+            info = part.stat()
+            digest.update(f"{part.name}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:20]
+
     def keys(self) -> set[str]:
         """The ``track_id`` values present."""
         return set(self._table(["track_id"]).column("track_id").to_pylist())
@@ -196,8 +211,10 @@ class LibraryStore:
 
         Columns: track_id, path, title, artist, artist_id, album, date, date_source (strings,
         ``<NA>`` when unknown), year (Int64), genre (the true label, may be ``<NA>``),
-        predicted_label, confidence (float), source, duration (float seconds), then one float
-        column ``prob:<label>`` per label.
+        predicted_label, confidence (float), source, duration (float seconds), one float
+        column ``prob:<label>`` per label, album_artist and release_id (strings), artists and
+        genres (lists of strings, None when unknown; ``artist``/``genre`` are their display
+        strings). A store written before a column existed reads it as missing.
         """
 
         table = self._table()
@@ -205,6 +222,8 @@ class LibraryStore:
         mapping = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
                    pa.int64(): pd.Int64Dtype()}
         frame = table.to_pandas(types_mapper=mapping.get)
+        for name in (c for c in RELEASE_COLUMNS + LIST_COLUMNS if c not in frame.columns):  # an older store
+            frame[name] = pd.Series([None] * len(frame), dtype="string[pyarrow]" if name in RELEASE_COLUMNS else object)
         return frame.reset_index(drop=True)
 
     def embeddings(self) -> np.ndarray:
@@ -228,17 +247,21 @@ class LibraryStore:
         return out
 
     # ---- writing ------------------------------------------------------------------------
-    def add(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> int:
+    def add(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH,
+            model: ModelStamp | None = None) -> int:
         """Append records whose ``track_id`` is not yet present; returns how many were added.
 
         Records are written in batches of ``batch_size``, one new part file per batch (written
         atomically), so an interruption loses at most the batch in flight; existing parts are
-        never rewritten. A record whose embedding size differs from the store's raises
-        :class:`StoreError` before anything of its batch is written.
+        never rewritten. ``model`` is the model that made the embeddings (recorded per row and in
+        each part's metadata). A record whose embedding size differs from the store's, or a
+        ``model`` other than the store's (see :meth:`check_model`), raises :class:`StoreError`
+        before anything of its batch is written.
         """
-        return sum(self.add_batches(records, batch_size=batch_size))
+        return sum(self.add_batches(records, batch_size=batch_size, model=model))
 
-    def add_batches(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH) -> Iterator[int]:
+    def add_batches(self, records: Iterable[TrackRecord], *, batch_size: int = DEFAULT_BATCH,
+                    model: ModelStamp | None = None) -> Iterator[int]:
         """Like :meth:`add`, but yields the number written after each part, for progress bars."""
 
         if batch_size < 1:
@@ -246,9 +269,13 @@ class LibraryStore:
         present = self.keys()
         dim = self._embedding_dim()
         batch: list[TrackRecord] = []
+        checked = False
         for record in records:
             if record.track_id in present:
                 continue
+            if not checked:  # only once something would be written: a run that adds nothing never fails
+                self.check_model(model, what=record.path)
+                checked = True
             emb = np.asarray(record.embedding, dtype=np.float32).reshape(-1)
             if dim is None:
                 dim = emb.size
@@ -259,10 +286,28 @@ class LibraryStore:
             present.add(record.track_id)
             batch.append(record)
             if len(batch) >= batch_size:
-                yield self._write_part(batch, dim)
+                yield self._write_part(batch, dim, model)
                 batch = []
         if batch:
-            yield self._write_part(batch, dim)
+            yield self._write_part(batch, dim, model)
+
+    # ---- the model ----------------------------------------------------------------------
+    def models(self) -> dict[str, ModelStamp]:
+        """The models (by fingerprint) whose embeddings the store holds, from each part's metadata;
+        empty for a new store or one made before Melodex recorded models."""
+        found: dict[str, ModelStamp] = {}
+        for part in self._part_files():
+            stamp = ModelStamp.from_json((pq.read_schema(part).metadata or {}).get(MODEL_KEY))
+            if stamp is not None:
+                found.setdefault(stamp.fingerprint, stamp)
+        return found
+
+    def check_model(self, model: ModelStamp | None, *, what: str = "") -> None:
+        """Raise :class:`StoreError` (one line naming both models and what to do) unless ``model``
+        may add to this store: the store's own model, or any model for a store that records none."""
+        problem = model_conflict(self.root, self.models(), model, what)
+        if problem:
+            raise StoreError(problem)
 
     def _embedding_dim(self) -> int | None:
         files = self._part_files()
@@ -270,13 +315,17 @@ class LibraryStore:
             return None
         return _embedding_width(pq.read_schema(files[0]).field("embedding").type)
 
-    def _write_part(self, batch: list[TrackRecord], dim: int) -> int:
-        parts = self._all_parts()
-        seq = max((last for _, last, _ in parts), default=-1) + 1
-        name = f"part-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
-        self._write_table(_records_table(batch, dim), name)
-        log.debug("store: wrote %s (%d tracks)", name, len(batch))
+    def _write_part(self, batch: list[TrackRecord], dim: int, model: ModelStamp | None = None) -> int:
+        self._write_table(stamp_table(_records_table(batch, dim), model, dim), self._next_name())
+        log.debug("store: wrote a part (%d tracks)", len(batch))
         return len(batch)
+
+    def _next_name(self, first: int | None = None) -> str:
+        """A new part's name: the next sequence number, or ``first``-to-it to supersede every part."""
+        seq = max((last for _, last, _ in self._all_parts()), default=-1) + 1
+        if first is None:
+            return f"part-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
+        return f"part-{first:06d}-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
 
     def _write_table(self, table: pa.Table, name: str) -> None:
         self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -285,6 +334,26 @@ class LibraryStore:
             # compressed floats costs more load time than it saves disk (see the module docstring)
             codecs = {column: ("none" if column == "embedding" else "zstd") for column in table.column_names}
             pq.write_table(table, handle, compression=codecs)
+        self._cache = None
+
+    def part_files(self) -> list[Path]:
+        """The live part files, in row order (for :mod:`melodex.library.updates`)."""
+        return self._part_files()
+
+    def rewrite_part(self, part: Path, table: pa.Table) -> None:
+        """Replace one live part's rows with ``table`` (same rows, changed columns), atomically."""
+        self._write_table(table, part.name)
+
+    def replace_all(self, table: pa.Table) -> None:
+        """Make ``table`` the store's only content: one part whose name supersedes every existing
+        part is written atomically, then the old parts are removed (a kill in between leaves them
+        ignored, and :meth:`compact` removes them)."""
+        if not self._all_parts():
+            self._write_table(table, self._next_name())
+            return
+        self._write_table(table, self._next_name(first=0))
+        for stale in self._part_files(superseded=True):
+            stale.unlink(missing_ok=True)
 
     def compact(self, *, target_rows: int = COMPACT_ROWS) -> int:
         """Merge runs of small consecutive parts into parts of up to ``target_rows`` tracks.
@@ -300,73 +369,30 @@ class LibraryStore:
         for stale in self._part_files(superseded=True):
             stale.unlink(missing_ok=True)
             removed += 1
-        groups: list[list[tuple[int, int, Path]]] = [[]]
-        rows_in_group = 0
-        live = {p for p in self._part_files()}
-        for first, last, path in self._all_parts():
-            if path not in live:
-                continue
-            rows = pq.ParquetFile(path).metadata.num_rows
-            if rows >= target_rows // 2:  # already big: left alone, and it ends the current run
-                groups += [[(first, last, path)], []]
-                rows_in_group = 0
-                continue
-            if groups[-1] and rows_in_group + rows > target_rows:
-                groups.append([])
-                rows_in_group = 0
-            groups[-1].append((first, last, path))
-            rows_in_group += rows
-        for group in groups:
-            if len(group) < 2:
-                continue
-            tables = [pq.read_table(path) for _, _, path in group]
-            merged = pa.concat_tables(tables, promote_options="default")
-            name = f"part-{group[0][0]:06d}-{group[-1][1]:06d}-{uuid.uuid4().hex[:8]}.parquet"
-            self._write_table(merged, name)
+        live = set(self._part_files())
+        sized = [(first, last, path, pq.ParquetFile(path).metadata.num_rows)
+                 for first, last, path in self._all_parts() if path in live]
+        for group in merge_groups(sized, target_rows):
+            merged = pa.concat_tables([pq.read_table(path) for _, _, path in group], promote_options="default")
+            self._write_table(merged, f"part-{group[0][0]:06d}-{group[-1][1]:06d}-{uuid.uuid4().hex[:8]}.parquet")
             for _, _, path in group:
                 path.unlink(missing_ok=True)
                 removed += 1
         self._cache = None
         return removed
 
-    # ---- the map --------------------------------------------------------------------------
+    # ---- the map (melodex.library.store_map) ----------------------------------------------
     def save_coordinates(self, coords: pd.DataFrame, info: dict) -> None:
-        """Save a 2-D map: ``coords`` has columns track_id, x, y; ``info`` (UMAP settings...) is
-        stored in the same Parquet file's metadata, so coordinates and info are replaced together
-        in one atomic rename; ``map_info.json`` beside it is a readable copy."""
-
-        missing = {"track_id", "x", "y"} - set(coords.columns)
-        if missing:
-            raise StoreError(f"coordinates lack column(s) {sorted(missing)}")
-        text = json.dumps(info, indent=2, sort_keys=True, default=str)
-        table = pa.table({"track_id": pa.array(coords["track_id"].astype(str).tolist(), pa.string()),
-                          "x": pa.array(np.asarray(coords["x"], dtype=np.float64)),
-                          "y": pa.array(np.asarray(coords["y"], dtype=np.float64))})
-        table = table.replace_schema_metadata({b"melodex_map_info": text.encode("utf-8")})
-        with atomic_write(self.map_dir / "coordinates.parquet", "wb") as handle:
-            pq.write_table(table, handle)
-        with atomic_write(self.map_dir / "map_info.json", "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        """Save a 2-D map: ``coords`` has columns track_id, x, y; ``info`` (UMAP settings...) goes with it."""
+        store_map.save_coordinates(self.root, coords, info)
 
     def coordinates(self) -> pd.DataFrame | None:
         """track_id, x, y of the saved map, or None when no map was saved."""
-
-        path = self.map_dir / "coordinates.parquet"
-        if not path.is_file():
-            return None
-        frame = pq.read_table(path).to_pandas()
-        frame["track_id"] = frame["track_id"].astype(str)
-        return frame
+        return store_map.coordinates(self.root)
 
     def map_info(self) -> dict | None:
         """The info saved with the map, or None when no map was saved."""
-
-        path = self.map_dir / "coordinates.parquet"
-        if not path.is_file():
-            return None
-        meta = pq.read_schema(path).metadata or {}
-        raw = meta.get(b"melodex_map_info")
-        return json.loads(raw.decode("utf-8")) if raw else {}
+        return store_map.map_info(self.root)
 
 
 def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
@@ -397,6 +423,11 @@ def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
     columns["duration"] = pa.array([None if r.duration is None else float(r.duration) for r in batch], pa.float64())
     for label in labels:
         columns[PROB_PREFIX + label] = pa.array([r.probabilities.get(label) for r in batch], pa.float64())
+    for name in RELEASE_COLUMNS:
+        columns[name] = pa.array([_text(getattr(r, name)) for r in batch], pa.string())
+    for name in LIST_COLUMNS:
+        columns[name] = pa.array([None if getattr(r, name) is None else [str(v) for v in getattr(r, name)]
+                                  for r in batch], pa.list_(pa.string()))
     flat = np.concatenate([np.asarray(r.embedding, dtype="<f4").reshape(-1) for r in batch])
     columns["embedding"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), len(batch),
                                                                 [None, pa.py_buffer(flat.tobytes())])

@@ -18,6 +18,8 @@ A file that needs pickled classes to load (and so could execute code) is refused
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,6 +48,17 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    def __repr__(self) -> str:
+        """A summary (labels, sizes, where from), never the tensors themselves."""
+        n_params = sum(int(t.numel()) for t in self.state_dict.values() if isinstance(t, torch.Tensor))
+        labels = ", ".join(self.labels[:6]) + (f", ... ({len(self.labels)} in all)" if len(self.labels) > 6 else "")
+        return (f"Checkpoint({self.path or 'in memory'}: {len(self.labels)} labels [{labels}], "
+                f"{n_params:,} weights in {len(self.state_dict)} tensors, "
+                f"{self.model_config.embedding_dim}-d embedding, {self.feature_config.n_mfcc} MFCCs x "
+                f"{self.feature_config.n_frames} frames, metadata keys {sorted(self.metadata)})")
+
+    __str__ = __repr__
 
     def build_model(self, device: torch.device | str = "cpu") -> GenreCNN:
         """A :class:`GenreCNN` with these weights, in eval mode, on ``device``."""
@@ -101,7 +114,7 @@ def resolve_model_path(path: str | Path) -> Path:
     if path.is_dir():
         candidate = path / WEIGHTS_NAME
         if not candidate.is_file():
-            raise ModelLoadError(f"{path}: directory holds no {WEIGHTS_NAME}")
+            raise ModelLoadError(f"{path}: directory holds no {WEIGHTS_NAME}{_run_hint(path)}")
         return candidate
     if not path.exists():
         # A 'latest' that is a plain text file (where symlinks are not available).
@@ -147,10 +160,48 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return ckpt
 
 
+def model_fingerprint(ckpt: Checkpoint) -> str:
+    """A short hash (16 hex digits) of what decides a model's embeddings: its weights, labels,
+    model configuration and feature parameters. Two checkpoints with the same fingerprint embed
+    every file alike; training metadata (run, epoch, metrics) and the file's path do not count."""
+    digest = hashlib.sha256()
+    settings = {"model": ckpt.model_config.to_dict(), "features": ckpt.feature_config.to_dict(),
+                "labels": list(ckpt.labels)}
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
+    for name in sorted(ckpt.state_dict):
+        tensor = ckpt.state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[GenreCNN, Checkpoint]:
     """Load a checkpoint and build its model on ``device`` in eval mode."""
     ckpt = load_checkpoint(path)
     return ckpt.build_model(device), ckpt
+
+
+def _run_hint(folder: Path) -> str:
+    """For a folder without weights: "; did you mean <run>?" when it holds training runs."""
+    latest = folder / "latest"
+    if latest.exists() or (folder / "latest.txt").is_file():
+        return f"; did you mean {latest}?"
+    runs = sorted(p for p in folder.iterdir() if (p / WEIGHTS_NAME).is_file())
+    return f"; did you mean {runs[-1]}?" if runs else ""
+
+
+def _text_file_reason(file: Path, head: bytes) -> str | None:
+    """Why a text file (JSON or not) is no checkpoint; None when ``head`` is not text."""
+    try:
+        text = head.decode("utf-8").lstrip()
+    except UnicodeDecodeError:
+        return None
+    if not text or any(ch in text for ch in "\x00\x01\x02\x03"):
+        return None
+    if text[:1] in "{[":
+        where = f"; did you mean {file.parent}?" if (file.parent / WEIGHTS_NAME).is_file() else ""
+        return f"a JSON file, not a model checkpoint{where or '; give a .pth file or a run folder'}"
+    return "a text file, not a model checkpoint; give a .pth file or a run folder"
 
 
 def load_failure_reason(file: Path, exc: Exception) -> str:
@@ -160,9 +211,14 @@ def load_failure_reason(file: Path, exc: Exception) -> str:
     if match:
         return f"refused: the file would import and run {match.group(1)} when loaded (pickled code)"
     with open(file, "rb") as handle:
-        head = handle.read(2)
+        head = handle.read(512)
     if head[:1] == b"\x80":
         return "refused: a raw Python pickle, not a torch checkpoint; it is never unpickled"
+    if not head:
+        return "an empty file, not a model checkpoint"
+    reason = _text_file_reason(file, head)
+    if reason:
+        return reason
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     detail = next((ln for ln in lines if ln.startswith("Unsupported") or "error" in ln.lower()), lines[0] if lines else "")
     return f"not a readable torch checkpoint ({detail or type(exc).__name__})"

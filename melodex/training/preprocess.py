@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,17 +31,13 @@ from tqdm import tqdm
 
 from melodex.audio.segments import read_first_segment
 from melodex.errors import AudioLoadError, MelodexError
-from melodex.features.cache import FAILURES_HEADER, INDEX_HEADER, FeatureCache
+from melodex.features.cache import FAILURES_HEADER, INDEX_HEADER, SOURCES_HEADER, FeatureCache, SourceIdentity
 from melodex.features.mfcc import DEFAULT_FEATURES, FeatureConfig, compute_mfcc
 from melodex.util.csvlog import AppendLog, Failure
 from melodex.util.workers import start_worker, usable_cores
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from melodex.datasets.base import Dataset, Track
-    from melodex.features.mfcc import FeatureConfig
-    from melodex.util.csvlog import Failure
+    from melodex.datasets.base import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +46,12 @@ log = logging.getLogger(__name__)
 class PreprocessSummary:
     """What one :func:`preprocess_dataset` call did.
 
-    ``total`` tracks in the dataset; ``cached_before`` were complete already; ``written`` were
-    extracted now; ``failures`` lists every track of the dataset that has no features (new
-    failures and ones recorded by earlier runs and not retried).
+    ``total`` tracks in the dataset; ``cached_before`` were complete and still match their file;
+    ``written`` were extracted now, of which ``changed`` because their file changed since it was
+    cached (other size, mtime and content, or other feature parameters) and ``legacy`` because the
+    cache held no identity for them (written by an older Melodex), ``legacy_stale`` of which gave
+    another MFCC than the cached one; ``failures`` lists every track of the dataset that has no
+    features (new failures and ones recorded by earlier runs and not retried).
     """
 
     cache_dir: Path
@@ -61,10 +60,40 @@ class PreprocessSummary:
     written: int
     failures: tuple[Failure, ...]
     failures_path: Path
+    changed: int = 0
+    legacy: int = 0
+    legacy_stale: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One track to extract. ``kind``: new, changed (stat or parameters), legacy (no identity).
+
+    ``expect`` is the digest the cache recorded: a file whose content still has it is only
+    re-stamped, not recomputed (a copy or ``touch`` changes the mtime, not the audio)."""
+
+    key: str
+    path: str
+    kind: str
+    expect: str = ""
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What a worker did with a :class:`_Job`: ``reason`` is None on success; ``unchanged``
+    means the content matched ``expect`` and nothing was written; ``differs`` whether the new
+    MFCC differs from the one it replaced."""
+
+    job: _Job
+    seconds: float = 0.0
+    reason: str | None = None
+    identity: SourceIdentity | None = None
+    unchanged: bool = False
+    differs: bool = True
 
 
 def preprocess_dataset(
@@ -77,6 +106,10 @@ def preprocess_dataset(
     config: FeatureConfig | None = None,
 ) -> PreprocessSummary:
     """Write the first-segment MFCC of every track of ``dataset`` into ``cache_dir``.
+
+    A track whose entry was made from another version of its file (see
+    :meth:`FeatureCache.freshness`) is recomputed; one whose entry has no recorded identity
+    (an older cache) too, once.
 
     Parameters
     ----------
@@ -106,48 +139,90 @@ def preprocess_dataset(
     with _exclusive(cache.root):
         cache.remove_stale_temporaries()
         old_failures = cache.failures()
-        todo: list[Track] = []
-        known_failed: list[Failure] = []
-        cached_before = 0
-        for track in dataset.tracks:
-            old = old_failures.get(track.key)
-            if cache.has(track.key):
-                cached_before += 1
-            elif old is not None and not retry_failed and old.path == str(track.path):
-                known_failed.append(old)
-            else:
-                todo.append(track)
+        todo, known_failed, cached_before = _plan(dataset, cache, old_failures, retry_failed)
         if known_failed:
             log.info("skipping %d files that failed before (--retry_failed tries them again)", len(known_failed))
-        new_failures: dict[str, Failure] = {}
-        written: set[str] = set()
-        bar = tqdm(total=len(todo), unit="track", desc="MFCC", disable=None if progress else True, dynamic_ncols=True)
+        outcome = _Outcome()
         try:
-            with AppendLog(cache.index_path, INDEX_HEADER) as index, \
-                    AppendLog(cache.failures_path, FAILURES_HEADER) as failed:
-                for key, path, seconds, reason in _extract_all(todo, cache, workers):
-                    if reason is None:
-                        index.append(key, f"{seconds:.6f}")
-                        written.add(key)
-                    else:
-                        failure = Failure(key, path, reason)
-                        new_failures[key] = failure
-                        failed.append(key, path, reason)
-                        log.warning("failed: %s: %s", path, reason)
-                    bar.update(1)
+            _run(todo, cache, workers, progress, outcome)
         finally:
-            bar.close()
             # One row per key, latest wins; keys that now have features are dropped.
-            merged = {**old_failures, **new_failures}
-            cache.write_failures(f for k, f in sorted(merged.items()) if k not in written)
+            merged = {**old_failures, **outcome.failures}
+            keys = {d.job.key for d in outcome.written}
+            cache.write_failures(f for k, f in sorted(merged.items()) if k not in keys)
+    written = outcome.written
     return PreprocessSummary(
-        cache_dir=cache.root,
-        total=len(dataset.tracks),
-        cached_before=cached_before,
-        written=len(written),
-        failures=tuple(known_failed) + tuple(new_failures.values()),
+        cache_dir=cache.root, total=len(dataset.tracks), cached_before=cached_before + outcome.restamped,
+        written=len(written), failures=tuple(known_failed) + tuple(outcome.failures.values()),
         failures_path=cache.failures_path,
+        changed=sum(d.job.kind == "changed" for d in written), legacy=sum(d.job.kind == "legacy" for d in written),
+        legacy_stale=sum(d.job.kind == "legacy" and d.differs for d in written),
     )
+
+
+@dataclass
+class _Outcome:
+    """What the workers did so far (filled while they run, read even after an interruption)."""
+
+    written: list[_Done] = field(default_factory=list)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    restamped: int = 0  # stat changed, content the same: only the identity was recorded again
+
+
+def _run(todo: Sequence[_Job], cache: FeatureCache, workers: int | None, progress: bool, outcome: _Outcome) -> None:
+    """Run ``todo`` through the workers, appending each result to the cache's logs as it comes."""
+    bar = tqdm(total=len(todo), unit="track", desc="MFCC", disable=None if progress else True, dynamic_ncols=True)
+    try:
+        with AppendLog(cache.index_path, INDEX_HEADER) as index, \
+                AppendLog(cache.sources_path, SOURCES_HEADER) as sources, \
+                AppendLog(cache.failures_path, FAILURES_HEADER) as failed:
+            for done in _extract_all(todo, cache, workers):
+                job = done.job
+                if done.reason is None:
+                    ident = done.identity
+                    sources.append(job.key, ident.size, ident.mtime_ns, ident.digest, cache.fingerprint)
+                    if done.unchanged:
+                        outcome.restamped += 1
+                    else:
+                        index.append(job.key, f"{done.seconds:.6f}")
+                        outcome.written.append(done)
+                else:
+                    outcome.failures[job.key] = Failure(job.key, job.path, done.reason)
+                    failed.append(job.key, job.path, done.reason)
+                    _forget_stale(cache, job)
+                    log.warning("failed: %s: %s", job.path, done.reason)
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+def _plan(dataset: Dataset, cache: FeatureCache, old_failures: dict[str, Failure],
+          retry_failed: bool) -> tuple[list[_Job], list[Failure], int]:
+    """(jobs to run, earlier failures skipped, tracks whose entry still matches their file)."""
+    todo: list[_Job] = []
+    known_failed: list[Failure] = []
+    cached = 0
+    for track in dataset.tracks:
+        old = old_failures.get(track.key)
+        state = cache.freshness(track.key, track.path)
+        if state == "fresh":
+            cached += 1
+        elif state == "stat":
+            todo.append(_Job(track.key, str(track.path), "changed", cache.identity(track.key).digest))
+        elif state in ("legacy", "features"):
+            todo.append(_Job(track.key, str(track.path), "legacy" if state == "legacy" else "changed"))
+        elif old is not None and not retry_failed and old.path == str(track.path):
+            known_failed.append(old)
+        else:
+            todo.append(_Job(track.key, str(track.path), "new"))
+    return todo, known_failed, cached
+
+
+def _forget_stale(cache: FeatureCache, job: _Job) -> None:
+    """A file that changed and no longer decodes: its old MFCC must not stand in for it."""
+    if job.kind != "new":
+        with contextlib.suppress(OSError):
+            cache.path_for(job.key).unlink()
 
 
 def extract_track(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, float]:
@@ -159,48 +234,64 @@ def extract_track(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, 
     return compute_mfcc(segment.audio, config), segment.duration
 
 
-def _extract_one(key: str, path: str, cache_dir: str, config_dict: dict) -> tuple[str, str, float, str | None]:
-    """Worker body: extract and write one track; errors come back as a reason, never raised."""
+def _extract_one(job: _Job, cache_dir: str, config_dict: dict) -> _Done:
+    """Worker body: identify, extract and write one track; errors come back as a reason, never raised."""
 
     config = FeatureConfig.from_dict(config_dict)
     try:
-        mfcc, seconds = extract_track(path, config)
+        identity = SourceIdentity.of(job.path)  # before decoding: a change meanwhile shows next run
+        if job.expect and identity.digest == job.expect:
+            return _Done(job, identity=identity, unchanged=True)
+        mfcc, seconds = extract_track(job.path, config)
         if not _finite(mfcc):
-            return key, path, 0.0, "the MFCC holds NaN or infinity"
-        FeatureCache(cache_dir, config).write(key, mfcc)
+            return _Done(job, reason="the MFCC holds NaN or infinity")
+        cache = FeatureCache(cache_dir, config)
+        differs = job.kind == "new" or _differs(cache, job.key, mfcc)
+        cache.write(job.key, mfcc)
     except AudioLoadError as exc:
-        return key, path, 0.0, exc.reason
+        return _Done(job, reason=exc.reason)
+    except OSError as exc:  # the file vanished or cannot be read for hashing
+        return _Done(job, reason=f"cannot read: {exc.strerror or exc}")
     except MelodexError:  # OutputError: a full disk is fatal, not one file's fault
         raise
     except Exception as exc:  # a decoder bug on one odd file must not stop ten thousand
-        return key, path, 0.0, f"{type(exc).__name__}: {exc}"
-    return key, path, float(seconds), None
+        return _Done(job, reason=f"{type(exc).__name__}: {exc}")
+    return _Done(job, seconds=float(seconds), identity=identity, differs=differs)
+
+
+def _differs(cache: FeatureCache, key: str, mfcc: np.ndarray) -> bool:
+    """True unless the entry being replaced holds (nearly) the same MFCC."""
+    try:
+        old = np.load(cache.path_for(key), allow_pickle=False)
+    except (OSError, ValueError):
+        return True
+    return old.shape != mfcc.shape or not np.allclose(old, mfcc, rtol=0, atol=1e-3)
 
 
 def _finite(array) -> bool:
     return bool(np.isfinite(array).all())
 
 
-def _extract_all(tracks: Sequence[Track], cache, workers: int | None) -> Iterator[tuple[str, str, float, str | None]]:
-    """Yield ``(key, path, seconds, reason)`` per track as workers finish, in any order."""
-    jobs = [(t.key, str(t.path), str(cache.root), cache.config.to_dict()) for t in tracks]
-    workers = max(1, min(workers or usable_cores(), len(jobs)))
+def _extract_all(jobs: Sequence[_Job], cache, workers: int | None) -> Iterator[_Done]:
+    """Yield a :class:`_Done` per job as workers finish, in any order."""
+    args = [(job, str(cache.root), cache.config.to_dict()) for job in jobs]
+    workers = max(1, min(workers or usable_cores(), len(args)))
     if workers == 1:
-        for job in jobs:
-            yield _extract_one(*job)
+        for arg in args:
+            yield _extract_one(*arg)
         return
 
     # Fork where it is safe (Linux): workers start at once and need no importable __main__
     # (notebooks, stdin); start_worker gives each one torch thread.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     context = multiprocessing.get_context(method)
-    pending = iter(jobs)
+    pending = iter(args)
     in_flight: set = set()
     with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
                              initargs=(os.getpid(), True)) as pool:
         try:
-            for job in pending:  # keep a bounded window of submitted jobs
-                in_flight.add(pool.submit(_extract_one, *job))
+            for arg in pending:  # keep a bounded window of submitted jobs
+                in_flight.add(pool.submit(_extract_one, *arg))
                 if len(in_flight) >= 4 * workers:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:

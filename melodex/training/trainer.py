@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import random
+import shlex
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -185,7 +186,7 @@ class Trainer:
         try:
             self._epochs()
         except KeyboardInterrupt:
-            log.warning("interrupted; continue with: melodex train --resume %s", self.run_dir)
+            log.warning("interrupted; continue with: melodex train --resume %s", shlex.quote(str(self.run_dir)))
             raise
         return self._finish()
 

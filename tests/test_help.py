@@ -1,0 +1,43 @@
+"""``--help`` explains: each ``melodex`` command says as much as its root script, and no help
+text sends a user to read source files."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from melodex.cli import main
+from melodex.commands import COMMANDS, script_main
+
+SCRIPTS = {"infer": "inference.py", "train": "train.py", "preprocess": "preprocess_mfccs.py"}
+
+
+def _help(call, capsys) -> str:
+    assert call() == 0
+    return capsys.readouterr().out
+
+
+def _after_usage(text: str) -> str:
+    return text[text.index("\n\n"):]  # the usage block names the program; the rest must agree
+
+
+@pytest.mark.parametrize("command", sorted(SCRIPTS))
+def test_melodex_help_is_as_complete_as_the_root_script(command, capsys):
+    ours = _help(lambda: main([command, "--help"]), capsys)
+    script = _help(lambda: script_main(command, ["--help"], prog=SCRIPTS[command]), capsys)
+    assert _after_usage(ours) == _after_usage(script)
+    if command == "infer":
+        for part in ("Examples:", "Exit status:", "--format", "--resume", ".errors.csv"):
+            assert part in ours
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_no_help_points_at_source_files(command, capsys):
+    text = _help(lambda: main([command, "--help"]), capsys)
+    assert not re.search(r"\bmelodex(/|\.)[a-z_]+(\.py)?\b", text.replace("melodex.cli", "")), text
+
+
+def test_last_pad_says_short_tails_are_dropped(capsys):
+    text = " ".join(_help(lambda: main(["infer", "--help"]), capsys).split())
+    assert "a tail shorter than 5 s gets no window and is dropped" in text
