@@ -50,21 +50,24 @@ import pyarrow.parquet as pq
 from melodex.constants import DEFAULT_STORE
 from melodex.errors import StoreError
 from melodex.library import store_map
+from melodex.library.columns import (  # noqa: F401  (the column names are part of the store's API)
+    BASE_COLUMNS,
+    LIST_COLUMNS,
+    PROB_PREFIX,
+    RELEASE_COLUMNS,
+    SOURCES,
+    STRING_COLUMNS,
+    embedding_width,
+    empty_table,
+    records_table,
+    year_of,
+)
 from melodex.library.compaction import merge_groups
 from melodex.library.schema import MODEL_KEY, ModelStamp, model_conflict, stamp_table
 from melodex.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-PROB_PREFIX = "prob:"
-SOURCES = ("fma", "tags", "manifest", "inference")
-STRING_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source",
-                  "genre", "predicted_label", "source")
-BASE_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source", "year",
-                "genre", "predicted_label", "confidence", "source", "duration")
-# Release and multi-value columns (added after the first stores: a store without them reads them as missing)
-RELEASE_COLUMNS = ("album_artist", "release_id")  # strings
-LIST_COLUMNS = ("artists", "genres")  # list<string>: every value; ``artist``/``genre`` hold the display string
 DEFAULT_BATCH = 1000  # records per part file
 _PART_RE = re.compile(r"^part-(\d{6,})(?:-(\d{6,}))?-[0-9a-f]{8}\.parquet$")  # part-FIRST[-LAST]-uuid
 COMPACT_ROWS = 20_000  # compact() merges small parts into parts of up to this many tracks
@@ -107,14 +110,6 @@ def path_key(path: str | Path) -> str:
 def resolved_path(path: str | Path) -> str:
     """The absolute, resolved form of ``path`` the store records."""
     return str(Path(path).expanduser().resolve())
-
-
-def year_of(date: str | None) -> int | None:
-    """The year of an ISO date string (``"1999"``, ``"1999-05-01"``), or None."""
-    if not date:
-        return None
-    match = re.match(r"^(\d{4})", str(date))
-    return int(match.group(1)) if match else None
 
 
 class LibraryStore:
@@ -171,7 +166,7 @@ class LibraryStore:
             except (OSError, pa.ArrowException) as exc:
                 raise StoreError(f"{part}: unreadable store part ({exc})") from exc
         if not tables:
-            return _empty_table(columns)
+            return empty_table(columns)
         try:
             table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
         except pa.ArrowException as exc:
@@ -233,7 +228,7 @@ class LibraryStore:
         if table.num_rows == 0 or "embedding" not in table.column_names:
             return np.zeros((0, 512), dtype=np.float32)
         column = table.column("embedding")
-        dim = _embedding_width(column.type)
+        dim = embedding_width(column.type)
         out = np.empty((table.num_rows, dim), dtype=np.float32)
         row = 0
         for chunk in column.chunks:
@@ -313,10 +308,10 @@ class LibraryStore:
         files = self._part_files()
         if not files:
             return None
-        return _embedding_width(pq.read_schema(files[0]).field("embedding").type)
+        return embedding_width(pq.read_schema(files[0]).field("embedding").type)
 
     def _write_part(self, batch: list[TrackRecord], dim: int, model: ModelStamp | None = None) -> int:
-        self._write_table(stamp_table(_records_table(batch, dim), model, dim), self._next_name())
+        self._write_table(stamp_table(records_table(batch, dim), model, dim), self._next_name())
         log.debug("store: wrote a part (%d tracks)", len(batch))
         return len(batch)
 
@@ -393,66 +388,3 @@ class LibraryStore:
     def map_info(self) -> dict | None:
         """The info saved with the map, or None when no map was saved."""
         return store_map.map_info(self.root)
-
-
-def _records_table(batch: list[TrackRecord], dim: int) -> pa.Table:
-    """A batch of records as an Arrow table with the store's schema."""
-
-    labels: list[str] = []
-    for record in batch:
-        for label in record.probabilities:
-            if label not in labels:
-                labels.append(label)
-    columns: dict[str, pa.Array] = {}
-    for name in ("track_id", "path", "title", "artist", "artist_id", "album", "date", "date_source"):
-        columns[name] = pa.array([_text(getattr(r, name)) for r in batch], pa.string())
-    columns["year"] = pa.array([year_of(r.date) for r in batch], pa.int64())
-    columns["genre"] = pa.array([_text(r.genre) for r in batch], pa.string())
-    predicted, confidence = [], []
-    for r in batch:
-        if r.probabilities:
-            best = max(r.probabilities, key=lambda k: r.probabilities[k])
-            predicted.append(best)
-            confidence.append(float(r.probabilities[best]))
-        else:
-            predicted.append(None)
-            confidence.append(None)
-    columns["predicted_label"] = pa.array(predicted, pa.string())
-    columns["confidence"] = pa.array(confidence, pa.float64())
-    columns["source"] = pa.array([r.source for r in batch], pa.string())
-    columns["duration"] = pa.array([None if r.duration is None else float(r.duration) for r in batch], pa.float64())
-    for label in labels:
-        columns[PROB_PREFIX + label] = pa.array([r.probabilities.get(label) for r in batch], pa.float64())
-    for name in RELEASE_COLUMNS:
-        columns[name] = pa.array([_text(getattr(r, name)) for r in batch], pa.string())
-    for name in LIST_COLUMNS:
-        columns[name] = pa.array([None if getattr(r, name) is None else [str(v) for v in getattr(r, name)]
-                                  for r in batch], pa.list_(pa.string()))
-    flat = np.concatenate([np.asarray(r.embedding, dtype="<f4").reshape(-1) for r in batch])
-    columns["embedding"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), len(batch),
-                                                                [None, pa.py_buffer(flat.tobytes())])
-    return pa.table(columns)
-
-
-def _embedding_width(kind: pa.DataType) -> int:
-    """Floats per row of an embedding column (FixedSizeBinary of float32, or FixedSizeList)."""
-
-    if pa.types.is_fixed_size_binary(kind):
-        return kind.byte_width // 4
-    if pa.types.is_fixed_size_list(kind):
-        return kind.list_size
-    raise StoreError(f"unexpected embedding column type {kind}; this store was not written by Melodex")
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _empty_table(columns: list[str] | None) -> pa.Table:
-    types = {name: pa.string() for name in STRING_COLUMNS}
-    types.update(year=pa.int64(), confidence=pa.float64(), duration=pa.float64())
-    names = [c for c in BASE_COLUMNS if columns is None or c in columns]
-    return pa.table({name: pa.array([], types[name]) for name in names})

@@ -31,15 +31,9 @@ import pyarrow.parquet as pq
 from pyarrow import feather
 
 from melodex.library.indexing import MetadataSources, make_record
+from melodex.library.columns import PROB_PREFIX, embedding_width, records_table
 from melodex.library.schema import FINGERPRINT_COLUMN, ModelStamp, stamp_table
-from melodex.library.store import (
-    PROB_PREFIX,
-    LibraryStore,
-    TrackRecord,
-    _embedding_width,
-    _records_table,
-    resolved_path,
-)
+from melodex.library.store import LibraryStore, TrackRecord, resolved_path
 from melodex.util.atomic import atomic_write
 
 STAGING = "_reembed"
@@ -65,7 +59,7 @@ def update_metadata(store: LibraryStore, sources: MetadataSources, paths: Iterab
         if not rows:
             continue
         ids, where = light.column("track_id"), light.column("path")
-        fresh = _records_table([make_record(where[i].as_py(), {}, np.zeros(1), None, sources,
+        fresh = records_table([make_record(where[i].as_py(), {}, np.zeros(1), None, sources,
                                             stored=(ids[i].as_py(), where[i].as_py())) for i in rows], 1)
         light, count = _merge_metadata(light, fresh, rows)
         if count:
@@ -207,7 +201,7 @@ def _embed_into(staging: Path, predictor: Any, todo: list[str], ids: dict[str, s
 
 def _stage(staging: Path, batch: list[TrackRecord], model: ModelStamp) -> int:
     dim = np.asarray(batch[0].embedding).size
-    table = _records_table(batch, dim)
+    table = records_table(batch, dim)
     keep = ["track_id", *MODEL_COLUMNS, *(c for c in table.column_names if c.startswith(PROB_PREFIX))]
     table = stamp_table(table.select(keep), model, dim)
     with atomic_write(staging / f"batch-{uuid.uuid4().hex}.arrow", "wb") as handle:
@@ -229,7 +223,7 @@ def _swap(store: LibraryStore, staging: Path, model: ModelStamp, dropped: set[st
     own = own.select([c for c in own.column_names if c in _KEPT and c != "path" or c in labels])
     pieces = [*staged, own] if own.num_rows else staged
     if not pieces:  # every track failed and was dropped
-        store.replace_all(stamp_table(old.slice(0, 0), model, _embedding_width(old.schema.field("embedding").type)))
+        store.replace_all(stamp_table(old.slice(0, 0), model, embedding_width(old.schema.field("embedding").type)))
         return
     new = pa.concat_tables([t.replace_schema_metadata(None) for t in pieces], promote_options="default")
     where = {tid: i for i, tid in enumerate(new.column("track_id").to_pylist())}
@@ -243,7 +237,7 @@ def _swap(store: LibraryStore, staging: Path, model: ModelStamp, dropped: set[st
         if name.startswith(PROB_PREFIX):
             columns[name] = new.column(name)
     columns["embedding"] = new.column("embedding")
-    store.replace_all(stamp_table(pa.table(columns), model, _embedding_width(new.schema.field("embedding").type)))
+    store.replace_all(stamp_table(pa.table(columns), model, embedding_width(new.schema.field("embedding").type)))
 
 
 def adopt(store: LibraryStore, model: ModelStamp) -> int:
@@ -254,6 +248,6 @@ def adopt(store: LibraryStore, model: ModelStamp) -> int:
         table = pq.read_table(part)
         if FINGERPRINT_COLUMN in table.column_names and table.column(FINGERPRINT_COLUMN).null_count == 0:
             continue
-        store.rewrite_part(part, stamp_table(table, model, _embedding_width(table.schema.field("embedding").type)))
+        store.rewrite_part(part, stamp_table(table, model, embedding_width(table.schema.field("embedding").type)))
         count += table.num_rows
     return count
