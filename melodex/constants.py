@@ -48,3 +48,7 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")  # and cuda:N for one GPU of several
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"  # what --device accepts
 ACCEPTED_DEVICES = "auto, cpu, cuda or cuda:N"  # the same, in words for messages
 MIN_LAST_SECONDS = 5.0  # --full: a tail shorter than this after the last full window gets no window
+# melodex duplicates: the largest cosine distance between copies of one recording, and how many
+# seconds their durations may differ (codec padding, trimmed silence; see melodex/analysis/duplicates.py)
+DUPLICATE_DISTANCE = 0.005
+DURATION_TOLERANCE = 1.0

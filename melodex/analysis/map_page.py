@@ -21,9 +21,12 @@ import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
+from melodex.analysis.artists import artist_distance_matrix
+from melodex.analysis.collection import Collection
 from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
 from melodex.analysis.neighbours import all_nearest
 from melodex.analysis.palette import OTHER_COLOR, PALETTE, UNKNOWN_COLOR, label_colors, model_labels
+from melodex.constants import DUPLICATE_DISTANCE, DURATION_TOLERANCE
 from melodex.errors import MapError
 from melodex.util.atomic import atomic_write
 
@@ -35,6 +38,8 @@ MAX_LEGEND = 12  # categories named in a static legend; the rest are drawn as "o
 MAX_ARTIST_COLORS = len(PALETTE) - 1  # the most frequent artists get a colour; the rest are "other artists"
 PAGE_NEIGHBOURS = 10  # similar tracks listed when a point is clicked
 PAGE_NEIGHBOURS_MAX_TRACKS = 50_000  # above this the page lists none (``melodex serve`` answers instead)
+PAGE_ARTISTS = 5  # similar artists listed for a searched artist
+PAGE_ARTISTS_MAX_TRACKS = 10_000  # above this the page lists none (the pairwise cost grows with n^2)
 
 
 def map_frame(store_or_frames: Any) -> pd.DataFrame:
@@ -140,6 +145,22 @@ def page_neighbours(frame: pd.DataFrame, embeddings: np.ndarray | None, k: int =
     return {"similar": indices.tolist(), "similarDist": np.round(distances.astype(np.float64), 4).tolist()}
 
 
+def page_artist_neighbours(frame: pd.DataFrame, embeddings: np.ndarray | None, artists: list[str],
+                           k: int = PAGE_ARTISTS) -> list[list[list[float]]] | None:
+    """For each artist code (index into ``artists``), its ``k`` nearest artists as ``[code, energy
+    distance]`` (see :mod:`melodex.analysis.artists`), or None for a store too big or without
+    embeddings."""
+    if embeddings is None or len(frame) > PAGE_ARTISTS_MAX_TRACKS or len(artists) < 2:
+        return None
+    names, matrix = artist_distance_matrix(Collection.from_frame(frame, embeddings))
+    code = {name: c for c, name in enumerate(artists)}
+    near: list[list[list[float]]] = [[] for _ in artists]
+    for i, name in enumerate(names):
+        order = [j for j in np.argsort(matrix[i], kind="stable") if j != i][:k]
+        near[code[name]] = [[code[names[j]], round(float(matrix[i, j]), 4)] for j in order]
+    return near
+
+
 def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, title: str,
               color_by: str = "genre", embeddings: np.ndarray | None = None) -> dict:
     """The compact per-point arrays the page reads (one list per field, not one dict per point).
@@ -176,9 +197,20 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "unknownColor": UNKNOWN_COLOR, "otherColor": OTHER_COLOR,
         "audioBase": audio_base,
         "url": None if audio_base else _audio_urls(paths, page_dir),
+        "duration": _durations(frame),
+        "nearDuplicate": DUPLICATE_DISTANCE, "durationTolerance": DURATION_TOLERANCE,
+        "artistNear": page_artist_neighbours(frame, embeddings, artists),
     }
     data.update(page_neighbours(frame, embeddings))
     return data
+
+
+def _durations(frame: pd.DataFrame) -> list[float | None]:
+    """Each track's duration in seconds (one decimal), None when unknown."""
+    if "duration" not in frame:
+        return [None] * len(frame)
+    values = pd.to_numeric(frame["duration"], errors="coerce").to_numpy("float64", na_value=np.nan)
+    return [None if np.isnan(v) else round(float(v), 1) for v in values]
 
 
 def frame_embeddings(store_or_frames: Any, frame: pd.DataFrame) -> np.ndarray | None:

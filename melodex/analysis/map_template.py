@@ -8,7 +8,10 @@ tags are never pasted into HTML or JavaScript source) and inserts text into the 
 Controls: a colour selector (genre, predicted genre, artist, year) with a legend that has a title
 and counts each entry; an artist search that draws the artist's dated tracks in date order as a
 path with arrows, a start and an end marker; a click on a point plays the track in the page's
-``<audio>`` element and lists its most similar tracks (precomputed into the data), each playable.
+``<audio>`` element and lists its most similar tracks (precomputed into the data), each playable,
+an instant mix from it (a walk over those neighbours, two per artist at most, never two in a row)
+and its whole group (genre, artist) as a selection. A lasso/box selection or such a group downloads
+as an M3U8 of absolute URLs. A searched artist lists its nearest artists (energy distance).
 The plotly toolbar sits in the top margin and the legend below it, right of the points, so
 neither covers the other nor any point. ``window.melodexMap`` exposes the data and the graph to tests.
 """
@@ -42,6 +45,10 @@ body { display: flex; flex-direction: column; }
 #similar button:hover { text-decoration: underline; }
 #similar .dist { color: #777; margin-left: 4px; }
 #similar #similar-close { float: right; color: #444; font-size: 16px; padding: 0 4px; }
+#similar-actions { margin: 0 0 4px 0; }
+#similar-actions button { margin-right: 10px; }
+#similar li.playing button { font-weight: bold; }
+#artist-near button { all: unset; cursor: pointer; color: #0645ad; margin-left: 6px; }
 </style>
 <script type="text/javascript">__PLOTLYJS__</script>
 </head>
@@ -58,12 +65,13 @@ body { display: flex; flex-direction: column; }
     autocomplete="off" size="22"></label>
   <datalist id="artist-list"></datalist>
   <button id="clear-search" type="button">clear</button>
+  <button id="download-selection" type="button" disabled>download selection as M3U8 (0)</button>
   <audio id="player" controls preload="none"></audio>
-  <div id="status-row"><span id="search-status"></span><span id="now"></span></div>
+  <div id="status-row"><span id="search-status"></span><span id="artist-near"></span><span id="now"></span></div>
 </div>
 <div id="main">
   <div id="map"></div>
-  <section id="similar" hidden aria-live="polite"><button id="similar-close" type="button" title="close">×</button><h2 id="similar-title"></h2><ol id="similar-list"></ol></section>
+  <section id="similar" hidden aria-live="polite"><button id="similar-close" type="button" title="close">×</button><h2 id="similar-title"></h2><div id="similar-actions"><button id="play-mix" type="button">▶ play an instant mix</button> <button id="select-group" type="button"></button></div><ol id="similar-list"></ol></section>
 </div>
 <script type="application/json" id="map-data">__DATA__</script>
 <script type="text/javascript">__APP__</script>
@@ -202,22 +210,126 @@ APP_JS = r"""
   var similarBox = document.getElementById("similar");
   var similarTitle = document.getElementById("similar-title");
   var similarList = document.getElementById("similar-list");
+  var mixButton = document.getElementById("play-mix");
+  var groupButton = document.getElementById("select-group");
+  var clicked = -1, queued = [], queuePos = -1;
   document.getElementById("similar-close").addEventListener("click", function () { similarBox.hidden = true; });
-  function showSimilar(i) {
+
+  function showList(title, rows, notes) {
     while (similarList.firstChild) similarList.removeChild(similarList.firstChild);
-    if (!D.similar) { similarBox.hidden = true; return; }
-    similarTitle.textContent = "Most similar to " + label(i);
-    var rows = D.similar[i], dists = D.similarDist[i];
+    similarTitle.textContent = title;
     for (var k = 0; k < rows.length; k++) {
       var li = document.createElement("li"), b = document.createElement("button"), d = document.createElement("span");
       b.type = "button"; b.textContent = label(rows[k]); b.dataset.row = rows[k];
       b.title = "play " + label(rows[k]);
-      b.addEventListener("click", function (ev) { play(Number(ev.currentTarget.dataset.row)); });
-      d.className = "dist"; d.textContent = "distance " + dists[k].toFixed(3);
+      b.addEventListener("click", function (ev) { queued = []; play(Number(ev.currentTarget.dataset.row)); });
+      d.className = "dist"; d.textContent = notes[k];
       li.appendChild(b); li.appendChild(d); similarList.appendChild(li);
     }
     similarBox.hidden = false;
   }
+
+  function showSimilar(i) {
+    clicked = i;
+    var mode = colorSel.value, group = groupOf(i, mode);
+    groupButton.hidden = group === null;
+    if (group !== null) groupButton.textContent = "select its " + GROUP_NAMES[mode] + " (" + group.length + ")";
+    mixButton.disabled = !D.similar;
+    if (!D.similar) { showList("No similar tracks listed for " + label(i) + " (too many tracks)", [], []); return; }
+    var rows = D.similar[i], dists = D.similarDist[i];
+    showList("Most similar to " + label(i), rows, dists.map(function (d) { return "distance " + d.toFixed(3); }));
+  }
+
+  // ---- an instant mix from a track: a walk over the precomputed neighbours -----------------------
+  var MIX_LENGTH = 20, MAX_PER_ARTIST = 2;
+  function artistKey(i) { return D.artist[i] >= 0 ? "a" + D.artist[i] : "t" + i; }
+  function sameRecording(a, b, dist) {  // as melodex duplicates: close embeddings, durations that agree
+    if (dist > D.nearDuplicate) return false;
+    var x = D.duration[a], y = D.duration[b];
+    if (!known(x) || !known(y)) return true;
+    return Math.abs(x - y) <= D.durationTolerance;
+  }
+  function instantMix(seed) {
+    var picked = [seed], used = {}, count = {};
+    used[seed] = true; count[artistKey(seed)] = 1;
+    while (picked.length < MIX_LENGTH) {
+      var prev = picked[picked.length - 1], next = -1;
+      // the previous track's neighbours first, then the seed's, then those of earlier picks
+      var sources = [prev, seed].concat(picked.slice(0, -1).reverse());
+      for (var s = 0; s < sources.length && next < 0; s++) {
+        var rows = D.similar[sources[s]], dists = D.similarDist[sources[s]];
+        for (var k = 0; k < rows.length; k++) {
+          var j = rows[k], a = artistKey(j);
+          if (used[j] || (count[a] || 0) >= MAX_PER_ARTIST || a === artistKey(prev)) continue;
+          if (picked.some(function (p) { return D.similar[p].indexOf(j) >= 0 &&
+              sameRecording(p, j, D.similarDist[p][D.similar[p].indexOf(j)]); })) continue;
+          next = j; break;
+        }
+      }
+      if (next < 0) break;
+      picked.push(next); used[next] = true; count[artistKey(next)] = (count[artistKey(next)] || 0) + 1;
+    }
+    return picked;
+  }
+  function markPlaying() {
+    var items = similarList.children;
+    for (var k = 0; k < items.length; k++) items[k].className = k === queuePos ? "playing" : "";
+  }
+  function playMix(seed) {
+    queued = instantMix(seed); queuePos = 0;
+    showList("Instant mix from " + label(seed) + " (" + queued.length + " tracks)", queued,
+      queued.map(function (r, k) { return k === 0 ? "seed" : orUnknown(artistOf(r)); }));
+    markPlaying();
+    play(queued[0]);
+    return queued;
+  }
+  player.addEventListener("ended", function () {
+    if (queuePos >= 0 && queuePos + 1 < queued.length) { queuePos += 1; markPlaying(); play(queued[queuePos]); }
+  });
+  mixButton.addEventListener("click", function () { if (clicked >= 0) playMix(clicked); });
+
+  // ---- a selection (lasso, box, or a clicked track's group) downloads as an M3U8 -----------------
+  var GROUP_NAMES = { genre: "genre", predicted: "predicted genre", artist: "artist" };
+  var selectButton = document.getElementById("download-selection");
+  var selection = [];
+  function groupOf(i, mode) {
+    var codes = mode === "genre" ? D.genre : mode === "predicted" ? D.pred : mode === "artist" ? D.artist : null;
+    if (codes === null || codes[i] < 0) return null;
+    var out = [];
+    for (var j = 0; j < N; j++) if (codes[j] === codes[i]) out.push(j);
+    return out;
+  }
+  function setSelection(rows) {
+    var seen = {}, out = [];
+    for (var k = 0; k < rows.length; k++) if (!seen[rows[k]]) { seen[rows[k]] = true; out.push(rows[k]); }
+    selection = out;
+    selectButton.disabled = !out.length;
+    selectButton.textContent = "download selection as M3U8 (" + out.length + ")";
+    return out;
+  }
+  function oneLine(text) { return String(text).replace(/[\r\n]+/g, " "); }
+  function absoluteUrl(i) { var u = audioUrl(i); return u === null ? null : new URL(u, document.baseURI).href; }
+  function selectionM3U8(rows) {
+    var lines = ["#EXTM3U", "#PLAYLIST:" + oneLine(D.pageTitle + " selection")];
+    for (var k = 0; k < rows.length; k++) {
+      var i = rows[k], url = absoluteUrl(i), d = D.duration[i];
+      if (url === null) continue;
+      var who = [artistOf(i), D.title[i]].filter(known).join(" - ") || orUnknown(D.file[i]);
+      lines.push("#EXTINF:" + (known(d) ? Math.round(d) : -1) + "," + oneLine(who));
+      lines.push(url);
+    }
+    return lines.join("\n") + "\n";
+  }
+  selectButton.addEventListener("click", function () {
+    var blob = new Blob([selectionM3U8(selection)], { type: "audio/x-mpegurl" });
+    var link = document.createElement("a");
+    link.href = URL.createObjectURL(blob); link.download = "selection.m3u8";
+    document.body.appendChild(link); link.click(); link.remove();
+    setTimeout(function () { URL.revokeObjectURL(link.href); }, 1000);
+  });
+  groupButton.addEventListener("click", function () {
+    if (clicked >= 0) setSelection(groupOf(clicked, colorSel.value) || []);
+  });
 
   // ---- artist search: the artist's tracks in date order as a path ---------------------------
   function findArtist(query) {
@@ -230,7 +342,7 @@ APP_JS = r"""
 
   function search(query) {
     var code = findArtist(query);
-    if (code < 0) { statusEl.textContent = known(query.trim()) ? "no artist matches \u201C" + query.trim() + "\u201D" : ""; return clearPath(); }
+    if (code < 0) { statusEl.textContent = known(query.trim()) ? "no artist matches \u201C" + query.trim() + "\u201D" : ""; showArtistNear(-1); return clearPath(); }
     var dated = [], undated = [];
     for (var i = 0; i < N; i++) if (D.artist[i] === code) (known(D.date[i]) ? dated : undated).push(i);
     dated.sort(function (a, b) { return D.date[a] < D.date[b] ? -1 : D.date[a] > D.date[b] ? 1 : a - b; });
@@ -254,8 +366,23 @@ APP_JS = r"""
       x: pick(D.x, undated), y: pick(D.y, undated), customdata: undated, text: pick(hover, undated), hoverinfo: "text",
       marker: { size: SIZE + 5, color: "#ffffff", line: { color: "#111111", width: 2 } } });
     statusEl.textContent = name + ": " + (dated.length + undated.length) + " tracks, " + dated.length + " dated";
+    showArtistNear(code);
     pathTraces = traces;
     return showPath(traces);
+  }
+
+  var nearEl = document.getElementById("artist-near");
+  function showArtistNear(code) {
+    while (nearEl.firstChild) nearEl.removeChild(nearEl.firstChild);
+    if (code < 0 || !D.artistNear || !D.artistNear[code].length) return;
+    nearEl.appendChild(document.createTextNode("similar artists:"));
+    D.artistNear[code].forEach(function (pair) {
+      var b = document.createElement("button");
+      b.type = "button"; b.textContent = D.artists[pair[0]] + " (" + pair[1].toFixed(2) + ")";
+      b.title = "energy distance between the two artists' tracks; click to show " + D.artists[pair[0]];
+      b.addEventListener("click", function () { searchBox.value = lastQuery = D.artists[pair[0]]; search(lastQuery); });
+      nearEl.appendChild(b);
+    });
   }
 
   function range(from, to) { var out = []; for (var k = from; k < to; k++) out.push(k); return out; }
@@ -300,18 +427,24 @@ APP_JS = r"""
   searchBox.addEventListener("change", searchOnce);
   searchBox.addEventListener("keydown", function (e) { if (e.key === "Enter") searchOnce(); });
   document.getElementById("clear-search").addEventListener("click", function () {
-    searchBox.value = lastQuery = ""; statusEl.textContent = ""; clearPath();
+    searchBox.value = lastQuery = ""; statusEl.textContent = ""; showArtistNear(-1); clearPath();
   });
 
   var ready = draw(colorSel.value).then(function () {
     gd.on("plotly_click", function (ev) {
-      if (ev && ev.points && ev.points.length) { play(ev.points[0].customdata); showSimilar(ev.points[0].customdata); }
+      if (ev && ev.points && ev.points.length) { queued = []; play(ev.points[0].customdata); showSimilar(ev.points[0].customdata); }
     });
+    gd.on("plotly_selected", function (ev) {
+      setSelection(ev && ev.points ? ev.points.map(function (p) { return p.customdata; }) : []);
+    });
+    gd.on("plotly_deselect", function () { setSelection([]); });
     return gd;
   });
   queue = ready;
 
   window.melodexMap = { data: D, graph: gd, ready: ready, search: search, play: play, showSimilar: showSimilar,
+    instantMix: instantMix, playMix: playMix, setSelection: setSelection, selectionM3U8: selectionM3U8,
+    selection: function () { return selection.slice(); },
     baseTraceCount: function () { return baseCount; } };
 })();
 """

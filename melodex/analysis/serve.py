@@ -5,6 +5,8 @@
 * ``/`` (or ``/index.html``): the interactive map, made from the store when the server starts;
 * ``/audio/<track_id>``: the audio file the store records for that track id, with HTTP Range
   support so the page's ``<audio>`` element can seek;
+* ``/api/similar/<track_id>``, ``/api/path?from=&to=``, ``/api/playlist?seed=``: JSON for media
+  players (see :mod:`melodex.analysis.serve_api`), tracks named by id only;
 * anything else: 404.
 
 The URL never names a file: a track id is looked up in the store, so no path traversal is possible
@@ -14,6 +16,7 @@ address other than loopback makes your audio files readable by anyone who can re
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 import os
@@ -24,7 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from melodex.analysis.collection import Collection
 from melodex.analysis.map_page import render_html_map
+from melodex.analysis.serve_api import API_PREFIX, ListeningAPI
 from melodex.errors import ServeError
 
 log = logging.getLogger(__name__)
@@ -64,10 +69,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 
 class MapRequestHandler(BaseHTTPRequestHandler):
-    """Answers ``/``, ``/audio/<track_id>`` and 404; set ``page`` and ``audio`` on a subclass."""
+    """Answers ``/``, ``/audio/<track_id>``, ``/api/...`` and 404; set ``page``, ``audio`` and
+    ``api`` on a subclass."""
 
     page: bytes = b""
     audio: dict[str, str] = {}
+    api: ListeningAPI | None = None
     server_version = "melodex"
 
     def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
@@ -77,8 +84,13 @@ class MapRequestHandler(BaseHTTPRequestHandler):
         self._answer(body=True)
 
     def _answer(self, body: bool) -> None:
-        path = urlsplit(self.path).path
-        if path in ("/", "/index.html"):
+        url = urlsplit(self.path)
+        path = url.path
+        if path.startswith(API_PREFIX) and self.api is not None:
+            status, document = self.api.answer(path, url.query)
+            data = json.dumps(document, ensure_ascii=False).encode("utf-8")
+            self._send_bytes(data, "application/json; charset=utf-8", body, status)
+        elif path in ("/", "/index.html"):
             self._send_bytes(self.page, "text/html; charset=utf-8", body)
         elif path.startswith(AUDIO_PREFIX) and unquote(path[len(AUDIO_PREFIX):]) in self.audio:
             self._send_file(self.audio[unquote(path[len(AUDIO_PREFIX):])], body)
@@ -136,6 +148,14 @@ class MapRequestHandler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
+class StoreHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose listen backlog holds a media player's burst of requests
+    (socketserver's default of 5 makes the sixth simultaneous connection wait a second for a
+    TCP retransmission)."""
+
+    request_queue_size = 64
+
+
 def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, title: str = "Melodex map",
                 color_by: str = "genre") -> ThreadingHTTPServer:
     """A ready (not yet serving) HTTP server for ``store``'s map and audio.
@@ -150,14 +170,14 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
     tracks = store.tracks()
     audio = {str(t): str(p) for t, p in zip(tracks["track_id"], tracks["path"]) if p is not None and p == p}
     page = render_html_map(store, audio_base=AUDIO_PREFIX, title=title, color_by=color_by).encode("utf-8")
-    handler = type("StoreHandler", (MapRequestHandler,), {"page": page, "audio": audio})
+    api = ListeningAPI(Collection.from_frame(tracks, store.embeddings(), root=str(store.root)))
+    handler = type("StoreHandler", (MapRequestHandler,), {"page": page, "audio": audio, "api": api})
     if host not in _LOOPBACK:
         log.warning("serving on %s: anyone who can reach this address can list the map and play "
                     "every indexed audio file (there is no password)", host)
-    server_class = ThreadingHTTPServer
+    server_class = StoreHTTPServer
     if ":" in host:  # an IPv6 address
-        server_class = type("ThreadingHTTPServerV6", (ThreadingHTTPServer,),
-                            {"address_family": socket.AF_INET6})
+        server_class = type("StoreHTTPServerV6", (StoreHTTPServer,), {"address_family": socket.AF_INET6})
     try:
         server = server_class((host, port), handler)
     except OSError as exc:

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("melodex.commands.index", "add tracks (audio or an inference JSONL) to a library store"),
     "map": ("melodex.commands.map", "UMAP map of a library: interactive HTML and a static figure"),
     "similar": ("melodex.commands.similar", "tracks that sound like a query track or audio file"),
+    "playlist": ("melodex.commands.playlist", "instant mix, a path between two songs, or cluster playlists"),
+    "duplicates": ("melodex.commands.duplicates", "groups of tracks that are the same recording (CSV report)"),
     "evolution": ("melodex.commands.evolution", "how an artist's music, or the collection, moves over time"),
     "serve": ("melodex.commands.serve", "serve a map and its indexed audio on 127.0.0.1"),
 }

@@ -1,10 +1,12 @@
 """Serve a library's map page and its indexed audio over HTTP, on 127.0.0.1 by default.
 
-``melodex serve --store DIR`` answers three kinds of request and nothing else:
+``melodex serve --store DIR`` answers these requests and nothing else:
 
 * ``/`` (or ``/index.html``): the interactive map, made from the store when the server starts;
 * ``/audio/<track_id>``: the audio file the store records for that track id, with HTTP Range
   support so the page's ``<audio>`` element can seek;
+* ``/api/similar/<track_id>?k=10``, ``/api/path?from=ID&to=ID&length=10`` and
+  ``/api/playlist?seed=ID[&seed=ID]&length=20&max_per_artist=2``: JSON for media players;
 * anything else: 404.
 
 The URL never names a file: a track id is looked up in the store, so no path traversal is possible

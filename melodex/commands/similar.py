@@ -24,7 +24,11 @@ from melodex.errors import MelodexError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("query", help="a track_id or path in the store, or an audio file (with --model)")
+    parser.add_argument("query", nargs="?", help="a track_id or path in the store, or an audio file (with --model)")
+    parser.add_argument("--artist", metavar="NAME",
+                        help="artists most like this artist instead of tracks: the energy distance between the "
+                             "two artists' track embeddings, which compares whole catalogues (spread and "
+                             "shape, not only the average) and is 0 only for the same distribution")
     add_store(parser)
     parser.add_argument("-k", "--top", dest="k", type=positive_int, default=10, help="how many neighbours (default 10)")
     add_model(parser, required=False, purpose=", to embed a query file that is not in the store")
@@ -55,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from melodex.analysis.similarity import similar
     from melodex.commands.options import open_store
 
+    if (args.artist is None) == (args.query is None):
+        raise MelodexError("give a query track or --artist NAME (one of them)")
+    if args.artist is not None:
+        return _similar_artists(args)
     store = open_store(args.store)
     query = _padded_track_id(store, args.query)
     table = similar(store, query, args.k, predictor=_PredictorOnDemand(args.model, args.device), method=args.method)
@@ -65,6 +73,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         shown = table.astype(object).where(table.notna(), "-")
         print(shown.to_string(index=False, formatters={"distance": "{:.4f}".format, "similarity": "{:.4f}".format}))
+    return 0
+
+
+def _similar_artists(args: argparse.Namespace) -> int:
+    from melodex.analysis.artists import MEASURE, similar_artists
+    from melodex.analysis.collection import Collection
+    from melodex.commands.options import open_store
+
+    table = similar_artists(Collection.from_store(open_store(args.store)), args.artist, args.k)
+    if args.json:
+        print(json.dumps({"artist": args.artist, "measure": MEASURE, "neighbours": table.to_dict(orient="records")},
+                         indent=2, default=_plain))
+    else:
+        print(f"artists like {args.artist} ({MEASURE}):")
+        print(table.to_string(index=False, formatters={"distance": "{:.4f}".format,
+                                                       "centroid_distance": "{:.4f}".format}))
     return 0
 
 

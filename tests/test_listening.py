@@ -1,0 +1,209 @@
+"""Listening on the demo corpus: instant mixes, paths, cluster playlists, similar artists, duplicates.
+
+Everything runs through the real commands (``melodex demo``, ``playlist``, ``similar --artist``,
+``index``, ``duplicates``) and is judged as a listener would: artist caps hold, nothing repeats,
+a path starts and ends where asked in small steps, clusters agree with the demo's styles, the
+playlist files load in a real playlist parser and validate against XSPF's schema, and copies of
+one recording in four codecs are grouped while another take of the piece is not.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from melodex.cli import main
+from tests._helpers_playlists import load_m3u8, validate_xspf
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo pipeline as tests/test_demo_pipeline.py runs it: (data folder, outputs folder)."""
+    root = tmp_path_factory.mktemp("listen-demo")
+    data, out = root / "demo_data", root / "demo_outputs"
+    assert main(["demo", "--data", str(data), "--out", str(out), "--tracks-per-artist", "8",
+                 "--seconds", "10", "--epochs", "8", "--quiet"]) == 0
+    return data, out
+
+
+@pytest.fixture(scope="module")
+def library(demo):
+    """(store folder, tracks frame, unit embeddings) of the demo's library."""
+    from melodex.analysis.similarity import normalize_rows
+    from melodex.library.store import LibraryStore
+
+    store = LibraryStore(demo[1] / "library")
+    return str(store.root), store.tracks(), normalize_rows(store.embeddings())
+
+
+def mean_random_distance(unit: np.ndarray, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(unit), (2, 4000))
+    keep = i != j
+    return float(np.mean(1.0 - np.sum(unit[i[keep]] * unit[j[keep]], axis=1)))
+
+
+def test_instant_mix_caps_artists_never_repeats_and_flows(library, tmp_path, capsys):
+    store, tracks, unit = library
+    seeds = [tracks["track_id"][0], tracks["track_id"][1]]
+    out = tmp_path / "mixes" / "mix"
+    assert main(["playlist", "--store", store, "--seed", seeds[0], "--seed", seeds[1], "--length", "20",
+                 "--out", str(out), "--format", "m3u8", "xspf", "json", "-q"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "mixes" / "mix.json").read_text(encoding="utf-8"))
+    ids = [t["track_id"] for t in doc["tracks"]]
+    artists = [t["artist"] for t in doc["tracks"]]
+    assert len(ids) == 20 and len(set(ids)) == 20 and ids[0] == seeds[0]
+    assert max(Counter(artists).values()) <= 2
+    assert all(a != b for a, b in pairwise(artists))  # never one artist twice in a row
+    steps = [t["step"] for t in doc["tracks"][1:]]
+    assert np.mean(steps) < 0.5 * mean_random_distance(unit)  # each next track is near the previous
+
+    assert main(["playlist", "--store", store, "--seed", seeds[0], "--length", "16", "--max-per-artist", "1",
+                 "--out", str(tmp_path / "one.json"), "-q"]) == 0
+    doc = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))
+    artists = [t["artist"] for t in doc["tracks"]]
+    assert len(artists) == 16 and len(set(artists)) == 16  # 16 demo artists, each once
+
+
+def test_path_starts_and_ends_where_asked_in_small_steps(library, tmp_path):
+    store, tracks, unit = library
+    genre = tracks["genre"].astype(str).to_numpy()
+    ratios = []
+    for a, b in ((0, int(np.flatnonzero(genre != genre[0])[0])), (5, int(np.flatnonzero(genre != genre[5])[3]))):
+        out = tmp_path / f"path-{a}-{b}.json"
+        assert main(["playlist", "--store", store, "--from", tracks["track_id"][a], "--to", tracks["track_id"][b],
+                     "--length", "10", "--out", str(out), "-q"]) == 0
+        doc = json.loads(out.read_text(encoding="utf-8"))
+        ids = [t["track_id"] for t in doc["tracks"]]
+        assert len(ids) == 10 and len(set(ids)) == 10
+        assert ids[0] == tracks["track_id"][a] and ids[-1] == tracks["track_id"][b]
+        ratios.append(np.mean([t["step"] for t in doc["tracks"][1:]]) / mean_random_distance(unit))
+    print(f"path step / random pair distance: {np.round(ratios, 3).tolist()}")
+    assert max(ratios) < 0.5  # measured 0.08 on average over 20 random pairs (benchmarks/bench_listening.py)
+
+
+def test_cluster_playlists_agree_with_the_demo_styles(library, tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    store, tracks, _ = library
+    folder = tmp_path / "clusters"
+    assert main(["playlist", "--store", store, "--clusters", "5", "--out", str(folder), "-q"]) == 0
+    files = sorted(folder.glob("*.m3u8"))
+    assert len(files) == 5
+    by_path = dict(zip(tracks["path"].astype(str), tracks["track_id"].astype(str)))
+    cluster_of = {}
+    for number, file in enumerate(files):
+        for segment in load_m3u8(file).segments:
+            cluster_of[by_path[str(Path(segment.absolute_uri).resolve())]] = number
+    assert len(cluster_of) == len(tracks)  # every track in exactly one playlist
+    ari = adjusted_rand_score(tracks["genre"].astype(str), [cluster_of[t] for t in tracks["track_id"]])
+    print(f"adjusted Rand index, KMeans(5) against the demo styles: {ari:.3f}")
+    assert ari >= 0.6  # measured 0.85
+    styles = set(tracks["genre"].astype(str))
+    assert all(any(file.name[3:].startswith(s) for s in styles) for file in files)  # named by their genre
+
+    assert main(["playlist", "--store", store, "--clusters", "auto", "--out", str(tmp_path / "auto"), "-q"]) == 0
+    total = sum(len(load_m3u8(f).segments) for f in (tmp_path / "auto").glob("*.m3u8"))
+    assert total == len(tracks)
+
+
+def test_playlist_files_parse_and_validate(library, tmp_path):
+    store, tracks, _ = library
+    out = tmp_path / "nested" / "deeper" / "mix"
+    assert main(["playlist", "--store", store, "--seed", tracks["track_id"][3], "--length", "8",
+                 "--out", str(out), "--format", "m3u8", "xspf", "-q"]) == 0
+    m3u = out.with_name("mix.m3u8")
+    assert m3u.read_text(encoding="utf-8").startswith("#EXTM3U\n")
+    parsed = load_m3u8(m3u)
+    row = {p: i for i, p in enumerate(tracks["path"].astype(str))}
+    assert len(parsed.segments) == 8
+    for segment in parsed.segments:
+        assert not Path(segment.uri).is_absolute()  # relative to the playlist's folder
+        i = row[str(Path(segment.absolute_uri).resolve())]
+        assert segment.duration == pytest.approx(tracks["duration"][i], abs=0.5)
+        assert segment.title == f"{tracks['artist'][i]} - {tracks['title'][i]}"
+    xspf = validate_xspf(out.with_name("mix.xspf"))
+    assert [t["location"] for t in xspf] == [s.uri for s in parsed.segments]
+    assert all(t["identifier"].startswith("melodex:track:") and int(t["duration"]) == 10_000 for t in xspf)
+
+
+def test_similar_artists_are_the_style_mates_and_the_drifter_sits_between(library, capsys):
+    from melodex.demo.plan import DRIFTER, STYLE_ARTISTS
+
+    store, _, _ = library
+    for style, names in STYLE_ARTISTS.items():
+        for name in names:
+            assert main(["similar", "--store", store, "--artist", name, "-k", "2", "--json", "-q"]) == 0
+            doc = json.loads(capsys.readouterr().out)
+            assert "energy distance" in doc["measure"]
+            assert {n["artist"] for n in doc["neighbours"]} == set(names) - {name}, (style, name)
+    drifter, first, last = DRIFTER
+    assert main(["similar", "--store", store, "--artist", drifter.lower(), "-k", "6", "--json", "-q"]) == 0
+    nearest = {n["artist"] for n in json.loads(capsys.readouterr().out)["neighbours"]}
+    assert nearest == set(STYLE_ARTISTS[first]) | set(STYLE_ARTISTS[last])
+    assert main(["similar", "--store", store, "--artist", "Nobody"]) == 2
+    assert "Nobody: no artist of that name" in capsys.readouterr().err
+
+
+def render_take(track: dict, seconds: float, performance: int) -> np.ndarray:
+    """The demo track ``track`` played again: its style parameters (tempo, key, patterns), another
+    performance's randomness, ``seconds`` long."""
+    from melodex.constants import SAMPLE_RATE
+    from melodex.demo.synth import render_track, track_params
+
+    rng = np.random.default_rng([track["seed"], 1])
+    params = {s: track_params(s, track["artist"]["signature"][s], rng) for s in sorted(track["mix"])}
+    return render_track(track["mix"], params, seconds=seconds, sr=SAMPLE_RATE,
+                        rng=np.random.default_rng([track["seed"], performance]),
+                        loudness=track["loudness"], noise_db=track["noise_db"], dull=track["dull"])
+
+
+def test_duplicates_groups_codecs_and_trims_but_not_another_take(demo, tmp_path, capsys):
+    from melodex.audio.decode import load_audio
+    from melodex.audio.encode import write_audio
+    from melodex.constants import SAMPLE_RATE
+    from melodex.datasets.fma import audio_path
+    from melodex.demo.plan import plan_corpus
+
+    data, out = demo
+    plan = plan_corpus(tracks_per_artist=8, seed=0)
+    piece = plan[0]
+    original = load_audio(audio_path(data / "fma_small", piece["id"]))  # 22.05 kHz mono
+    music = tmp_path / "music"
+    for ext in ("flac", "mp3", "ogg", "m4a"):
+        write_audio(music / f"piece.{ext}", original, SAMPLE_RATE)
+    write_audio(music / "piece-trimmed.flac", original[int(0.3 * SAMPLE_RATE):-int(0.5 * SAMPLE_RATE)], SAMPLE_RATE)
+    write_audio(music / "piece-take2.flac", render_take(piece, 11.5, performance=3), SAMPLE_RATE)
+    # unrelated tracks of the same duration, one per other style (two demo clips of one artist and
+    # style can lie as close as re-encodes: the genre model does not tell them apart, see duplicates.py)
+    others = list({t["label"]: t for t in reversed(plan) if t["label"] != piece["label"]}.values())
+    for t in others:
+        shutil.copyfile(audio_path(data / "fma_small", t["id"]), music / f"other-{t['id']}.mp3")
+    store = tmp_path / "library"
+    assert main(["index", "--audio", str(music), "--model", str(out / "training_outputs" / "latest"),
+                 "--store", str(store), "--num-workers", "0", "--device", "cpu", "--no-tags", "-q"]) == 0
+    before = sorted(p.name for p in music.iterdir())
+
+    assert main(["duplicates", "--store", str(store), "--report", str(tmp_path / "dupes.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "1 group(s), 5 tracks" in printed and "nothing deleted" in printed
+    with open(tmp_path / "dupes.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {Path(r["path"]).name for r in rows} == {"piece.flac", "piece.mp3", "piece.ogg", "piece.m4a",
+                                                    "piece-trimmed.flac"}
+    assert {r["group"] for r in rows} == {"1"} and float(rows[0]["distance"]) == 0.0
+    assert sorted(p.name for p in music.iterdir()) == before  # nothing deleted or moved
+
+    # this take is also told apart by the embedding: with durations allowed to differ by 2 s it
+    # stays out (measured: 0.012-0.021 from the copies, which lie within 0.002 of each other)
+    assert main(["duplicates", "--store", str(store), "--report", str(tmp_path / "loose.csv"),
+                 "--duration-tolerance", "2", "-q"]) == 0
+    assert "1 group(s), 5 tracks" in capsys.readouterr().out
