@@ -24,12 +24,10 @@ from tests._helpers_playlists import load_m3u8, validate_xspf
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo pipeline as tests/test_demo_pipeline.py runs it: (data folder, outputs folder)."""
-    root = tmp_path_factory.mktemp("listen-demo")
-    data, out = root / "demo_data", root / "demo_outputs"
-    assert main(["demo", "--data", str(data), "--out", str(out), "--tracks-per-artist", "8",
-                 "--seconds", "10", "--epochs", "8", "--quiet"]) == 0
+def demo(small_demo):
+    """The small demo run shared with tests/test_demo_pipeline.py (conftest): (data folder, outputs folder)."""
+    status, data, out = small_demo
+    assert status == 0
     return data, out
 
 
