@@ -127,3 +127,14 @@ def test_all_nearest_on_tiny_inputs(rng):
     assert all_nearest(rng.standard_normal((1, 4)), 10)[0].shape == (1, 0)
     indices, _ = all_nearest(rng.standard_normal((3, 4)), 10)
     assert indices.shape == (3, 2) and sorted(indices[0].tolist()) == [1, 2]
+
+
+def test_similarity_index_has_the_estimator_shape(rng):
+    from melodex.analysis.similarity import SimilarityIndex
+
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    index = SimilarityIndex(method="exact")
+    assert not hasattr(index, "unit_")  # __init__ only stores settings
+    assert index.fit(x) is index and index.method_ == "exact" and index.unit_.shape == (40, 8)
+    rows, _ = index.query(x[3], 5, exclude={3})
+    np.testing.assert_array_equal(rows, SimilarityIndex(x).query(x[3], 5, exclude={3})[0])

@@ -60,16 +60,25 @@ class SimilarityIndex:
     matrix nobody else uses, such as a fresh ``store.embeddings()``).
     """
 
-    def __init__(self, embeddings: np.ndarray, *, method: str = "auto", seed: int = 0, copy: bool = True,
-                 ann: AnnIndex | None = None):
+    def __init__(self, embeddings: np.ndarray | None = None, *, method: str = "auto", seed: int = 0,
+                 copy: bool = True, ann: AnnIndex | None = None):
         if method not in ("auto", "exact", "ann"):
             raise ValueError(f"method must be auto, exact or ann, not {method!r}")
-        self.unit_ = normalize_rows(embeddings, copy=copy)
-        wants_ann = method == "ann" or (method == "auto" and len(self.unit_) > EXACT_LIMIT)
+        self.method, self.seed, self.copy, self.ann = method, seed, copy, ann
+        if embeddings is not None:  # SimilarityIndex(x) is SimilarityIndex().fit(x)
+            self.fit(embeddings)
+
+    def fit(self, embeddings: np.ndarray) -> SimilarityIndex:
+        """Build the index over ``embeddings`` [shape=(n, d)]: ``unit_`` (the rows at unit norm)
+        and ``method_`` (what ``"auto"`` chose); returns ``self``, as scikit-learn estimators do."""
+
+        self.unit_ = normalize_rows(embeddings, copy=self.copy)
+        wants_ann = self.method == "ann" or (self.method == "auto" and len(self.unit_) > EXACT_LIMIT)
         self.method_ = "ann" if wants_ann and len(self.unit_) else "exact"
-        self._ann = ann
+        self._ann = self.ann
         if self.method_ == "ann" and self._ann is None:
-            self._ann = AnnIndex.build(self.unit_, seed=seed)
+            self._ann = AnnIndex.build(self.unit_, seed=self.seed)
+        return self
 
     @classmethod
     def for_store(cls, store: LibraryStore, *, method: str = "auto", embeddings: np.ndarray | None = None,
