@@ -220,3 +220,15 @@ def test_reembed_waits_for_a_missing_file_unless_told_to_drop_it(tmp_path, music
     tracks = LibraryStore(store).tracks()
     assert len(tracks) == 4 and resolved_path(gone) not in set(tracks["path"])
     assert set(tracks["model_fingerprint"]) == {_fp(b)}
+
+
+def test_similar_embeds_a_query_file_only_with_the_stores_model(tmp_path, music, models, make_audio, capsys):
+    a, b = models
+    store = tmp_path / "lib"
+    assert _index(store, music, a) == 0
+    query = make_audio("query.wav", seconds=2.0, freq=330.0)
+    capsys.readouterr()
+    assert main(["similar", str(query), "--store", str(store), "--model", str(b), "-k", "2", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and _fp(a) in err and _fp(b) in err and "give the store's model" in err
+    assert main(["similar", str(query), "--store", str(store), "--model", str(a), "-k", "2", "-q"]) == 0

@@ -40,19 +40,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _PredictorOnDemand:
-    """Loads the model the first time a query file has to be embedded, not before."""
+    """Loads the model the first time a query file has to be embedded, not before, and only when
+    it is the model whose embeddings the store holds (another model's vector would not compare)."""
 
-    def __init__(self, model: str | None, device: str):
-        self.model, self.device, self._predictor = model, device, None
+    def __init__(self, model: str | None, device: str, store=None):
+        self.model, self.device, self.store, self._predictor = model, device, store, None
 
     def predict_file(self, path: str | Path):
         if self.model is None:
             raise MelodexError(f"{path} is not in the store; give --model to embed it")
         if self._predictor is None:
             from melodex.inference.predictor import Predictor
+            from melodex.model.checkpoint import load_checkpoint, model_fingerprint
 
-            self._predictor = Predictor(self.model, device=self.device, num_workers=0)
+            ckpt = load_checkpoint(self.model)
+            self._check_model(path, model_fingerprint(ckpt))
+            self._predictor = Predictor((ckpt.build_model(), ckpt), device=self.device, num_workers=0)
         return self._predictor.predict_file(path)
+
+    def _check_model(self, path: str | Path, fingerprint: str) -> None:
+        models = self.store.models() if self.store is not None else {}
+        if models and fingerprint not in models:
+            held = ", ".join(stamp.describe() for stamp in models.values())
+            raise MelodexError(f"{path}: the store at {self.store.root} holds embeddings of {held}; --model "
+                               f"{self.model} is model {fingerprint}, whose embedding of the file would not compare "
+                               "with them: give the store's model")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return _similar_artists(args)
     store = open_store(args.store)
     query = _padded_track_id(store, args.query)
-    table = similar(store, query, args.k, predictor=_PredictorOnDemand(args.model, args.device), method=args.method)
+    table = similar(store, query, args.k, predictor=_PredictorOnDemand(args.model, args.device, store),
+                    method=args.method)
     if args.json:
         rows = [{key: (None if _missing(value) else value) for key, value in row.items()}
                 for row in table.astype(object).to_dict(orient="records")]
