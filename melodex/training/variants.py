@@ -89,8 +89,8 @@ class VariantBank:
         name = self.name(track)
         if name is None or self.root is None:
             return self._memory.get(name)
-        try:
-            variants = np.load(self._path(name), allow_pickle=False)
+        try:  # mapped, so that reading one variant reads one variant's bytes
+            variants = np.load(self._path(name), mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return None
         expected = (self.augment.variants, self.features.n_mfcc, self.features.n_frames)
@@ -174,7 +174,7 @@ class AugmentedView(torch.utils.data.Dataset):
         gain = float(rng.uniform(-augment.gain_db, augment.gain_db))
         variants = self.bank.get(self.tracks[index]) if use_variant else None
         if variants is not None:
-            item = (index, torch.from_numpy(variants[pick].copy()), self.base.targets[index], None)
+            item = (index, torch.from_numpy(np.array(variants[pick])), self.base.targets[index], None)
         else:
             item = self.base[index]
         if item[1] is None or not gain:
