@@ -16,7 +16,8 @@ first 30 s), and the script prints per model:
 
 Without ``--model`` a small demo corpus is written to ``--work`` (when absent) and two models are
 trained on it, ``melodex train --no-augment`` and ``melodex train`` (augmented, the default);
-the clips are then its test split, which neither model saw. Targets on real music (issue 2/6):
+the clips are then its test split, which neither model saw (models and versions already under
+``--work`` are reused: remove it to start afresh). Targets on real music (issue 2/6):
 min cosine >= 0.95 and nearest neighbour a version of the same clip for >= 95 % of files.
 """
 
