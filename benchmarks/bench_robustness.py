@@ -40,17 +40,24 @@ if str(ROOT) not in sys.path:
 VERSIONS = ("flac", "mp3-128k", "ogg-q4", "aac-128k", "mp3-48k-22k-mono", "ogg-default-22k-mono")
 
 
-def demo_models(work: Path, args) -> tuple[list[tuple[str, str]], list[Path]]:
-    """Write the demo corpus and its cache when absent, train the two models; return them and the test clips."""
+def demo_corpus(work: Path, args) -> Path:
+    """The demo corpus under ``work`` (written when absent, small by default) with its MFCC cache."""
     from melodex.cli import main
-    from melodex.datasets import load_dataset
     from melodex.demo.corpus import write_demo_corpus
 
     data = work / "demo_data"
     if not (data / "demo_truth.json").is_file():
         write_demo_corpus(data, tracks_per_artist=args.tracks_per_artist, seconds=args.seconds, seed=args.seed)
+    main(["preprocess", "--data_dir", str(data / "fma_small"), "--cache_dir", str(data / "fma_mfccs_precomputed"),
+          "--quiet"])
+    return data
+
+
+def demo_models(work: Path, data: Path, args) -> list[tuple[str, str]]:
+    """Train a demo model without and with augmentation (kept under ``work/runs`` and reused)."""
+    from melodex.cli import main
+
     audio, cache = data / "fma_small", data / "fma_mfccs_precomputed"
-    main(["preprocess", "--data_dir", str(audio), "--cache_dir", str(cache), "--quiet"])
     models = []
     for label, flag in (("no augmentation", "--no-augment"), ("augmentation", "--augment")):
         runs = work / "runs" / flag.strip("-")
@@ -60,7 +67,7 @@ def demo_models(work: Path, args) -> tuple[list[tuple[str, str]], list[Path]]:
             if status != 0:
                 raise SystemExit(f"training ({flag}) failed with status {status}")
         models.append((label, str((runs / "latest").resolve())))
-    return models, [t.path for t in load_dataset(audio).split("test")]
+    return models
 
 
 def encode_versions(clips: list[Path], out: Path) -> dict[str, tuple[int, str]]:
@@ -141,7 +148,8 @@ def report(results: dict[str, dict], n_clips: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=Path, help="folder of clips (default: the demo corpus's test split)")
+    parser.add_argument("--clips", type=Path, help="folder of clips (default: the test split of the demo corpus "
+                                                   "under --work, written when absent)")
     parser.add_argument("--model", action="append", default=[], metavar="[LABEL=]RUN",
                         help="a model to measure, repeatable (default: train a demo model without and with augmentation)")
     parser.add_argument("--work", type=Path, default=Path("bench_outputs/robustness"), help="where everything is written")
@@ -157,11 +165,17 @@ def main() -> None:
     from melodex.audio.files import find_audio_files
 
     work = args.work
+    data = None if args.clips else demo_corpus(work, args)
     if args.model:
         models = [tuple(m.split("=", 1)) if "=" in m else (Path(m).name, m) for m in args.model]
     else:
-        models, demo_clips = demo_models(work, args)
-    clips = sorted(find_audio_files([str(args.clips)])) if args.clips else demo_clips
+        models = demo_models(work, data, args)
+    if args.clips:
+        clips = find_audio_files([str(args.clips)])
+    else:  # the test split, which the demo models never saw
+        from melodex.datasets import load_dataset
+
+        clips = [t.path for t in load_dataset(data / "fma_small").split("test")]
     clips = [Path(c) for c in clips][: args.limit]
     versions_dir = work / "versions" / (args.clips.name if args.clips else "demo")
     where = encode_versions(clips, versions_dir)

@@ -52,7 +52,7 @@ from melodex.training.runs import (
     resolve_run_dir,
     write_json,
 )
-from melodex.training.variants import BANK_DIR, AugmentedView, VariantBank
+from melodex.training.variants import AugmentedView, VariantBank
 from melodex.util.atomic import atomic_write
 from melodex.util.device import resolve_device
 from melodex.util.workers import usable_cores
@@ -187,18 +187,12 @@ class Trainer:
         self.model.set_normalization(mean, std)
 
     def _prepare_augmentation(self) -> None:
-        """With ``config.augment``, make the training clips' augmented variants (once; see
-        :mod:`melodex.training.variants`). The normalisation stays that of the clean clips."""
-        if not self.config.augment:
-            return
-        cache_dir = self.config.cache_dir
-        self.bank = VariantBank(None if cache_dir is None else Path(cache_dir) / BANK_DIR, self.features,
-                                DEFAULT_AUGMENT)
-        workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(0.0)
-        self.bank_counts = self.bank.fill(self.data["training"].tracks, num_workers=workers,
-                                          progress=self.config.progress)
-        log.info("augmentation: variants of %(clips)d training clips (%(made)d made now, %(kept)d kept from "
-                 "before, %(failed)d not decodable: those train clean)", self.bank_counts)
+        """With ``config.augment``, the training clips' variants, made once (:mod:`melodex.training.variants`)."""
+        if self.config.augment:
+            workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(0.0)
+            self.bank = VariantBank.beside(self.config.cache_dir, self.features, DEFAULT_AUGMENT)
+            self.bank_counts = self.bank.fill(self.data["training"].tracks, num_workers=workers,
+                                              progress=self.config.progress)
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:

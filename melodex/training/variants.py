@@ -44,8 +44,9 @@ BANK_DIR = "augmented"
 
 
 def fingerprint(features: FeatureConfig, augment: AugmentConfig) -> str:
-    """A short hash of everything that shapes a variant."""
-    payload = json.dumps({"version": 1, "features": features.to_dict(), "augment": augment.to_dict()}, sort_keys=True)
+    """A short hash of everything that shapes a variant (not ``prob`` and ``gain_db``, applied per epoch)."""
+    shaping = {k: v for k, v in augment.to_dict().items() if k not in ("prob", "gain_db")}
+    payload = json.dumps({"version": 1, "features": features.to_dict(), "augment": shaping}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -72,6 +73,11 @@ class VariantBank:
         self.features, self.augment = features, augment
         self.root = None if root is None else Path(root) / fingerprint(features, augment)
         self._memory: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def beside(cls, cache_dir: str | Path | None, features: FeatureConfig, augment: AugmentConfig) -> VariantBank:
+        """The bank of an MFCC cache: under ``<cache_dir>/augmented``, or in memory without a cache."""
+        return cls(None if cache_dir is None else Path(cache_dir) / BANK_DIR, features, augment)
 
     def name(self, track: Track) -> str | None:
         """The entry's name: the key with the source file's size and mtime (None: no such file)."""
@@ -131,6 +137,8 @@ class VariantBank:
                 continue
             self.put(missing[index], variants)
             counts["made"] += 1
+        log.info("augmentation: variants of %(clips)d training clips (%(made)d made now, %(kept)d kept from "
+                 "before, %(failed)d not decodable: those train clean)", counts)
         return counts
 
 
@@ -146,7 +154,7 @@ class _Maker(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         try:
             return index, make_variants(self.tracks[index], self.features, self.augment), None
-        except Exception as exc:  # one odd file costs its variants, never the run
+        except Exception as exc:  # noqa: BLE001 (one odd file costs its variants, never the run)
             return index, None, f"{type(exc).__name__}: {exc}"
 
 
