@@ -6,6 +6,10 @@ that cannot be decoded is skipped with a warning. The model is validated every e
 one on the validation split is kept as model_weights.pth, and the test-split report is written
 from it at the end. An interrupted run continues where it stopped with --resume.
 
+Training is augmented by default (--no-augment turns it off): each training clip is decoded once
+and a few band-limited, re-encoded, noisy and shifted versions of it are kept next to the cache;
+every epoch shows a clip clean or as one of them. params.json records the settings.
+
 Output: training_outputs/YYYY-MM-DD_HH-MM-SS/ with model_weights.pth, params.json,
 history.csv, classification_report.txt and train_state.pth; training_outputs/latest names
 the newest run.
@@ -43,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                            "(default: %(default)s)")
     group.add_argument("--patience", type=positive_int, default=None, metavar="N",
                        help="stop after N epochs without a better validation accuracy (default: never)")
+    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                       help="train on augmented clips too: random crop, low-pass 4-11 kHz, low-rate codecs, "
+                            "noise and gain, so embeddings stay put across encodings; variants are made once per "
+                            "clip under CACHE_DIR/augmented (default: on; --no-augment: clean MFCCs only)")
     add_device(group)
     add_num_workers(group, default=None, what="DataLoader workers decoding audio (default: 0 when every track "
                                                "is cached, else up to 4)")

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Settings that define a run; --resume takes them from the run's params.json.
 _RUN_SETTINGS = ("data_dir", "metadata_dir", "kind", "subset", "batch_size", "lr", "weight_decay", "seed",
-                 "cache_dir", "patience")
+                 "cache_dir", "patience", "augment")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class TrainConfig:
     ``epochs`` None means 50 for a new run and the saved number when resuming. With ``resume``
     (a run directory, a run name under ``output_dir``, or ``"latest"``) the run's own data,
     optimiser, seed and batch settings are used; ``epochs``, ``device``, ``num_workers`` and
-    ``progress`` may change.
+    ``progress`` may change. ``augment`` (on by default) trains on augmented clips as
+    :mod:`melodex.training.augment` describes; False trains on the clean MFCCs only, as before.
     """
 
     data_dir: str | Path = "data/fma_small"
@@ -47,6 +48,7 @@ class TrainConfig:
     num_workers: int | None = None
     patience: int | None = None
     progress: bool = True
+    augment: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
@@ -73,5 +75,6 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
     """``config`` with the run-defining settings taken from a saved ``params.json``."""
     settings = saved.get("hyperparameters", {})
     changes = {k: settings[k] for k in _RUN_SETTINGS if k in settings}
+    changes.setdefault("augment", False)  # a run saved before augmentation existed trained without it
     changes["epochs"] = config.epochs if config.epochs is not None else settings.get("epochs", DEFAULT_EPOCHS)
     return dataclasses.replace(config, **changes)

@@ -37,6 +37,7 @@ from melodex.errors import DatasetError, MelodexError, ResumeError
 from melodex.features.mfcc import DEFAULT_FEATURES
 from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, load_failure_reason, save_checkpoint
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
+from melodex.training.augment import DEFAULT_AUGMENT
 from melodex.training.config import DEFAULT_EPOCHS, TrainConfig, TrainResult, settings_for_resume
 from melodex.training.data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
 from melodex.training.runs import (
@@ -52,6 +53,7 @@ from melodex.training.runs import (
     resolve_run_dir,
     write_json,
 )
+from melodex.training.variants import AugmentedView, VariantBank
 from melodex.util.atomic import atomic_write
 from melodex.util.device import resolve_device
 from melodex.util.workers import usable_cores
@@ -120,6 +122,8 @@ class Trainer:
         self.start_epoch = 1
         self.best = Best()
         self.stopped_early = False
+        self.bank: VariantBank | None = None
+        self.bank_counts: dict[str, int] = {}
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -130,6 +134,7 @@ class Trainer:
         trainer = cls(config, device, dataset, None)
         log.info("tracks: %s", ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
         trainer._normalise()
+        trainer._prepare_augmentation()
         # The run directory appears once the data is known to be usable.
         run_dir = trainer.run_dir = new_run_dir(config.output_dir)
         point_latest(run_dir)
@@ -149,6 +154,7 @@ class Trainer:
             raise ResumeError(f"{run_dir}: the dataset's labels {dataset.labels} differ from the run's "
                               f"{params.get('labels')}")
         trainer = cls(config, device, dataset, run_dir)
+        trainer._prepare_augmentation()
         if state is None:  # stopped before its first epoch ended: start it again, in the same place
             log.info("run %s stopped before its first epoch ended; starting it again", run_dir.name)
             trainer._normalise()
@@ -180,6 +186,14 @@ class Trainer:
         except ValueError as exc:
             raise DatasetError(f"{self.config.data_dir}: {exc}") from None
         self.model.set_normalization(mean, std)
+
+    def _prepare_augmentation(self) -> None:
+        """With ``config.augment``, the training clips' variants, made once (:mod:`melodex.training.variants`)."""
+        if self.config.augment:
+            workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(0.0)
+            self.bank = VariantBank.beside(self.config.cache_dir, self.features, DEFAULT_AUGMENT)
+            self.bank_counts = self.bank.fill(self.data["training"].tracks, num_workers=workers,
+                                              progress=self.config.progress)
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -221,6 +235,8 @@ class Trainer:
         data = self.data["training"]
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data)).tolist()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+        if self.bank is not None:
+            data = AugmentedView(data, self.bank, seed=cfg.seed, epoch=epoch)
         loader = make_loader(data, order, batch_size=cfg.batch_size, num_workers=self.num_workers,
                              seed=_epoch_seed(cfg.seed, epoch), pin_memory=self.device.type == "cuda")
         self.model.train()
@@ -351,8 +367,17 @@ class Trainer:
                                "cached_fraction": round(self.cached_fraction, 4)},
             "normalization": {"mean": self.model.feature_mean.tolist(), "std": self.model.feature_std.tolist()},
             "model": self.model.config.to_dict(),
+            "augmentation": self.augmentation(),
             "versions": library_versions(),
         }
+
+
+    def augmentation(self) -> dict[str, Any]:
+        """What ``params.json`` records of the augmentation: off, or its settings and variant bank."""
+        if self.bank is None:
+            return {"enabled": False}
+        return {"enabled": True, **self.bank.augment.to_dict(),
+                "bank_dir": None if self.bank.root is None else os.path.abspath(self.bank.root), **self.bank_counts}
 
 
 def _num(value: float) -> float | None:

@@ -1,0 +1,120 @@
+"""Training augmentation: what makes an embedding stay put when a clip is re-encoded.
+
+Old libraries hold 22.05 kHz mono mp3s at 48 kbit/s and Vorbis at low quality: their codecs cut
+everything above 7-11 kHz, and with a per-segment 80 dB floor those mel bands drop from music to
+the floor, which moves an MFCC a long way. So training shows the model clips that went through
+what such files went through:
+
+* **crop** the segment start by a random 0 to ``crop_seconds`` (codecs shift audio by their
+  delay, and a model should not care which frame grid a clip falls on);
+* **low-pass** at a random cutoff in ``lowpass_hz`` (a steep FFT-domain cut, as a codec's
+  low-pass is), with probability ``lowpass_prob``;
+* **codec**: re-encode through one of ``codecs`` (see :data:`melodex.audio.encode.CODECS`),
+  with probability ``codec_prob``;
+* **noise**: white noise at a random ``noise_snr_db`` below the clip, with probability ``noise_prob``;
+* **gain**: a random level change within +-``gain_db``.
+
+The first four need the waveform; they make ``variants`` MFCCs per training clip once (see
+:mod:`melodex.training.variants`). Gain is applied to the MFCC itself, where it is exact: a level
+change of ``g`` dB adds ``g`` to every log-mel value and moves the 80 dB floor with them, so only
+``c0`` changes, by ``g`` times the DCT's first row sum (:func:`gain_mfcc`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from melodex.audio.encode import CODECS, TRAINING_CODECS, roundtrip
+from melodex.features.mfcc import FeatureConfig, dct_matrix
+from melodex.util.settings import known_fields
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The augmentation of a training run; recorded in its ``params.json``."""
+
+    variants: int = 4  # augmented MFCCs made once per training clip
+    prob: float = 0.7  # chance that a training item is an augmented variant rather than the clean clip
+    crop_seconds: float = 1.0
+    lowpass_hz: tuple[float, float] = (4000.0, 11000.0)
+    lowpass_prob: float = 0.6
+    codecs: tuple[str, ...] = TRAINING_CODECS
+    codec_prob: float = 0.3
+    noise_snr_db: tuple[float, float] = (30.0, 50.0)
+    noise_prob: float = 0.5
+    gain_db: float = 6.0
+
+    def __post_init__(self):
+        unknown = [c for c in self.codecs if c not in CODECS]
+        if unknown:
+            raise ValueError(f"unknown codecs {unknown}; known: {sorted(CODECS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        fields = known_fields(cls, data, "augmentation settings")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+DEFAULT_AUGMENT = AugmentConfig()
+
+
+def lowpass(audio: np.ndarray, sr: int, cutoff_hz: float) -> np.ndarray:
+    """``audio`` [shape=(n,)] with every frequency above ``cutoff_hz`` removed (a brick-wall cut
+    in the FFT domain, 0 from the cutoff up); float32, same shape."""
+    spectrum = np.fft.rfft(audio.astype(np.float64))
+    freqs = np.fft.rfftfreq(audio.shape[-1], d=1.0 / sr)
+    spectrum[freqs >= cutoff_hz] = 0.0
+    return np.fft.irfft(spectrum, n=audio.shape[-1]).astype(np.float32)
+
+
+def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``audio`` plus white noise ``snr_db`` below its RMS level (nothing added to silence)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    noise = rng.standard_normal(audio.shape) * (rms * 10.0 ** (-snr_db / 20.0))
+    return (audio + noise).astype(np.float32)
+
+
+def crop_start(audio: np.ndarray, offset: int, length: int) -> np.ndarray:
+    """``length`` samples of ``audio`` from ``offset`` on, zero-padded at the end when it runs out."""
+    out = np.zeros(length, dtype=np.float32)
+    piece = audio[offset: offset + length]
+    out[: piece.shape[0]] = piece
+    return out
+
+
+def gain_mfcc(mfcc: np.ndarray, gain_db: float, features: FeatureConfig) -> np.ndarray:
+    """The MFCC [shape=(n_mfcc, n_frames)] of the same audio ``gain_db`` louder (exact while the
+    quietest kept mel value is above ``amin``, i.e. always but for near-digital silence)."""
+    shift = dct_matrix(features.n_mels, features.n_mfcc).sum(axis=1) * gain_db
+    return (mfcc + shift[:, None].astype(mfcc.dtype)).astype(mfcc.dtype)
+
+
+def augment_waveform(audio: np.ndarray, sr: int, length: int, config: AugmentConfig,
+                     rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """One random augmentation of ``audio`` (the clip's first ``length`` samples and up to
+    ``crop_seconds`` more): crop, low-pass, codec and noise, each drawn from ``rng``.
+
+    Returns the augmented segment [shape=(length,), float32] and what was done to it.
+    """
+    done: dict[str, Any] = {}
+    spare = max(0, min(audio.shape[0] - length, int(config.crop_seconds * sr)))
+    done["offset_s"] = (offset := int(rng.integers(0, spare + 1))) / sr
+    segment = crop_start(audio, offset, length)
+    real = max(1, min(length, audio.shape[0] - offset))  # the rest is padding: leave it silent
+    if rng.random() < config.lowpass_prob:
+        done["lowpass_hz"] = float(rng.uniform(*config.lowpass_hz))
+        segment[:real] = lowpass(segment[:real], sr, done["lowpass_hz"])
+    if config.codecs and rng.random() < config.codec_prob:
+        done["codec"] = config.codecs[int(rng.integers(len(config.codecs)))]
+        segment[:real] = roundtrip(segment[:real], sr, done["codec"])
+    if rng.random() < config.noise_prob:
+        done["snr_db"] = float(rng.uniform(*config.noise_snr_db))
+        segment[:real] = add_noise(segment[:real], done["snr_db"], rng)
+    return segment, done

@@ -1,0 +1,191 @@
+"""Augmented MFCCs for training, made once per clip and drawn from every epoch.
+
+Why a bank of variants rather than augmenting every epoch: the waveform augmentations of
+:mod:`melodex.training.augment` (crop, low-pass, codec, noise) need the decoded audio, and
+training otherwise reads MFCCs from the cache without decoding anything. Decoding, filtering
+and re-encoding every clip every epoch would cost ~50x the cached read on a small machine
+(2 cores: minutes per epoch on FMA small instead of seconds). So :class:`VariantBank` decodes
+each training clip once, makes ``variants`` augmented MFCCs of it and keeps them; each epoch
+:class:`AugmentedView` shows either the clean clip or one of its variants (drawn from the seed,
+the epoch and the item), with a random gain applied exactly on the MFCC. Across epochs a clip is
+seen clean and band-limited, re-encoded or noisy in several ways, as on-the-fly augmentation
+would show it, at the cost of one extra pass over the audio, paid once: the bank is kept.
+
+Layout: ``<cache_dir>/augmented/<fingerprint>/<key[:3]>/<key>-<size>-<mtime_ns>.npy``, float32
+``(variants, n_mfcc, n_frames)``. The fingerprint hashes the feature and augmentation settings,
+and the name carries the source file's size and mtime, so a changed setting or a replaced file
+gets new variants. Without a cache directory the bank lives in memory for the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from melodex.audio.decode import load_audio
+from melodex.datasets.base import Track
+from melodex.features.mfcc import FeatureConfig, compute_mfcc
+from melodex.training.augment import AugmentConfig, augment_waveform, gain_mfcc
+from melodex.training.data import MfccDataset
+from melodex.util.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+BANK_DIR = "augmented"
+
+
+def fingerprint(features: FeatureConfig, augment: AugmentConfig) -> str:
+    """A short hash of everything that shapes a variant (not ``prob`` and ``gain_db``, applied per epoch)."""
+    shaping = {k: v for k, v in augment.to_dict().items() if k not in ("prob", "gain_db")}
+    payload = json.dumps({"version": 1, "features": features.to_dict(), "augment": shaping}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def make_variants(track: Track, features: FeatureConfig, augment: AugmentConfig) -> np.ndarray:
+    """Decode ``track`` once and return its augmented MFCCs [shape=(variants, n_mfcc, n_frames)].
+
+    The randomness comes from the track's key alone, so the variants do not depend on the run,
+    its seed or the number of workers. Raises ``AudioLoadError`` when the file cannot be decoded.
+    """
+    sr, length = features.sample_rate, features.segment_samples
+    audio = load_audio(track.path, duration=features.segment_seconds + augment.crop_seconds, sr=sr)
+    segments = [augment_waveform(audio, sr, length, augment, np.random.default_rng([zlib.crc32(track.key.encode()), v]))[0]
+                for v in range(augment.variants)]
+    mfcc = compute_mfcc(np.stack(segments), features)
+    if not np.isfinite(mfcc).all():
+        raise ValueError("an augmented MFCC holds NaN or infinity")
+    return mfcc
+
+
+class VariantBank:
+    """The augmented MFCCs of a set of clips, on disk under ``root`` or (``root`` None) in memory."""
+
+    def __init__(self, root: str | Path | None, features: FeatureConfig, augment: AugmentConfig):
+        self.features, self.augment = features, augment
+        self.root = None if root is None else Path(root) / fingerprint(features, augment)
+        self._memory: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def beside(cls, cache_dir: str | Path | None, features: FeatureConfig, augment: AugmentConfig) -> VariantBank:
+        """The bank of an MFCC cache: under ``<cache_dir>/augmented``, or in memory without a cache."""
+        return cls(None if cache_dir is None else Path(cache_dir) / BANK_DIR, features, augment)
+
+    def name(self, track: Track) -> str | None:
+        """The entry's name: the key with the source file's size and mtime (None: no such file)."""
+        try:
+            stat = Path(track.path).stat()
+        except OSError:
+            return None
+        return f"{track.key}-{stat.st_size}-{stat.st_mtime_ns}"
+
+    def _path(self, name: str) -> Path:
+        return self.root / name[:3] / f"{name}.npy"
+
+    def get(self, track: Track) -> np.ndarray | None:
+        """The variants of ``track`` [shape=(variants, n_mfcc, n_frames)], or None when there are none."""
+        name = self.name(track)
+        if name is None or self.root is None:
+            return self._memory.get(name)
+        try:  # mapped, so that reading one variant reads one variant's bytes
+            variants = np.load(self._path(name), mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        expected = (self.augment.variants, self.features.n_mfcc, self.features.n_frames)
+        return variants if variants.shape == expected and variants.dtype == np.float32 else None
+
+    def has(self, track: Track) -> bool:
+        name = self.name(track)
+        if name is None or self.root is None:
+            return name in self._memory
+        return self._path(name).is_file()
+
+    def put(self, track: Track, variants: np.ndarray) -> None:
+        name = self.name(track)
+        if name is None:
+            return
+        variants = np.ascontiguousarray(variants, dtype=np.float32)
+        if self.root is None:
+            self._memory[name] = variants
+            return
+        buffer = io.BytesIO()
+        np.save(buffer, variants, allow_pickle=False)
+        with atomic_write(self._path(name), "wb") as handle:
+            handle.write(buffer.getbuffer())
+
+    def fill(self, tracks: Sequence[Track], *, num_workers: int = 0, progress: bool = True) -> dict[str, int]:
+        """Make the variants every track of ``tracks`` lacks; returns counts of
+        ``{"clips", "made", "kept", "failed"}``. A clip that cannot be decoded is counted, never raised:
+        it trains on its clean MFCC (and the training loop names it if that fails too)."""
+        missing = [t for t in tracks if not self.has(t)]
+        counts = {"clips": len(tracks), "made": 0, "kept": len(tracks) - len(missing), "failed": 0}
+        loader = torch.utils.data.DataLoader(_Maker(missing, self.features, self.augment), batch_size=None,
+                                             num_workers=num_workers if missing else 0, collate_fn=_as_is)
+        for index, variants, reason in tqdm(loader, total=len(missing), desc="augmented variants", unit="clip",
+                                            leave=False, disable=None if progress else True):
+            if variants is None:
+                counts["failed"] += 1
+                log.debug("no augmented variants of %s: %s", missing[index].path, reason)
+                continue
+            self.put(missing[index], variants)
+            counts["made"] += 1
+        log.info("augmentation: variants of %(clips)d training clips (%(made)d made now, %(kept)d kept from "
+                 "before, %(failed)d not decodable: those train clean)", counts)
+        return counts
+
+
+class _Maker(torch.utils.data.Dataset):
+    """Items ``(index, variants or None, reason or None)``: the DataLoader's workers make variants."""
+
+    def __init__(self, tracks: Sequence[Track], features: FeatureConfig, augment: AugmentConfig):
+        self.tracks, self.features, self.augment = list(tracks), features, augment
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __getitem__(self, index: int):
+        try:
+            return index, make_variants(self.tracks[index], self.features, self.augment), None
+        except Exception as exc:  # noqa: BLE001 (one odd file costs its variants, never the run)
+            return index, None, f"{type(exc).__name__}: {exc}"
+
+
+def _as_is(item):
+    return item
+
+
+class AugmentedView(torch.utils.data.Dataset):
+    """The training split as epoch ``epoch`` sees it: each item is, with probability
+    ``augment.prob``, one of its clip's variants instead of the clean MFCC, and then gets a random
+    gain; all drawn from ``(seed, epoch, index)``, so a run repeats exactly whatever the workers.
+    Items have the shape of :class:`~melodex.training.data.MfccDataset`'s."""
+
+    def __init__(self, base: MfccDataset, bank: VariantBank, *, seed: int, epoch: int):
+        self.base, self.bank, self.seed, self.epoch = base, bank, seed, epoch
+        self.tracks = base.tracks
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        augment = self.bank.augment
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        use_variant, pick = rng.random() < augment.prob, int(rng.integers(augment.variants))
+        gain = float(rng.uniform(-augment.gain_db, augment.gain_db))
+        variants = self.bank.get(self.tracks[index]) if use_variant else None
+        if variants is not None:
+            item = (index, torch.from_numpy(np.array(variants[pick])), self.base.targets[index], None)
+        else:
+            item = self.base[index]
+        if item[1] is None or not gain:
+            return item
+        shifted = gain_mfcc(item[1].numpy(), gain, self.base.config)
+        return (item[0], torch.from_numpy(shifted), item[2], item[3])

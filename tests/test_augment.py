@@ -1,0 +1,177 @@
+"""Training augmentation: each transform does what it says, a run records it, and it can be switched off.
+
+The transforms are checked on signals whose answer is known (white noise low-passed has no
+energy above the cutoff; an MFCC shifted by the gain equals the MFCC of the louder audio). The
+runs go through ``melodex train`` on the tiny FMA fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from _helpers_trainer import LAYOUT, make_fma_fixture
+
+from melodex.audio.encode import CODECS, TRAINING_CODECS, roundtrip
+from melodex.cli import script_main
+from melodex.datasets import load_dataset
+from melodex.features.mfcc import DEFAULT_FEATURES, compute_mfcc
+from melodex.model.checkpoint import resolve_model_path
+from melodex.training.augment import DEFAULT_AUGMENT, AugmentConfig, add_noise, crop_start, gain_mfcc, lowpass
+from melodex.training.config import TrainConfig, settings_for_resume
+from melodex.training.variants import make_variants
+
+SR = 22050
+N_TRAIN = sum(split == "training" for _, _, split in LAYOUT)
+
+
+def _band_energy(audio: np.ndarray, lo: float, hi: float) -> float:
+    spectrum = np.abs(np.fft.rfft(audio.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(audio.size, 1.0 / SR)
+    return float(spectrum[(freqs >= lo) & (freqs < hi)].sum())
+
+
+@pytest.mark.parametrize("cutoff", [4000.0, 7000.0, 11000.0])
+def test_lowpass_removes_the_energy_above_the_cutoff_and_keeps_the_rest(rng, cutoff):
+    noise = (0.1 * rng.standard_normal(3 * SR)).astype(np.float32)
+    out = lowpass(noise, SR, cutoff)
+    assert out.shape == noise.shape and out.dtype == np.float32
+    assert _band_energy(out, cutoff + 20, SR / 2) < 1e-6 * _band_energy(noise, cutoff + 20, SR / 2)
+    assert _band_energy(out, 0, cutoff - 20) == pytest.approx(_band_energy(noise, 0, cutoff - 20), rel=1e-3)
+
+
+def test_lowpass_shows_in_the_mfcc_as_high_mel_bands_at_the_floor(rng):
+    """What the model sees: above the cutoff the log-mel spectrum drops to the 80 dB floor."""
+    from melodex.features.mfcc import MFCC
+
+    noise = torch.from_numpy((0.1 * rng.standard_normal((1, 3 * SR))).astype(np.float32))
+    cut = torch.from_numpy(lowpass(noise[0].numpy(), SR, 5000.0))[None]
+    module = MFCC(DEFAULT_FEATURES)
+    with torch.inference_mode():
+        before, after = 10 * torch.log10(module._mel_power(noise)), 10 * torch.log10(module._mel_power(cut) + 1e-12)
+    top = slice(-20, None)  # the top 20 mel bands lie above ~7 kHz
+    assert float((before[..., top] - after[..., top]).mean()) > 60.0
+    assert float((before[..., :40] - after[..., :40]).abs().mean()) < 0.5
+
+
+@pytest.mark.parametrize("gain_db", [-6.0, 2.5, 6.0])
+def test_gain_on_the_mfcc_equals_the_mfcc_of_the_louder_audio(rng, gain_db):
+    audio = (0.1 * rng.standard_normal(2 * SR)).astype(np.float32)
+    louder = audio * np.float32(10 ** (gain_db / 20))
+    expected = compute_mfcc(louder)
+    got = gain_mfcc(compute_mfcc(audio), gain_db, DEFAULT_FEATURES)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    assert not np.allclose(got[0], compute_mfcc(audio)[0])  # c0 moved
+    np.testing.assert_allclose(got[1:], compute_mfcc(audio)[1:], atol=1e-5)  # nothing else did
+
+
+@pytest.mark.parametrize("snr_db", [30.0, 50.0])
+def test_noise_is_added_at_the_asked_signal_to_noise_ratio(rng, snr_db):
+    audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * SR) / SR)).astype(np.float32)
+    noisy = add_noise(audio, snr_db, rng)
+    measured = 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) / np.mean((noisy - audio).astype(np.float64) ** 2))
+    assert measured == pytest.approx(snr_db, abs=0.3)
+    assert np.array_equal(add_noise(np.zeros(100, np.float32), snr_db, rng), np.zeros(100, np.float32))
+
+
+def test_crop_starts_later_and_pads_the_end():
+    audio = np.arange(10, dtype=np.float32)
+    np.testing.assert_array_equal(crop_start(audio, 3, 5), [3, 4, 5, 6, 7])
+    np.testing.assert_array_equal(crop_start(audio, 7, 5), [7, 8, 9, 0, 0])
+
+
+@pytest.mark.parametrize("name", TRAINING_CODECS)
+def test_codec_roundtrip_keeps_length_and_music_but_changes_the_samples(rng, name):
+    t = np.arange(2 * SR) / SR
+    audio = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    out = roundtrip(audio, SR, name)
+    assert out.shape == audio.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert not np.allclose(out, audio, atol=1e-4)  # lossy
+    assert _band_energy(out, 400, 480) == pytest.approx(_band_energy(audio, 400, 480), rel=0.2)  # the tone survives
+    assert CODECS[name].sample_rate in (None, SR)
+
+
+def test_unknown_codec_is_refused():
+    with pytest.raises(ValueError, match="unknown codecs"):
+        AugmentConfig(codecs=("mp3-999k",))
+
+
+@pytest.fixture(scope="module")
+def fma(tmp_path_factory):
+    """The tiny FMA fixture with 6-second clips (room for the crop) and its MFCC cache."""
+    root = tmp_path_factory.mktemp("fma")
+    audio = make_fma_fixture(root, seconds=6.0)
+    cache = root / "mfccs"
+    script_main("preprocess", ["--data_dir", str(audio), "--cache_dir", str(cache), "--workers", "1", "-q"])
+    return audio, cache
+
+
+def test_variants_are_augmented_and_repeatable(fma):
+    audio, cache = fma
+    track = next(t for t in load_dataset(audio).split("training") if t.key == "000002")
+    variants = make_variants(track, DEFAULT_FEATURES, DEFAULT_AUGMENT)
+    assert variants.shape == (DEFAULT_AUGMENT.variants, 20, 640) and variants.dtype == np.float32
+    np.testing.assert_array_equal(variants, make_variants(track, DEFAULT_FEATURES, DEFAULT_AUGMENT))
+    clean = np.load(cache / "000" / "000002.npy")
+    assert all(not np.allclose(v, clean, atol=1e-2) for v in variants)
+    plain = AugmentConfig(crop_seconds=0.0, lowpass_prob=0.0, codec_prob=0.0, noise_prob=0.0)
+    np.testing.assert_allclose(make_variants(track, DEFAULT_FEATURES, plain)[0], clean, atol=1e-4)
+
+
+def _train(audio, cache, out, *extra):
+    argv = ["--data_dir", str(audio), "--cache_dir", str(cache), "--epochs", "2", "--batch_size", "4",
+            "--output_dir", str(out), "--device", "cpu", "-q", *extra]
+    assert script_main("train", argv) == 0
+    run = resolve_model_path(out / "latest").parent
+    return run, json.loads((run / "params.json").read_text())
+
+
+def _weights(run):
+    return torch.load(run / "model_weights.pth", weights_only=True)["state_dict"]
+
+
+def test_training_augments_by_default_and_records_it(fma, tmp_path):
+    audio, cache = fma
+    run, params = _train(audio, cache, tmp_path / "a")
+    aug = params["augmentation"]
+    assert aug["enabled"] is True and params["hyperparameters"]["augment"] is True
+    assert aug["lowpass_hz"] == [4000.0, 11000.0] and aug["codecs"] == list(TRAINING_CODECS)
+    assert {"variants", "prob", "crop_seconds", "noise_snr_db", "gain_db", "codec_prob"} <= aug.keys()
+    assert aug["clips"] == N_TRAIN and aug["made"] + aug["kept"] == N_TRAIN - 1 and aug["failed"] == 1  # the broken file
+    bank = sorted((cache / "augmented").rglob("*.npy"))
+    assert aug["bank_dir"] == str(bank[0].parents[1]) and len(bank) == N_TRAIN - 1
+    again, params2 = _train(audio, cache, tmp_path / "b")  # the same run again: variants reused, same weights
+    assert params2["augmentation"]["kept"] == N_TRAIN - 1 and params2["augmentation"]["made"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(_weights(run).values(), _weights(again).values()))
+
+
+def test_no_augment_trains_on_the_cached_mfccs_alone_as_before(fma, tmp_path):
+    """The off switch: no variants are made or read, and two runs give the same weights, unlike an augmented one."""
+    audio, cache = fma
+    fresh = tmp_path / "cache-copy"
+    shutil.copytree(cache, fresh, ignore=shutil.ignore_patterns("augmented"))
+    plain, params = _train(audio, fresh, tmp_path / "plain", "--no-augment")
+    assert params["augmentation"] == {"enabled": False} and params["hyperparameters"]["augment"] is False
+    assert not (fresh / "augmented").exists()
+    again, _ = _train(audio, fresh, tmp_path / "again", "--no-augment")
+    assert all(torch.equal(a, b) for a, b in zip(_weights(plain).values(), _weights(again).values()))
+    augmented, _ = _train(audio, fresh, tmp_path / "augmented")
+    assert not all(torch.equal(a, b) for a, b in zip(_weights(plain).values(), _weights(augmented).values()))
+
+
+def test_a_run_saved_before_augmentation_resumes_without_it():
+    old = {"hyperparameters": {"epochs": 3, "batch_size": 4, "seed": 1}}
+    assert settings_for_resume(TrainConfig(), old).augment is False
+    new = {"hyperparameters": {"epochs": 3, "augment": True}}
+    assert settings_for_resume(TrainConfig(augment=False), new).augment is True
+
+
+def test_train_py_takes_the_switch_next_to_its_old_flags():
+    from conftest import ROOT, run_script
+
+    proc = run_script([str(ROOT / "train.py"), "--help"])
+    assert proc.returncode == 0 and "--no-augment" in proc.stdout
+    assert all(flag in proc.stdout for flag in ("--data_dir", "--cache_dir", "--batch_size", "--epochs", "--resume"))
