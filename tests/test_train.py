@@ -148,24 +148,27 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, 
     assert len(err.splitlines()) == 1 and "has finished (2 epochs)" in err
 
 
-def test_training_reads_the_cache_instead_of_the_audio(fma_dir, cache_dir, tmp_path, capsys):
-    # Copy the fixture and spoil one cached track's audio: training must not notice.
+def test_training_reads_the_cache_and_never_a_stale_entry(fma_dir, cache_dir, tmp_path, capsys):
+    # Copy the fixture (file dates kept, so the cache stands for the copies) and spoil one cached
+    # track's audio: unchanged tracks come from the cache, the replaced one is decoded again.
     import shutil
 
     data = tmp_path / "copy" / "fma_small"
     shutil.copytree(fma_dir.parent, tmp_path / "copy")
     (data / "000" / "000002.mp3").write_bytes(b"no longer audio")
     argv = ["--data_dir", str(data), "--epochs", "1", "--batch_size", "8", "--cache_dir", str(cache_dir),
-            "--output_dir", str(tmp_path / "out"), "-q"]
+            "--output_dir", str(tmp_path / "out"), "-q", "--no-augment"]
     assert script_main("train", argv) == 0
     err = capsys.readouterr().err
-    assert "000002.mp3" not in err  # read from the cache, never decoded
+    assert "000002.mp3" in err  # replaced since it was cached: decoded, fails, skipped (never its old MFCC)
     assert f"{BROKEN_KEY}.mp3" in err  # not in the cache: decoded on the fly, fails, skipped
+    decoded = set(re.findall(r"(\d{6}\.mp3)", err))
+    assert decoded == {"000002.mp3", f"{BROKEN_KEY}.mp3"}  # every other track came from the cache
     run = resolve_model_path(tmp_path / "out" / "latest").parent
     params = json.loads((run / "params.json").read_text())
     assert params["feature_source"]["cache_dir"] == str(cache_dir)
-    assert params["feature_source"]["cached_fraction"] == pytest.approx((len(LAYOUT) - 1) / len(LAYOUT), abs=1e-3)
-    assert params["num_workers"] >= 1  # one file needs decoding, so a worker decodes it
+    assert params["feature_source"]["cached_fraction"] == pytest.approx((len(LAYOUT) - 2) / len(LAYOUT), abs=1e-3)
+    assert params["num_workers"] >= 1  # two files need decoding, so a worker decodes them
 
 
 def test_wrong_data_dir_is_one_line_and_exit_2(tmp_path, capsys):

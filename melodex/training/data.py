@@ -61,11 +61,12 @@ class MfccDataset(torch.utils.data.Dataset):
     def cached_fraction(self) -> float:
         if not self.tracks or self.cache is None:
             return 0.0
-        return sum(self.cache.has(t.key) for t in self.tracks) / len(self.tracks)
+        return sum(self.cache.has(t.key, t.path) for t in self.tracks) / len(self.tracks)
 
     def __getitem__(self, index: int):
         track = self.tracks[index]
-        mfcc = self.cache.get(track.key) if self.cache is not None else None
+        # an entry counts only while it was made from the file as it is now: a replaced file is decoded
+        mfcc = self.cache.get(track.key, track.path) if self.cache is not None else None
         if mfcc is None:
             try:
                 mfcc, _ = extract_track(track.path, self.config)
