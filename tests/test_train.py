@@ -161,6 +161,7 @@ def test_training_reads_the_cache_and_never_a_stale_entry(fma_dir, cache_dir, tm
     assert script_main("train", argv) == 0
     err = capsys.readouterr().err
     assert "000002.mp3" in err  # replaced since it was cached: decoded, fails, skipped (never its old MFCC)
+    assert "1 cached MFCC(s) in" in err and "no longer match their files" in err  # and the user is told
     assert f"{BROKEN_KEY}.mp3" in err  # not in the cache: decoded on the fly, fails, skipped
     decoded = set(re.findall(r"(\d{6}\.mp3)", err))
     assert decoded == {"000002.mp3", f"{BROKEN_KEY}.mp3"}  # every other track came from the cache

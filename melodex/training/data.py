@@ -59,9 +59,17 @@ class MfccDataset(torch.utils.data.Dataset):
         return len(self.tracks)
 
     def cached_fraction(self) -> float:
+        """The share of tracks whose cached MFCC stands for the file as it is now; warns about
+        entries that no longer do (those tracks are decoded again while training)."""
         if not self.tracks or self.cache is None:
             return 0.0
-        return sum(self.cache.has(t.key, t.path) for t in self.tracks) / len(self.tracks)
+        fresh = [self.cache.has(t.key, t.path) for t in self.tracks]
+        stale = sum(not ok and self.cache.has(t.key) for ok, t in zip(fresh, self.tracks))
+        if stale:
+            log.warning("%d cached MFCC(s) in %s no longer match their files (replaced since, or cached before "
+                        "Melodex recorded file identities): those tracks are decoded while training; "
+                        "'melodex preprocess' with the same --cache_dir refreshes them", stale, self.cache.root)
+        return sum(fresh) / len(self.tracks)
 
     def __getitem__(self, index: int):
         track = self.tracks[index]
