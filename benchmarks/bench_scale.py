@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_inference import make_corpus, make_model  # noqa: E402  (the same corpus and model)
+from bench_inference import make_corpus, make_model  # the same corpus and model
 
 
 def cpu_split(paths: list[Path], model_path: Path) -> dict[str, float]:
