@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers_trainer import BROKEN_KEY, make_fma_fixture
 
 from melodex.cli import main
+from melodex.features.cache import FeatureCache
 from melodex.library.store import LibraryStore
 
 ray = pytest.importorskip("ray")
@@ -104,6 +106,24 @@ def test_index_on_the_cluster_stores_what_the_local_engine_stores_and_resumes(
     assert main(ray_run) == 1  # the two bad files are tried again, and fail again
     assert "3 new audio file(s) to index (3 already in the store)" in capsys.readouterr().err
     assert len(LibraryStore(tmp_path / "ray")) == 4
+
+
+def test_preprocess_on_the_cluster_fills_the_cache_as_the_local_engine_does(cluster, tmp_path, capsys):
+    data_dir = make_fma_fixture(tmp_path / "fma")
+    argv = ["preprocess", "--data_dir", str(data_dir)]
+    assert main([*argv, "--cache-dir", str(tmp_path / "local"), "-q"]) == 1
+    ray_run = [*argv, "--cache-dir", str(tmp_path / "ray"), "--engine", "ray", "--address", cluster.address]
+    assert main([*ray_run, "-q"]) == 1
+    local, remote = FeatureCache(tmp_path / "local"), FeatureCache(tmp_path / "ray")
+    assert remote.seconds() == pytest.approx(local.seconds())
+    for key in local.seconds():
+        np.testing.assert_array_equal(np.load(remote.path_for(key)), np.load(local.path_for(key)))
+    assert [(f.key, f.reason) for f in remote.failures().values()] == \
+        [(f.key, f.reason) for f in local.failures().values()]
+    assert BROKEN_KEY in remote.failures()
+    capsys.readouterr()
+    assert main(ray_run) == 1  # again: nothing is left to do (the broken file is skipped, still failed)
+    assert "0 written now" in capsys.readouterr().err
 
 
 def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch, clips, tiny_checkpoint_factory, capsys):

@@ -114,10 +114,9 @@ def add_engine(parser: Adder) -> None:
                              "machine; host:6379; ray://host:10001); default: a local Ray instance")
 
 
-def make_predictor(args: argparse.Namespace, model):
-    """The engine's predictor for ``model`` (a path, or a loaded checkpoint for the Ray engine,
-    a ``(model, checkpoint)`` pair for the local one): both yield the same ``FileResult``s.
-    ``--engine ray`` without Ray installed is one line saying how to install it."""
+def uses_ray(args: argparse.Namespace) -> bool:
+    """True for ``--engine ray`` (after checking that Ray is installed: without it, one line on
+    how to install it), False for the local engine (which refuses ``--address``)."""
     import importlib.util
 
     from melodex.engines import RAY_INSTALL_HINT
@@ -126,11 +125,21 @@ def make_predictor(args: argparse.Namespace, model):
     if args.engine == "local":
         if args.address:
             raise MelodexError("--address applies to --engine ray only")
+        return False
+    if importlib.util.find_spec("ray") is None:
+        raise MelodexError(RAY_INSTALL_HINT)
+    return True
+
+
+def make_predictor(args: argparse.Namespace, model):
+    """The engine's predictor for ``model`` (a path, or a loaded checkpoint for the Ray engine,
+    a ``(model, checkpoint)`` pair for the local one): both yield the same ``FileResult``s."""
+    from melodex.errors import MelodexError
+
+    if not uses_ray(args):
         from melodex.inference.predictor import Predictor
 
         return Predictor(model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers)
-    if importlib.util.find_spec("ray") is None:
-        raise MelodexError(RAY_INSTALL_HINT)
     if getattr(args, "use_legacy", False):
         raise MelodexError("--use-legacy is the local engine's reference path; leave out --engine ray")
     from melodex.engines.ray_engine import RayPredictor
