@@ -41,7 +41,7 @@ import torch
 from melodex.audio.files import find_audio_files
 from melodex.audio.segments import LAST_POLICIES
 from melodex.errors import AudioLoadError, DeviceError
-from melodex.features.mfcc import FeatureConfig, compute_mfcc
+from melodex.features.mfcc import MFCC, FeatureConfig, compute_mfcc
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
 from melodex.inference.stream import DecodeSettings, file_segments
 from melodex.model.checkpoint import Checkpoint, load_checkpoint
@@ -103,6 +103,9 @@ class EmbedFiles:
         self.model = place_model(checkpoint.build_model(), self.device).eval()
         self.config: FeatureConfig = checkpoint.feature_config
         self.batch_size = batch_size
+        # On a GPU the MFCC runs there too, a file's segments at once (dense kernels); on the CPU
+        # it is the local engine's own function, so both engines give the same numbers.
+        self.gpu_mfcc = MFCC(self.config).to(self.device).eval() if self.device.type == "cuda" else None
 
     def _forward(self, mfccs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """MFCCs -> (probabilities (n, labels), embeddings (n, dim)), ``batch_size`` at a time."""
@@ -116,8 +119,11 @@ class EmbedFiles:
         return np.concatenate(probs), np.concatenate(embs)
 
     def _mfccs(self, row) -> list[np.ndarray]:
-        audio = np.frombuffer(row.audio, dtype=np.float32).reshape(int(row.n_segments), -1)
-        return [compute_mfcc(segment.copy(), self.config) for segment in audio]
+        audio = np.frombuffer(row.audio, dtype=np.float32).reshape(int(row.n_segments), -1).copy()
+        if self.gpu_mfcc is None:
+            return list(compute_mfcc(audio, self.config))
+        with torch.inference_mode():
+            return list(self.gpu_mfcc(torch.from_numpy(audio).to(self.device)).cpu().numpy())
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         out = batch.drop(columns=["audio"]).assign(probs=b"", probabilities=b"", embedding=b"")
