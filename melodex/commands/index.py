@@ -3,6 +3,7 @@
   melodex index --audio music/ --model training_outputs/latest
   melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
   melodex index --audio music/ --model M --manifest dates.csv --store my_library
+  melodex index --audio /mnt/music --model M --engine ray --address auto   # on a Ray cluster
 
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as

@@ -5,6 +5,7 @@ Examples:
   melodex infer --model run/model_weights.pth --audio a.mp3 b.flac          # table on stdout
   melodex infer --model m.pth --audio music/ --full --output full.csv --no-embeddings
   melodex infer --model m.pth --audio music/ --output results.jsonl --resume  # after a crash
+  melodex infer --model m.pth --audio /mnt/music --output r.jsonl --engine ray --address auto  # on a Ray cluster
 
 Files are processed in sorted-path order; directories are searched recursively for
 .mp3 .wav .flac .m4a .ogg (any letter case). By default each file's first 30 s is analysed
