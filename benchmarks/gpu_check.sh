@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${FILES:-288}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu tries the script on a machine without a GPU
 WORK=${WORK:-$(mktemp -d /tmp/melodex-gpu.XXXX)}
 PY=.venv/bin/python
 if [ ! -x "$PY" ]; then
@@ -50,8 +51,8 @@ if [ ! -e "$WORK/runs/latest" ]; then
   "$PY" -m melodex train --data_dir "$WORK/demo/fma_small" --cache_dir "$WORK/cache" --epochs 1 --output_dir "$WORK/runs" -q
 fi
 MODEL="$WORK/runs/latest"
-rate "infer, local engine, cuda" "$CLIPS" files \
-  "$PY" -m melodex infer --model "$MODEL" --audio "$WORK/demo/fma_small" --device cuda --output "$WORK/local.jsonl" -q
+rate "infer, local engine, $DEVICE" "$CLIPS" files \
+  "$PY" -m melodex infer --model "$MODEL" --audio "$WORK/demo/fma_small" --device "$DEVICE" --output "$WORK/local.jsonl" -q
 rate "infer --engine ray (num_gpus=1 per actor)" "$CLIPS" files \
   "$PY" -m melodex infer --model "$MODEL" --audio "$WORK/demo/fma_small" --engine ray --output "$WORK/ray.jsonl" -q
 rate "index --engine ray (num_gpus=1 per actor)" "$CLIPS" files \
