@@ -3,6 +3,7 @@
   melodex index --audio music/ --model training_outputs/latest
   melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
   melodex index --audio music/ --model M --manifest dates.csv --store my_library
+  melodex index --audio /mnt/music --model M --engine ray --address auto   # on a Ray cluster
 
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as
@@ -30,9 +31,11 @@ from melodex.commands import EXIT_INTERRUPTED
 from melodex.commands.options import (
     add_batch_size,
     add_device,
+    add_engine,
     add_model,
     add_num_workers,
     add_store,
+    make_predictor,
     positive_int,
 )
 from melodex.constants import DEFAULT_PART_SIZE
@@ -59,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--full", action="store_true", help="analyse whole files (sliding segments), not the first 30 s")
     add_batch_size(run_group, default=8)
     add_num_workers(run_group, default=4, what="decoding worker processes (default: 4; 0 decodes in-process)")
+    add_engine(run_group)
     run_group.add_argument("--reembed", action="store_true",
                            help="re-embed every stored track with --model (a store holds one model's embeddings); "
                                 "resumable: a rerun after an interruption continues")
@@ -155,10 +159,7 @@ def _model(path: str | None):
 
 
 def _predictor(args: argparse.Namespace, ckpt):
-    from melodex.inference.predictor import Predictor
-
-    return Predictor((ckpt.build_model(), ckpt), device=args.device, batch_size=args.batch_size,
-                     num_workers=args.num_workers)
+    return make_predictor(args, ckpt if args.engine == "ray" else (ckpt.build_model(), ckpt))
 
 
 def _adopt_or_check(store, stamp) -> None:

@@ -5,6 +5,7 @@ Examples:
   melodex infer --model run/model_weights.pth --audio a.mp3 b.flac          # table on stdout
   melodex infer --model m.pth --audio music/ --full --output full.csv --no-embeddings
   melodex infer --model m.pth --audio music/ --output results.jsonl --resume  # after a crash
+  melodex infer --model m.pth --audio /mnt/music --output r.jsonl --engine ray --address auto  # on a Ray cluster
 
 Files are processed in sorted-path order; directories are searched recursively for
 .mp3 .wav .flac .m4a .ogg (any letter case). By default each file's first 30 s is analysed
@@ -38,7 +39,15 @@ import sys
 from pathlib import Path
 
 from melodex.commands import EXIT_INTERRUPTED
-from melodex.commands.options import add_batch_size, add_device, add_model, add_num_workers, positive_seconds
+from melodex.commands.options import (
+    add_batch_size,
+    add_device,
+    add_engine,
+    add_model,
+    add_num_workers,
+    make_predictor,
+    positive_seconds,
+)
 from melodex.constants import AUDIO_EXTENSIONS, MIN_LAST_SECONDS
 from melodex.errors import MelodexError
 
@@ -72,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_batch_size(perf, default=8)
     add_num_workers(perf, default=4,
                     what="decoding worker processes, capped at the CPU cores (default: 4; 0 decodes in-process)")
+    add_engine(perf)
     perf.add_argument("--use-legacy", "--use_legacy", dest="use_legacy", action="store_true",
                       help="the reference path: decode and run one file at a time in this process")
 
@@ -89,7 +99,6 @@ def _choose_format(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from melodex.audio.files import find_audio_files
     from melodex.inference.jsonl import prepare_resume, resume_key
-    from melodex.inference.predictor import Predictor
     from melodex.inference.results import MODE_FIRST, MODE_FULL
     from melodex.inference.writers import TableWriter, get_writer
 
@@ -104,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise MelodexError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
                            f"found in {' '.join(args.audio)}")
-    predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size,
-                          num_workers=args.num_workers)
+    predictor = make_predictor(args, args.model)
     done: set[str] = set()
     if args.resume:
         done = prepare_resume(Path(args.output), mode)

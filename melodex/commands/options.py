@@ -100,6 +100,53 @@ def add_num_workers(parser: Adder, *, default: int | None, what: str) -> None:
                         default=default, metavar="N", help=what)
 
 
+ENGINES = ("local", "ray")
+
+
+def add_engine(parser: Adder) -> None:
+    """``--engine`` and ``--address``: run the pipeline in this machine's worker processes, or as
+    a Ray Data pipeline on a Ray cluster (the optional ``ray`` extra)."""
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local (default: worker processes on this machine) or ray (a Ray Data pipeline: decode "
+                             "tasks, then an actor pool for MFCC + model; pip install 'melodex[ray]')")
+    parser.add_argument("--address", metavar="ADDRESS",
+                        help="with --engine ray: the cluster to join (auto: the one 'ray start' began on this "
+                             "machine; host:6379; ray://host:10001); default: a local Ray instance")
+
+
+def uses_ray(args: argparse.Namespace) -> bool:
+    """True for ``--engine ray`` (after checking that Ray is installed: without it, one line on
+    how to install it), False for the local engine (which refuses ``--address``)."""
+    import importlib.util
+
+    from melodex.engines import RAY_INSTALL_HINT
+    from melodex.errors import MelodexError
+
+    if args.engine == "local":
+        if args.address:
+            raise MelodexError("--address applies to --engine ray only")
+        return False
+    if importlib.util.find_spec("ray") is None:
+        raise MelodexError(RAY_INSTALL_HINT)
+    return True
+
+
+def make_predictor(args: argparse.Namespace, model):
+    """The engine's predictor for ``model`` (a path, or a loaded checkpoint for the Ray engine,
+    a ``(model, checkpoint)`` pair for the local one): both yield the same ``FileResult``s."""
+    from melodex.errors import MelodexError
+
+    if not uses_ray(args):
+        from melodex.inference.predictor import Predictor
+
+        return Predictor(model, device=args.device, batch_size=args.batch_size, num_workers=args.num_workers)
+    if getattr(args, "use_legacy", False):
+        raise MelodexError("--use-legacy is the local engine's reference path; leave out --engine ray")
+    from melodex.engines.ray_engine import RayPredictor
+
+    return RayPredictor(model, device=args.device, batch_size=args.batch_size, address=args.address)
+
+
 def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -> None:
     """The options that pick a dataset and a cache, shared by ``preprocess`` and ``train``."""
     group = parser.add_argument_group("dataset")

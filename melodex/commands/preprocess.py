@@ -15,6 +15,10 @@ Run it again and it continues where it stopped: finished tracks are skipped, and
 that was interrupted (even killed) never leaves a half-written file behind that counts as
 done. Files that cannot be decoded are listed in <cache_dir>/failures.csv (key,path,reason)
 and skipped on later runs unless --retry_failed is given; the exit status is then 1.
+
+--engine ray runs the extraction as Ray tasks on a cluster (--address; see "On a cluster" in
+the README): the tasks write the entries themselves, so the cache folder must be on storage
+every node shares.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from melodex.commands.options import add_dataset_arguments, load_dataset_from_args, positive_int
+from melodex.commands.options import (
+    add_dataset_arguments,
+    add_engine,
+    load_dataset_from_args,
+    positive_int,
+    uses_ray,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +43,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default: every core this process may use)")
     parser.add_argument("--retry_failed", "--retry-failed", action="store_true",
                         help="try again the files failures.csv lists (skipped by default)")
+    add_engine(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from melodex.training.preprocess import preprocess_dataset
 
+    extractor = None
+    if uses_ray(args):
+        from melodex.engines.ray_engine import connect
+        from melodex.engines.ray_preprocess import extract_on_ray
+
+        connect(args.address)
+        extractor = extract_on_ray
     dataset = load_dataset_from_args(args)  # the loader itself reports tracks it leaves out
-    summary = preprocess_dataset(dataset, args.cache_dir, workers=args.workers,
+    summary = preprocess_dataset(dataset, args.cache_dir, workers=args.workers, extractor=extractor,
                                  progress=not getattr(args, "quiet", False), retry_failed=args.retry_failed)
     done = summary.total - len(summary.failures)
     log.info("%d of %d tracks have MFCCs in %s (%d written now, %d cached before)",

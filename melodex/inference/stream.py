@@ -70,7 +70,7 @@ class _Counted:
             yield chunk
 
 
-def _file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segment, bool, float | None]]:
+def file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segment, bool, float | None]]:
     """Decode ``path`` into ``(segment, is_last, duration)``; duration is set on the last one.
 
     Raises AudioLoadError when the file cannot be decoded (possibly after some segments).
@@ -104,7 +104,7 @@ def _file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segme
 def file_items(index: int, path: Path, settings: DecodeSettings) -> Iterator[SegmentItem]:
     """Every item of one file: its segments' MFCCs, or a single error item."""
     try:
-        for seg, last, duration in _file_segments(path, settings):
+        for seg, last, duration in file_segments(path, settings):
             mfcc = compute_mfcc(seg.audio, settings.config)
             yield SegmentItem(index, seg.index, seg.start_time, seg.end_time, mfcc, last, duration)
     except AudioLoadError as exc:

@@ -15,7 +15,7 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from melodex.datasets.base import Dataset
 
 log = logging.getLogger(__name__)
+
+# (jobs, cache, workers) -> the result of every job, in any order: where the jobs run
+Extractor = Callable[[Sequence["_Job"], FeatureCache, "int | None"], Iterator["_Done"]]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def preprocess_dataset(
     progress: bool = True,
     retry_failed: bool = False,
     config: FeatureConfig | None = None,
+    extractor: Extractor | None = None,
 ) -> PreprocessSummary:
     """Write the first-segment MFCC of every track of ``dataset`` into ``cache_dir``.
 
@@ -125,6 +129,11 @@ def preprocess_dataset(
         Try again tracks that ``failures.csv`` lists; by default they are skipped.
     config : FeatureConfig, optional
         Feature parameters; default :data:`~melodex.features.mfcc.DEFAULT_FEATURES`.
+    extractor : callable, optional
+        ``extractor(jobs, cache, workers)`` yields :func:`extract_job`'s result for every job, in
+        any order, from wherever it runs them (``--engine ray``: Ray tasks, which write the
+        entries themselves, so the cache must be on storage they share); default this
+        machine's worker processes.
 
     Raises
     ------
@@ -144,7 +153,7 @@ def preprocess_dataset(
             log.info("skipping %d files that failed before (--retry_failed tries them again)", len(known_failed))
         outcome = _Outcome()
         try:
-            _run(todo, cache, workers, progress, outcome)
+            _run(todo, cache, workers, progress, outcome, extractor or _extract_all)
         finally:
             # One row per key, latest wins; keys that now have features are dropped.
             merged = {**old_failures, **outcome.failures}
@@ -169,14 +178,15 @@ class _Outcome:
     restamped: int = 0  # stat changed, content the same: only the identity was recorded again
 
 
-def _run(todo: Sequence[_Job], cache: FeatureCache, workers: int | None, progress: bool, outcome: _Outcome) -> None:
+def _run(todo: Sequence[_Job], cache: FeatureCache, workers: int | None, progress: bool, outcome: _Outcome,
+         extractor: Extractor) -> None:
     """Run ``todo`` through the workers, appending each result to the cache's logs as it comes."""
     bar = tqdm(total=len(todo), unit="track", desc="MFCC", disable=None if progress else True, dynamic_ncols=True)
     try:
         with AppendLog(cache.index_path, INDEX_HEADER) as index, \
                 AppendLog(cache.sources_path, SOURCES_HEADER) as sources, \
                 AppendLog(cache.failures_path, FAILURES_HEADER) as failed:
-            for done in _extract_all(todo, cache, workers):
+            for done in extractor(todo, cache, workers):
                 job = done.job
                 if done.reason is None:
                     ident = done.identity
@@ -234,7 +244,7 @@ def extract_track(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, 
     return compute_mfcc(segment.audio, config), segment.duration
 
 
-def _extract_one(job: _Job, cache_dir: str, config_dict: dict) -> _Done:
+def extract_job(job: _Job, cache_dir: str, config_dict: dict) -> _Done:
     """Worker body: identify, extract and write one track; errors come back as a reason, never raised."""
 
     config = FeatureConfig.from_dict(config_dict)
@@ -278,7 +288,7 @@ def _extract_all(jobs: Sequence[_Job], cache, workers: int | None) -> Iterator[_
     workers = max(1, min(workers or usable_cores(), len(args)))
     if workers == 1:
         for arg in args:
-            yield _extract_one(*arg)
+            yield extract_job(*arg)
         return
 
     # Fork where it is safe (Linux): workers start at once and need no importable __main__
@@ -291,7 +301,7 @@ def _extract_all(jobs: Sequence[_Job], cache, workers: int | None) -> Iterator[_
                              initargs=(os.getpid(), True)) as pool:
         try:
             for arg in pending:  # keep a bounded window of submitted jobs
-                in_flight.add(pool.submit(_extract_one, *arg))
+                in_flight.add(pool.submit(extract_job, *arg))
                 if len(in_flight) >= 4 * workers:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:

@@ -1,0 +1,158 @@
+"""Scaling out: the local engine against the Ray engine on this machine, where a file's CPU goes,
+and what N nodes of C cores would do.
+
+    python benchmarks/bench_scale.py                  # 60 files; projection for 1/4/16 nodes of 8/32 cores
+    python benchmarks/bench_scale.py --files 200 --nodes 1 10 100 --cores 16 64
+    python benchmarks/bench_scale.py --decode-cpus 1 0.5  # also try decode tasks that ask for half a CPU
+
+Test data: the 30-s 44.1 kHz stereo mp3s of ``bench_inference.py`` (cached in
+``$TMPDIR/melodex-bench-mp3``), first-30s mode, an untrained default-size CNN on the CPU.
+
+Every number comes from this run:
+
+* **files/s**: ``Predictor.predict`` (the local engine: decoding worker processes, as many as
+  cores) and ``RayPredictor.predict`` (``--engine ray`` on a local Ray instance with this
+  machine's cores) over the same files; the Ray run counts the actor pool's start (once per
+  command) but not ``ray.init`` (printed apart). A warm-up run of a few files goes first.
+* **CPU ms per file**, one thread, in this process: decode (libsndfile/mpg123 to native-rate
+  mono, the first 30 s), resample (soxr HQ to 22050 Hz), MFCC, and the CNN forward (batches of 8).
+* **projection**: a node of C cores runs C / (CPU s per file) files/s at best; it is scaled by
+  the Ray engine's efficiency measured here (its files/s over that ideal for this machine's
+  cores), and, for GPU nodes, by moving MFCC + forward off the CPU (one actor per GPU).
+  Ray Data has no central bottleneck for this embarrassingly parallel map, so nodes add up
+  until the shared storage or the driver's writing (about 1-2 ms per file) limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_inference import make_corpus, make_model  # the same corpus and model
+
+
+def cpu_split(paths: list[Path], model_path: Path) -> dict[str, float]:
+    """CPU seconds per file of each stage, one thread, in this process."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+    import torch
+
+    from melodex.audio.segments import first_segment
+    from melodex.features.mfcc import compute_mfcc
+    from melodex.model.checkpoint import load_model
+
+    torch.set_num_threads(1)
+    model, ckpt = load_model(model_path, "cpu")
+    cfg = ckpt.feature_config
+    cost = dict.fromkeys(("decode", "resample", "MFCC", "forward"), 0.0)
+    mfccs = []
+    for path in paths:
+        t0 = time.process_time()
+        with sf.SoundFile(str(path)) as f:
+            native = f.samplerate
+            audio = f.read(int(cfg.segment_seconds * native), dtype="float32", always_2d=True).mean(axis=1)
+        t1 = time.process_time()
+        audio = soxr.resample(audio, native, cfg.sample_rate, quality="HQ")
+        t2 = time.process_time()
+        segment = first_segment(audio, sr=cfg.sample_rate, window_seconds=cfg.segment_seconds)
+        mfccs.append(compute_mfcc(segment.audio, cfg))
+        t3 = time.process_time()
+        cost["decode"] += t1 - t0
+        cost["resample"] += t2 - t1
+        cost["MFCC"] += t3 - t2
+    t0 = time.process_time()
+    with torch.inference_mode():
+        for start in range(0, len(mfccs), 8):
+            model.embed_and_classify(torch.from_numpy(np.stack(mfccs[start:start + 8])))
+    cost["forward"] = time.process_time() - t0
+    return {stage: seconds / len(paths) for stage, seconds in cost.items()}
+
+
+def local_rate(paths: list[Path], model_path: Path, workers: int) -> float:
+    from melodex.inference.predictor import Predictor
+
+    predictor = Predictor(model_path, device="cpu", num_workers=workers)
+    list(predictor.predict(paths[:4]))  # warm-up
+    start = time.perf_counter()
+    ok = sum(result.ok for result in predictor.predict(paths))
+    seconds = time.perf_counter() - start
+    assert ok == len(paths), f"{ok} of {len(paths)} files succeeded"
+    return len(paths) / seconds
+
+
+def ray_rate(paths: list[Path], model_path: Path, decode_cpus: float) -> float:
+    from melodex.engines import ray_engine
+
+    ray_engine.DECODE_CPUS = decode_cpus
+    predictor = ray_engine.RayPredictor(model_path, device="cpu")
+    list(predictor.predict(paths[:4]))  # warm-up: worker processes import melodex once
+    start = time.perf_counter()
+    ok = sum(result.ok for result in predictor.predict(paths))
+    seconds = time.perf_counter() - start
+    assert ok == len(paths), f"{ok} of {len(paths)} files succeeded"
+    return len(paths) / seconds
+
+
+def print_projection(split: dict[str, float], efficiency: float, nodes: list[int], cores: list[int]) -> None:
+    per_file = sum(split.values())
+    decode_only = split["decode"] + split["resample"]
+    print(f"\nprojection (CPU {per_file * 1000:.1f} ms/file; Ray efficiency {efficiency:.2f} measured here)")
+    print(f"{'nodes':>6} {'cores':>6} {'CPU nodes, files/s':>20} {'GPU nodes, files/s':>20} {'FMA full (106,574)':>20}")
+    for n in nodes:
+        for c in cores:
+            cpu = n * c / per_file * efficiency
+            gpu = n * c / decode_only * efficiency
+            print(f"{n:>6} {c:>6} {cpu:>20,.0f} {gpu:>20,.0f} {106_574 / cpu / 60:>15.1f} min")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=60, help="files per throughput run (default 60)")
+    parser.add_argument("--split-files", type=int, default=16, help="files for the CPU split (default 16)")
+    parser.add_argument("--decode-cpus", type=float, nargs="+", default=[1.0],
+                        help="CPUs each Ray decode task asks for; one Ray run per value (default 1)")
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--cores", type=int, nargs="+", default=[8, 32])
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import ray
+
+    from melodex.engines.ray_engine import connect
+    from melodex.util.workers import usable_cores
+
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "melodex-bench-scale"
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths, model = make_corpus(args.files), make_model(workdir)
+    cores = usable_cores()
+    split = cpu_split(paths[:args.split_files], model)
+    per_file = sum(split.values())
+    print(f"{len(paths)} files, first 30 s, {cores} core(s)\n\nCPU per file, one thread:")
+    for stage, seconds in split.items():
+        print(f"  {stage:<9} {seconds * 1000:7.1f} ms  {seconds / per_file:5.0%}")
+    print(f"  {'total':<9} {per_file * 1000:7.1f} ms  -> ideal {cores / per_file:.1f} files/s on {cores} core(s)")
+    rows = [("local engine", local_rate(paths, model, cores))]
+    start = time.perf_counter()
+    connect(None)
+    started = time.perf_counter() - start
+    for decode_cpus in args.decode_cpus:
+        rows.append((f"ray engine, decode {decode_cpus:g} CPU", ray_rate(paths, model, decode_cpus)))
+    ray.shutdown()
+    ideal = cores / per_file
+    print(f"\n{'engine':<28} {'files/s':>8} {'vs local':>9} {'vs ideal':>9}")
+    for name, rate in rows:
+        print(f"{name:<28} {rate:8.1f} {rate / rows[0][1]:9.2f} {rate / ideal:9.2f}")
+    print(f"(ray.init of a local instance: {started:.1f} s, once per command)")
+    print_projection(split, max(rate for _, rate in rows[1:]) / ideal, args.nodes, args.cores)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

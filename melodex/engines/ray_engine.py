@@ -1,0 +1,269 @@
+"""Inference as a Ray Data pipeline: the :class:`RayPredictor` behind ``--engine ray``.
+
+The dataset, stage by stage::
+
+    file list (index, path)                  from_items; files already done are left out first
+      -> decode      CPU tasks (DECODE_CPUS)   file -> its segments' samples, or a row with the error
+      -> MFCC + CNN  actor pool                the model built once per actor; num_gpus=1 per actor
+                                               when the cluster has GPUs, else ACTOR_CPUS
+      -> the driver                            rows -> FileResult, in the files' order
+
+It yields the same :class:`~melodex.inference.results.FileResult` objects as
+:meth:`Predictor.predict <melodex.inference.predictor.Predictor.predict>`, so the existing writers
+and the library store take them unchanged (and the store's model rules apply as before).
+Decoding and the MFCC are the local engine's own functions: embeddings agree within float
+rounding (forward passes group segments differently), failures carry the same reasons.
+
+Two traps of Ray Data are designed around:
+
+* an actor pool that holds every CPU of a node leaves none for the decode tasks, and the
+  pipeline stalls (seen on 2 CPUs): a CPU actor asks for ACTOR_CPUS (a fraction), and there is
+  at most one actor per ``CPUS_PER_ACTOR`` CPUs;
+* Ray fuses a task stage into the actor stage that follows when both ask for the same
+  resources, and the decode then runs inside the actor: the two stages ask for different ones.
+
+Arrays travel between stages as raw bytes in binary columns (Arrow keeps them exactly; numpy's
+fixed-width byte strings would drop trailing zero bytes), with shapes in their own columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import ray
+import torch
+
+from melodex.audio.files import find_audio_files
+from melodex.audio.segments import LAST_POLICIES
+from melodex.errors import AudioLoadError, DeviceError
+from melodex.features.mfcc import MFCC, FeatureConfig, compute_mfcc
+from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
+from melodex.inference.stream import DecodeSettings, file_segments
+from melodex.model.checkpoint import Checkpoint, load_checkpoint
+from melodex.model.cnn import place_model
+from melodex.util.workers import usable_cores
+
+log = logging.getLogger(__name__)
+
+DECODE_CPUS = 1.0  # one decode task per CPU
+ACTOR_CPUS = 0.5  # a CPU actor leaves room for decode tasks beside it (and differs from DECODE_CPUS: no fusion)
+CPUS_PER_ACTOR = 4  # on CPUs the MFCC + forward is about a third of a file's cost: 1 actor per 4 CPUs
+FILES_PER_BLOCK = 8  # files per decode task, once there are enough files to keep every CPU busy
+
+
+def _failure(exc: Exception) -> str:
+    """The reason the local engine gives for a file that fails (see ``inference.stream.file_items``)."""
+    if isinstance(exc, AudioLoadError):
+        return exc.reason
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _as_bytes(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array).tobytes()
+
+
+def decode_files(batch: pd.DataFrame, settings: DecodeSettings) -> pd.DataFrame:
+    """The decode stage: one row per file with its segments' samples (float32, one segment per
+    row of ``audio``), their numbers and times, and its duration; or the reason it failed."""
+    rows = []
+    for index, path in zip(batch["index"], batch["path"]):
+        row = {"index": int(index), "path": path, "n_segments": 0, "audio": b"", "seg": b"", "start": b"",
+               "end": b"", "duration": math.nan, "error": ""}
+        try:
+            segments = list(file_segments(Path(path), settings))
+            audio = np.stack([seg.audio.astype(np.float32, copy=False) for seg, _, _ in segments])
+            row.update(n_segments=len(segments), audio=_as_bytes(audio),
+                       seg=_as_bytes(np.array([seg.index for seg, _, _ in segments], dtype=np.int64)),
+                       start=_as_bytes(np.array([seg.start_time for seg, _, _ in segments], dtype=np.float64)),
+                       end=_as_bytes(np.array([seg.end_time for seg, _, _ in segments], dtype=np.float64)),
+                       duration=float(segments[-1][2]))
+        except Exception as exc:  # a bad file is a row with its reason, never a crashed task
+            log.debug("decoding %s failed", path, exc_info=True)
+            row["error"] = _failure(exc)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class EmbedFiles:
+    """The actor stage: MFCCs and the model's outputs for the decoded files of a batch.
+
+    The model is built once, when the actor starts, from the checkpoint shipped to it
+    (``shipped``: a one-item list holding its object reference, which the driver keeps alive,
+    so a restarted actor finds it again)."""
+
+    def __init__(self, shipped: list, device: str, batch_size: int):
+        torch.set_num_threads(1)
+        checkpoint: Checkpoint = ray.get(shipped[0])
+        self.device = torch.device(device)
+        self.model = place_model(checkpoint.build_model(), self.device).eval()
+        self.config: FeatureConfig = checkpoint.feature_config
+        self.batch_size = batch_size
+        # On a GPU the MFCC runs there too, a file's segments at once (dense kernels); on the CPU
+        # it is the local engine's own function, so both engines give the same numbers.
+        self.gpu_mfcc = MFCC(self.config).to(self.device).eval() if self.device.type == "cuda" else None
+
+    def _forward(self, mfccs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """MFCCs -> (probabilities (n, labels), embeddings (n, dim)), ``batch_size`` at a time."""
+        probs, embs = [], []
+        for start in range(0, len(mfccs), self.batch_size):
+            x = torch.from_numpy(np.stack(mfccs[start:start + self.batch_size])).to(self.device)
+            with torch.inference_mode():
+                emb, logits = self.model.embed_and_classify(x)
+                probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+                embs.append(emb.float().cpu().numpy())
+        return np.concatenate(probs), np.concatenate(embs)
+
+    def _mfccs(self, row) -> list[np.ndarray]:
+        audio = np.frombuffer(row.audio, dtype=np.float32).reshape(int(row.n_segments), -1).copy()
+        if self.gpu_mfcc is None:
+            return list(compute_mfcc(audio, self.config))
+        with torch.inference_mode():
+            return list(self.gpu_mfcc(torch.from_numpy(audio).to(self.device)).cpu().numpy())
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        out = batch.drop(columns=["audio"]).assign(probs=b"", probabilities=b"", embedding=b"")
+        mfccs: list[np.ndarray] = []
+        owners: list[int] = []  # the batch row of each segment
+        for i, row in enumerate(batch.itertuples(index=False)):
+            if row.error:
+                continue
+            try:
+                file_mfccs = self._mfccs(row)
+            except Exception as exc:  # as the local engine: the file fails, the run goes on
+                log.debug("the MFCC of %s failed", row.path, exc_info=True)
+                out.iloc[i, out.columns.get_loc("error")] = _failure(exc)
+                continue
+            mfccs += file_mfccs
+            owners += [i] * len(file_mfccs)
+        if not mfccs:
+            return out
+        probs, embs = self._forward(mfccs)
+        owner = np.asarray(owners)
+        for i in np.unique(owner):
+            mine = owner == i
+            out.iat[i, out.columns.get_loc("probs")] = _as_bytes(probs[mine].astype(np.float32))
+            out.iat[i, out.columns.get_loc("probabilities")] = _as_bytes(_mean(probs[mine]))
+            out.iat[i, out.columns.get_loc("embedding")] = _as_bytes(_mean(embs[mine]))
+        return out
+
+
+def _mean(values: np.ndarray) -> np.ndarray:
+    """The mean over segments as the local engine takes it: summed in float64, then float32."""
+    total = values[0].astype(np.float64)
+    for value in values[1:]:
+        total = total + value.astype(np.float64)
+    return (total / len(values)).astype(np.float32)
+
+
+def _result(row, mode: str, labels: tuple[str, ...], audio_file: str, embeddings: bool) -> FileResult:
+    """One output row -> the :class:`FileResult` the local engine would yield for the file."""
+    if row.error:
+        return FileResult.failed(audio_file, mode, labels, row.error)
+    n = len(labels)
+    probs = np.frombuffer(row.probs, dtype=np.float32).reshape(-1, n)
+    seg = np.frombuffer(row.seg, dtype=np.int64)
+    start, end = np.frombuffer(row.start, dtype=np.float64), np.frombuffer(row.end, dtype=np.float64)
+    segments = tuple(SegmentPrediction(int(seg[k]), float(start[k]), float(end[k]), probs[k].copy())
+                     for k in range(len(seg)))
+    return FileResult(
+        audio_file=audio_file, mode=mode, labels=labels, duration=float(row.duration), segments=segments,
+        probabilities=np.frombuffer(row.probabilities, dtype=np.float32).copy(),
+        embedding=np.frombuffer(row.embedding, dtype=np.float32).copy() if embeddings else None,
+    )
+
+
+# Ray Data's per-dataset notes on stderr ("execution finished", "progress bars disabled")
+_RAY_DATA_CHATTER = ("ray.data._internal.execution.streaming_executor", "ray.data._internal.progress")
+
+
+def connect(address: str | None = None) -> None:
+    """Join the Ray cluster at ``address`` (``auto``: the one started on this machine with
+    ``ray start``), or start a local Ray instance without one; nothing when already connected."""
+    if not ray.is_initialized():
+        options = {"address": address} if address else {"num_cpus": usable_cores()}
+        ray.init(include_dashboard=False, logging_level=logging.WARNING, **options)
+    for chatty in _RAY_DATA_CHATTER:  # Ray Data re-creates its handlers per dataset; these loggers stay quiet
+        logging.getLogger(chatty).setLevel(logging.ERROR)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the commands draw their own bar; stdout may hold a table
+    context.print_on_execution_start = False
+
+
+class RayPredictor:
+    """:class:`~melodex.inference.predictor.Predictor`'s ``predict`` on a Ray cluster.
+
+    Parameters
+    ----------
+    model : str, Path or Checkpoint
+        A checkpoint, a run folder, ``training_outputs/latest``, or a checkpoint already loaded
+        with :func:`~melodex.model.checkpoint.load_checkpoint`; loaded here once and shipped
+        to every actor (the nodes need not read it).
+    device : str
+        ``auto`` (a GPU per actor when the cluster has GPUs, else CPUs), ``cpu`` or ``cuda``
+        (a DeviceError when the cluster has no GPU).
+    batch_size : int
+        Segments per forward pass, and files per actor call.
+    address : str, optional
+        A running cluster (``auto``, ``ray://host:10001``, ``host:6379``); without it, a local
+        Ray instance.
+    actors : int, optional
+        Actors in the pool (default: one per GPU, or one per ``CPUS_PER_ACTOR`` CPUs).
+    """
+
+    def __init__(self, model: str | Path | Checkpoint, *, device: str = "auto", batch_size: int = 8, address: str | None = None,
+                 actors: int | None = None):
+        self.checkpoint = model if isinstance(model, Checkpoint) else load_checkpoint(model)
+        self.labels: tuple[str, ...] = tuple(self.checkpoint.labels)
+        self.batch_size = int(batch_size)
+        connect(address)
+        resources = ray.cluster_resources()
+        gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+        if device.startswith("cuda") and not gpus:
+            raise DeviceError(f"--device {device} was asked for, but the Ray cluster has no GPU")
+        self.gpu = bool(gpus) and device != "cpu"
+        self.device = "cuda" if self.gpu else "cpu"
+        self.actors = actors or (gpus if self.gpu else max(1, cpus // CPUS_PER_ACTOR))
+        self.cpus = cpus
+        self.num_workers = cpus  # what the commands log as the decoding workers
+        self.shipped = ray.put(self.checkpoint)
+
+    def _dataset(self, files: list[Path], settings: DecodeSettings):
+        items = [{"index": i, "path": str(Path(f).absolute())} for i, f in enumerate(files)]
+        blocks = min(len(items), max(2 * self.cpus, math.ceil(len(items) / FILES_PER_BLOCK)))
+        actor_resources = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": ACTOR_CPUS}
+        return (ray.data.from_items(items, override_num_blocks=blocks)
+                .map_batches(decode_files, fn_kwargs={"settings": settings}, batch_format="pandas",
+                             batch_size=None, num_cpus=DECODE_CPUS)
+                .map_batches(EmbedFiles, batch_format="pandas", batch_size=self.batch_size,
+                             fn_constructor_kwargs={"shipped": [self.shipped], "device": self.device,
+                                                    "batch_size": self.batch_size},
+                             compute=ray.data.ActorPoolStrategy(size=self.actors), **actor_resources))
+
+    def predict(self, paths: Iterable[str | Path], *, full: bool = False, hop_seconds: float | None = None,
+                last: str = "pad", embeddings: bool = True, legacy: bool = False) -> Iterator[FileResult]:
+        """One :class:`FileResult` per audio file, in sorted-path order, as ``Predictor.predict``
+        (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``)."""
+        if last not in LAST_POLICIES:
+            raise ValueError(f"last must be one of {LAST_POLICIES}, not {last!r}")
+        files = find_audio_files(paths, missing="keep")
+        if not files:
+            return
+        settings = DecodeSettings(self.checkpoint.feature_config, bool(full), hop_seconds, last)
+        mode = MODE_FULL if full else MODE_FIRST
+        log.debug("ray: %d files, %d actor(s) on %s, %d CPU(s) in the cluster", len(files), self.actors,
+                  self.device, self.cpus)
+        ready: dict[int, FileResult] = {}  # rows come as they finish; yield them in the files' order
+        next_index = 0
+        for batch in self._dataset(files, settings).iter_batches(batch_format="pandas", batch_size=None):
+            for row in batch.itertuples(index=False):
+                ready[int(row.index)] = _result(row, mode, self.labels, str(files[int(row.index)]), embeddings)
+            while next_index in ready:
+                yield ready.pop(next_index)
+                next_index += 1
+        if next_index != len(files):  # never drop a file silently
+            raise RuntimeError(f"the Ray pipeline returned {next_index} of {len(files)} files")
