@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -147,3 +147,28 @@ class StatsEmbedder:
         if self.scaler is None:
             return replace(result, embedding=None, error="no scaling could be fitted (every file failed)")
         return replace(result, embedding=self.scaler.transform(result.embedding))
+
+
+def stats_vectors(paths: Sequence[str | Path], *, full: bool = False, batch_size: int = 8,
+                  num_workers: int = 4) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Standardised MFCC statistics of ``paths`` with a scaling fitted on all of them (a baseline
+    for ``melodex evaluate``; nothing is stored).
+
+    Returns ``(vectors [shape=(m, 40)] float32, rows [shape=(m,)]`` (the index in ``paths`` of each
+    vector), ``failed`` ``[(path, reason)]``) for the files that could be decoded.
+    """
+    config = DEFAULT_FEATURES
+    predictor = Predictor((MfccStats(config), StatsCheckpoint(config)), device="cpu", batch_size=batch_size,
+                          num_workers=num_workers)
+    where = {str(Path(p)): row for row, p in enumerate(paths)}
+    vectors, rows, failed = [], [], []
+    for result in predictor.predict(list(where), full=full):  # one result per file, in sorted order
+        if result.error is not None or result.embedding is None:
+            failed.append((result.audio_file, result.error or "no vector"))
+        else:
+            vectors.append(result.embedding)
+            rows.append(where[result.audio_file])
+    if not vectors:
+        return np.zeros((0, 2 * config.n_mfcc), np.float32), np.zeros(0, np.int64), failed
+    raw = np.stack(vectors)
+    return StatsScaler.fit(raw).transform(raw), np.asarray(rows, dtype=np.int64), failed
