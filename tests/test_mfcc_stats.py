@@ -8,10 +8,8 @@ it although it has no genre predictions.
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from melodex.features.mfcc import DEFAULT_FEATURES, compute_mfcc
 from melodex.features.stats import StatsScaler, mfcc_stats
 from melodex.library.mfcc_stats import stats_stamp
 from melodex.library.store import LibraryStore
+from tests.test_serve import fetch, serving
 
 
 @pytest.fixture(scope="module")
@@ -101,19 +100,7 @@ def test_mfcc_stats_never_mix_with_a_models_embeddings(demo, small_demo_mfcc, tm
     assert len(LibraryStore(mfcc_store)) == 128 and len(LibraryStore(cnn_store)) == 128  # nothing written
 
 
-def _get(address, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(*address, timeout=10)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 def test_map_similar_evolution_playlist_and_serve_work_on_an_mfcc_stats_store(small_demo_mfcc, tmp_path, capsys):
-    from melodex.analysis.serve import make_server
-
     store = tmp_path / "lib"
     shutil.copytree(small_demo_mfcc, store)
     tracks = LibraryStore(store).tracks()
@@ -136,16 +123,9 @@ def test_map_similar_evolution_playlist_and_serve_work_on_an_mfcc_stats_store(sm
     assert (tmp_path / "mix.m3u8").read_text(encoding="utf-8").count(".mp3") == 8
     assert main(["playlist", "--store", str(store), "--clusters", "4", "--out", str(tmp_path / "pl"), "-q"]) == 0
     assert len(list((tmp_path / "pl").glob("*.m3u8"))) == 4
-    server = make_server(LibraryStore(store), port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        status, page = _get(server.server_address[:2], "/")
+    with serving(LibraryStore(store)) as address:  # the map saved above is served
+        status, _, page = fetch(address, "/")
         assert status == 200 and b"<html" in page.lower()
-        status, body = _get(server.server_address[:2], f"/api/similar/{first}?k=4")
+        status, _, body = fetch(address, f"/api/similar/{first}?k=4")
         assert status == 200 and len(json.loads(body)["similar"]) == 4
-        assert _get(server.server_address[:2], f"/audio/{first}")[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        assert fetch(address, f"/audio/{first}")[0] == 200

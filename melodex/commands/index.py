@@ -9,7 +9,8 @@
 deviation of each MFCC over its first 30 s (40 values), standardised with a scaling fitted on the
 first 1000 tracks of the store's first run and kept in the store, so later additions are scaled
 the same way. Such a store is its own "model" (``mfcc-stats-<fingerprint>``) and never mixes
-with a CNN's embeddings; it has no genre predictions (see melodex/library/mfcc_stats.py).
+with a CNN's embeddings; it has no genre predictions (its predicted_label and confidence are
+empty, and it has no prob: columns).
 
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as
