@@ -114,6 +114,11 @@ def test_map_similar_evolution_playlist_and_serve_work_on_an_mfcc_stats_store(sm
     assert main(["similar", first, "--store", str(store), "-k", "5", "--json"]) == 0
     neighbours = json.loads(capsys.readouterr().out)["neighbours"]
     assert len(neighbours) == 5 and first not in {n["track_id"] for n in neighbours}
+    outside = tmp_path / "outside.mp3"  # a file the store does not hold: embedded with the store's scaling
+    shutil.copy(tracks["path"][0], outside)
+    assert main(["similar", str(outside), "--store", str(store), "-k", "1", "--json"]) == 0
+    (nearest,) = json.loads(capsys.readouterr().out)["neighbours"]
+    assert nearest["track_id"] == first and nearest["distance"] < 1e-4  # its copy, at distance 0
     assert main(["similar", "--artist", str(tracks["artist"][0]), "--store", str(store), "-k", "3"]) == 0
     assert "artists like" in capsys.readouterr().out
     assert main(["evolution", "--store", str(store), "--all", "--out", str(tmp_path / "evo"), "-q"]) == 0
