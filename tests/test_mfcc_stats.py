@@ -134,3 +134,26 @@ def test_map_similar_evolution_playlist_and_serve_work_on_an_mfcc_stats_store(sm
         status, _, body = fetch(address, f"/api/similar/{first}?k=4")
         assert status == 200 and len(json.loads(body)["similar"]) == 4
         assert fetch(address, f"/audio/{first}")[0] == 200
+
+
+def test_the_statistics_are_means_then_deviations_and_a_constant_dimension_is_only_centred(rng):
+    import torch
+
+    from melodex.features.stats import MfccStats
+
+    mfcc = rng.normal(size=(3, 20, 640)).astype(np.float32) * np.arange(1, 21)[:, None]
+    stats = mfcc_stats(mfcc)
+    assert stats.shape == (3, 40)
+    np.testing.assert_allclose(stats[:, :20], mfcc.mean(axis=-1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats[:, 20:], mfcc.std(axis=-1), rtol=1e-5)
+    vectors, logits = MfccStats().embed_and_classify(torch.from_numpy(mfcc))
+    np.testing.assert_allclose(vectors.numpy(), stats, rtol=1e-5, atol=1e-5)
+    assert logits.shape == (3, 0)  # no classes
+    data = np.c_[rng.normal(5, 3, size=(50, 2)), np.full(50, 7.0)]
+    scaler = StatsScaler.fit(data)
+    scaled = scaler.transform(data)
+    np.testing.assert_allclose(scaled[:, :2].std(axis=0), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(scaled[:, 2], 0.0)  # constant: std kept at 1
+    assert StatsScaler.from_dict(json.loads(json.dumps(scaler.to_dict()))) == scaler
+    with pytest.raises(ValueError):
+        scaler.transform(np.zeros((1, 4)))
