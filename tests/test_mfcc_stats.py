@@ -157,3 +157,27 @@ def test_the_statistics_are_means_then_deviations_and_a_constant_dimension_is_on
     assert StatsScaler.from_dict(json.loads(json.dumps(scaler.to_dict()))) == scaler
     with pytest.raises(ValueError):
         scaler.transform(np.zeros((1, 4)))
+
+
+def test_a_ctrl_c_while_fitting_the_scaling_keeps_what_was_decoded_and_a_rerun_adds_the_rest(demo, tmp_path,
+                                                                                             monkeypatch):
+    from melodex.commands import EXIT_INTERRUPTED
+    from melodex.inference.predictor import Predictor
+
+    data, _ = demo
+    real, calls = Predictor.predict, []
+
+    def ctrl_c_after_five(self, files, **options):  # the first pass (the fit) is interrupted at its 6th file
+        calls.append(len(files))
+        for n, result in enumerate(real(self, files, **options)):
+            if n == 5 and len(calls) == 1:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(Predictor, "predict", ctrl_c_after_five)
+    store = tmp_path / "lib"
+    assert _index(store, [str(data / "fma_small")]) == EXIT_INTERRUPTED
+    assert len(LibraryStore(store)) == 5 and calls == [128]  # fitted on the 5 decoded, nothing decoded after
+    (stamp,) = LibraryStore(store).models().values()
+    assert _index(store, [str(data / "fma_small")]) == 0
+    assert len(LibraryStore(store)) == 128 and list(LibraryStore(store).models()) == [stamp.fingerprint]
