@@ -38,6 +38,7 @@ DEFAULT_MAP_HTML = "melodex_outputs/map.html"
 DEFAULT_MAP_FIGURE = "melodex_outputs/map.png"
 MAP_FIGURE_EXTENSIONS = (".png", ".svg", ".pdf")  # the static map's formats, by extension
 DEFAULT_EVOLUTION_DIR = "melodex_outputs/evolution"
+DEFAULT_RETRIEVAL_REPORT = "melodex_outputs/retrieval.json"  # melodex evaluate's report (and .csv beside it)
 MAP_COLOR_CHOICES = ("genre", "predicted", "artist", "year")
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42}
 DEFAULT_PART_SIZE = 256  # tracks per appended store part while indexing

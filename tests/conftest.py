@@ -150,3 +150,17 @@ def small_demo(tmp_path_factory) -> tuple[int, Path, Path]:
             status = main(["demo", "--data", str(data), "--out", str(out), *SMALL_DEMO_ARGS, "--quiet"])
             done.write_text(str(status))
     return int(done.read_text()), data, out
+
+
+@pytest.fixture(scope="session")
+def small_demo_mfcc(small_demo, tmp_path_factory) -> Path:
+    """The small demo's corpus indexed with ``melodex index --features mfcc-stats`` (no model),
+    once per session (per xdist worker); returns the store folder. Tests only read it."""
+    from melodex.cli import main
+
+    status, data, _ = small_demo
+    assert status == 0
+    store = tmp_path_factory.mktemp("small-demo-mfcc") / "library"
+    assert main(["index", "--store", str(store), "--features", "mfcc-stats", "--audio", str(data / "fma_small"),
+                 "--fma-metadata", str(data / "fma_metadata"), "--num-workers", "0", "--quiet"]) == 0
+    return store

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "similar": ("melodex.commands.similar", "tracks that sound like a query track or audio file"),
     "playlist": ("melodex.commands.playlist", "instant mix, a path between two songs, or cluster playlists"),
     "duplicates": ("melodex.commands.duplicates", "groups of tracks that are the same recording (CSV report)"),
+    "evaluate": ("melodex.commands.evaluate", "how often a track's nearest neighbours share its artist, album, genre"),
     "evolution": ("melodex.commands.evolution", "how an artist's music, or the collection, moves over time"),
     "serve": ("melodex.commands.serve", "serve a map and its indexed audio on 127.0.0.1"),
 }

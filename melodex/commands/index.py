@@ -4,6 +4,14 @@
   melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
   melodex index --audio music/ --model M --manifest dates.csv --store my_library
   melodex index --audio /mnt/music --model M --engine ray --address auto   # on a Ray cluster
+  melodex index --audio music/ --features mfcc-stats --store my_mfcc_library   # no model needed
+
+``--features mfcc-stats`` indexes without any model: each file becomes the mean and standard
+deviation of each MFCC over its first 30 s (40 values), standardised with a scaling fitted on the
+first 1000 tracks of the store's first run and kept in the store, so later additions are scaled
+the same way. Such a store is its own "model" (``mfcc-stats-<fingerprint>``) and never mixes
+with a CNN's embeddings; it has no genre predictions (its predicted_label and confidence are
+empty, and it has no prob: columns).
 
 Files already in the store (same path, or same FMA id) are skipped before anything is decoded,
 so indexing a grown folder processes only the new files. Tracks are appended in batches as
@@ -51,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--from-jsonl", "--from_jsonl", dest="from_jsonl", metavar="FILE",
                      help="an inference JSONL written by 'melodex infer --format jsonl' (with embeddings)")
     add_model(src, required=False, purpose=" (with --audio)")
+    src.add_argument("--features", choices=("mfcc-stats",),
+                     help="with --audio instead of --model: index standardised MFCC statistics (no model, "
+                          "no training; a store of its own)")
     meta = parser.add_argument_group("metadata")
     meta.add_argument("--metadata", metavar="TRACKS_CSV", help="FMA tracks.csv: artist, title, album, dates, genre")
     meta.add_argument("--fma-metadata", "--fma_metadata", dest="fma_metadata", metavar="DIR",
@@ -77,19 +88,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from melodex.inference.jsonl import iter_jsonl
-    from melodex.library.indexing import (
-        IndexSummary,
-        index_records,
-        new_audio_files,
-        records_from_audio,
-        records_from_jsonl,
-    )
+    from melodex.library.indexing import IndexSummary, new_audio_files, records_from_audio, records_from_jsonl
     from melodex.library.store import LibraryStore
-    from melodex.library.updates import update_metadata
-    from melodex.util.interrupt import UntilInterrupted
 
     if bool(args.audio) == bool(args.from_jsonl) and not (args.reembed and not args.audio):
         raise MelodexError("give either --audio (with --model) or --from-jsonl (or --reembed alone)")
+    if args.features:
+        return _run_features(args)
     if (args.audio or args.reembed) and not args.model:
         raise MelodexError(f"{'--reembed' if args.reembed else '--audio'} needs --model (a checkpoint to embed the files with)")
     store = LibraryStore(args.store)
@@ -107,22 +112,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.from_jsonl:
         bar = tqdm(iter_jsonl(args.from_jsonl), desc="index", unit="line", disable=quiet)
-        records = records_from_jsonl(bar, sources, known, summary)
-    else:
-        try:
-            files = new_audio_files(args.audio, sources, known, summary)
-        except FileNotFoundError as exc:
-            raise MelodexError(f"{exc.filename or exc}: no such file or folder") from exc
-        log.info("%d new audio file(s) to index (%d already in the store)", len(files), summary.skipped)
-        bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
-        records = records_from_audio(_predictor(args, ckpt), files, sources, summary, full=args.full, progress=bar) \
-            if files else iter(())
+        return _add(args, store, records_from_jsonl(bar, sources, known, summary), bar, sources, summary, stamp)
+    try:
+        files = new_audio_files(args.audio, sources, known, summary)
+    except FileNotFoundError as exc:
+        raise MelodexError(f"{exc.filename or exc}: no such file or folder") from exc
+    log.info("%d new audio file(s) to index (%d already in the store)", len(files), summary.skipped)
+    bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
+    records = records_from_audio(_predictor(args, ckpt), files, sources, summary, full=args.full, progress=bar) \
+        if files else iter(())
+    return _add(args, store, records, bar, sources, summary, stamp)
+
+
+def _add(args: argparse.Namespace, store, records, bar, sources, summary, stamp, *, fitting=None) -> int:
+    """Append ``records`` (made by ``stamp``), then compact, update metadata and report; the exit status.
+    ``fitting``: the mfcc-stats embedder, whose scaling pass may have been interrupted."""
+    from melodex.library.indexing import index_records
+    from melodex.library.updates import update_metadata
+    from melodex.util.interrupt import UntilInterrupted
+
     records = UntilInterrupted(records)  # Ctrl-C while embedding: write what is done, then stop
     try:
         summary.added = index_records(store, records, part_size=args.part_size, progress=bar, model=stamp)
     finally:
         bar.close()
-    if records.interrupted:
+    if records.interrupted or (fitting is not None and fitting.interrupted):
         log.warning("interrupted: the %d track(s) embedded so far are kept in %s; run the same command "
                     "again to add the rest", summary.added, store.root)
         return EXIT_INTERRUPTED
@@ -137,6 +151,36 @@ def run(args: argparse.Namespace) -> int:
     log.info("indexed %d new track(s); %d already present (metadata updated for %d); %d failed; the store at %s "
              "holds %d", summary.added, summary.skipped, updated, len(summary.failed), store.root, summary.total)
     return 1 if summary.failed else 0
+
+
+def _run_features(args: argparse.Namespace) -> int:
+    """``--features mfcc-stats``: index MFCC statistics of ``--audio`` (no model)."""
+    from tqdm import tqdm
+
+    from melodex.library.indexing import IndexSummary, new_audio_files, records_from_audio
+    from melodex.library.mfcc_stats import StatsEmbedder
+    from melodex.library.store import LibraryStore
+
+    if args.model or args.from_jsonl or args.reembed:
+        given = "--model" if args.model else "--from-jsonl" if args.from_jsonl else "--reembed"
+        raise MelodexError(f"--features {args.features} takes --audio only, not {given} (it uses no model)")
+    store = LibraryStore(args.store)
+    embedder = StatsEmbedder(store, batch_size=args.batch_size, num_workers=args.num_workers)  # refuses a model's store
+    sources = _sources(args)
+    summary = IndexSummary()
+    try:
+        files = new_audio_files(args.audio, sources, store.keys() | store.paths(), summary)
+    except FileNotFoundError as exc:
+        raise MelodexError(f"{exc.filename or exc}: no such file or folder") from exc
+    log.info("%d new audio file(s) to index with %s (%d already in the store)", len(files), args.features,
+             summary.skipped)
+    quiet = True if getattr(args, "quiet", False) else None
+    if embedder.scaler is None and files:  # an empty store: fit the scaling on its first tracks
+        with tqdm(total=min(len(files), embedder.fit_tracks), desc="fit scaling", unit="file", disable=quiet) as fit:
+            embedder.fit(files, full=args.full, progress=fit)
+    bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
+    records = records_from_audio(embedder, files, sources, summary, full=args.full, progress=bar) if files else iter(())
+    return _add(args, store, records, bar, sources, summary, embedder.stamp, fitting=embedder)
 
 
 def _sources(args: argparse.Namespace):

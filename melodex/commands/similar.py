@@ -9,7 +9,8 @@ matrix-vector product over the L2-normalised embeddings (about 20 ms at 100,000 
 that, or with --method ann, an approximate FAISS index kept in the store folder answers in
 milliseconds; it is built once (seconds, with progress in the log) and rebuilt when the store
 has changed.
-A query file that is not in the store is embedded with --model (loaded only then).
+A query file that is not in the store is embedded with --model (loaded only then); a store made
+with --features mfcc-stats embeds it with its own MFCC statistics and scaling (no --model).
 """
 
 from __future__ import annotations
@@ -41,12 +42,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class _PredictorOnDemand:
     """Loads the model the first time a query file has to be embedded, not before, and only when
-    it is the model whose embeddings the store holds (another model's vector would not compare)."""
+    it is the model whose embeddings the store holds (another model's vector would not compare).
+    A store of MFCC statistics (``index --features mfcc-stats``) embeds a query file with its own
+    scaling."""
 
     def __init__(self, model: str | None, device: str, store=None):
         self.model, self.device, self.store, self._predictor = model, device, store, None
 
     def predict_file(self, path: str | Path):
+        if self.model is None and self.store is not None:
+            from melodex.library.mfcc_stats import StatsEmbedder, is_stats_stamp
+
+            if any(is_stats_stamp(stamp) for stamp in self.store.models().values()):
+                return next(iter(StatsEmbedder(self.store, num_workers=0).predict([Path(path)])))
         if self.model is None:
             raise MelodexError(f"{path} is not in the store; give --model to embed it")
         if self._predictor is None:

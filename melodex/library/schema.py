@@ -7,7 +7,9 @@ Every part file written by :class:`~melodex.library.store.LibraryStore` carries
   null when unknown (a store made before fingerprints, or an inference JSONL indexed without
   ``--model``);
 * the Parquet schema metadata key ``melodex.model``: JSON ``{"fingerprint", "name", "labels"}``
-  of that model (``name`` is the checkpoint path as it was given);
+  of that model (``name`` is the checkpoint path as it was given), plus ``"params"`` for a
+  model that is no checkpoint: ``mfcc-stats`` (:mod:`melodex.library.mfcc_stats`) keeps its
+  feature parameters and the scaling fitted on the store's first tracks there;
 * the key ``melodex.embedding``: JSON ``{"column": "embedding", "dtype": "float32",
   "byte_order": "little", "dim": 512, "encoding": ...}``, the layout of the embedding column
   (``FixedSizeBinary(4 * dim)``, each row the ``dim`` little-endian float32 values back to back),
@@ -20,7 +22,8 @@ a store, in one line that names both models and what to do instead.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -36,12 +39,16 @@ class ModelStamp:
     fingerprint: str
     name: str = ""
     labels: tuple[str, ...] = ()
+    params: dict[str, Any] | None = field(default=None, compare=False, hash=False)  # JSON-able; see above
 
     def describe(self) -> str:
         return f"model {self.fingerprint}" + (f" ({self.name})" if self.name else "")
 
     def to_json(self) -> bytes:
-        return json.dumps({"fingerprint": self.fingerprint, "name": self.name, "labels": list(self.labels)}).encode()
+        data: dict[str, Any] = {"fingerprint": self.fingerprint, "name": self.name, "labels": list(self.labels)}
+        if self.params is not None:
+            data["params"] = self.params
+        return json.dumps(data).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | None) -> ModelStamp | None:
@@ -49,7 +56,9 @@ class ModelStamp:
             return None
         try:
             data = json.loads(raw.decode("utf-8"))
-            return cls(str(data["fingerprint"]), str(data.get("name") or ""), tuple(data.get("labels") or ()))
+            params = data.get("params")
+            return cls(str(data["fingerprint"]), str(data.get("name") or ""), tuple(data.get("labels") or ()),
+                       params if isinstance(params, dict) else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
