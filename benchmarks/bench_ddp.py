@@ -41,7 +41,7 @@ def best_epoch(run_dir: Path) -> tuple[int, float]:
 def train(launcher: list[str], flags: list[str], out: Path, **extra_env: str) -> Path:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra_env)
     proc = subprocess.run([*launcher, "-m", "melodex", "train", *flags, "--output_dir", str(out), "-q"],
-                          env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
         sys.exit(f"training failed:\n{proc.stderr[-2000:]}")
     return (out / "latest").resolve()

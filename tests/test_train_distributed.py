@@ -13,12 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import test_train
 from _helpers_trainer import BROKEN_KEY
 from conftest import ROOT
-from test_train import cache_dir, fma_dir  # noqa: F401  (the train tests' module fixtures: a tiny FMA, its cache)
 
 from melodex.cli import script_main
 
+fma_dir, cache_dir = test_train.fma_dir, test_train.cache_dir  # the train tests' tiny FMA and its cache
 FILES = {"model_weights.pth", "params.json", "classification_report.txt", "history.csv", "train_state.pth"}
 
 
@@ -26,7 +27,7 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OPENBLAS_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def _keys(data: dict, prefix: str = "") -> set[str]:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from melodex import __version__
+from melodex.constants import DEFAULT_EPOCHS
 from melodex.datasets import load_dataset
 from melodex.datasets.base import SPLITS, Dataset
 from melodex.errors import DatasetError, ResumeError
@@ -39,7 +40,7 @@ from melodex.features.mfcc import DEFAULT_FEATURES
 from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
 from melodex.training.augment import DEFAULT_AUGMENT
-from melodex.training.config import DEFAULT_EPOCHS, TrainConfig, TrainResult, check_settings, settings_for_resume
+from melodex.training.config import TrainConfig, TrainResult, check_settings, settings_for_resume
 from melodex.training.data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
 from melodex.training.distributed import Group, from_environment
 from melodex.training.runs import (
@@ -219,7 +220,7 @@ class Trainer:
             for epoch in range(self.start_epoch, cfg.epochs + 1):
                 if self.stopped_early:
                     break
-                started = timer()
+                started = time.perf_counter()
                 train_loss, train_acc = self._train_epoch(epoch)
                 val_loss, val_acc = self.group.on_main(lambda: self.evaluate("validation")[:2])
                 better = self.best.improves(val_acc, val_loss)
@@ -228,7 +229,7 @@ class Trainer:
                     self._save_weights(epoch, val_acc, val_loss, train_acc)
                 else:
                     self.best.since += 1
-                seconds = timer() - started
+                seconds = time.perf_counter() - started
                 if history is not None:
                     history.append(epoch, f"{train_loss:.6f}", f"{train_acc:.6f}", f"{val_loss:.6f}",
                                    f"{val_acc:.6f}", f"{seconds:.2f}")
@@ -443,7 +444,3 @@ def default_num_workers(cached_fraction: float) -> int:
         return 0
 
     return max(1, min(4, usable_cores() - 1))
-
-
-def timer() -> float:
-    return time.perf_counter()
