@@ -61,8 +61,9 @@ TIMEOUT = datetime.timedelta(hours=2)
 class Group:
     """This process's place among the training processes (rank 0 of 1 without torchrun)."""
 
-    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0):
+    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, local_world_size: int = 1):
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+        self.local_world_size = local_world_size  # processes on this machine, sharing its cores
         self.device = torch.device("cpu")
 
     @property
@@ -212,8 +213,9 @@ def from_environment(environ: dict[str, str] | None = None) -> Group:
         world_size = int(env.get("WORLD_SIZE", "1"))
         rank = int(env.get("RANK", "0"))
         local_rank = int(env.get("LOCAL_RANK", str(rank)))
+        local_world_size = int(env.get("LOCAL_WORLD_SIZE", str(world_size)))
     except ValueError as exc:
         raise DistributedError(f"the torchrun environment is not understood ({exc})") from None
     if world_size < 1 or not 0 <= rank < world_size:
         raise DistributedError(f"RANK {rank} with WORLD_SIZE {world_size}: no such process")
-    return Group(rank, world_size, local_rank)
+    return Group(rank, world_size, local_rank, max(1, local_world_size))

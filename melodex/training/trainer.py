@@ -119,7 +119,7 @@ class Trainer:
         if cache is not None:
             log.info("MFCC cache %s holds %.0f%% of the tracks", cache.root, 100 * self.cached_fraction)
         self.num_workers = (config.num_workers if config.num_workers is not None
-                            else default_num_workers(self.cached_fraction))
+                            else default_num_workers(self.cached_fraction, self.group.local_world_size))
         seed_everything(config.seed)
         self.model = self.net = place_model(GenreCNN(ModelConfig(n_classes=len(self.labels))), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -198,7 +198,8 @@ class Trainer:
     def _prepare_augmentation(self) -> None:
         """With ``config.augment``, the training clips' variants, made once (:mod:`melodex.training.variants`)."""
         if self.config.augment:
-            workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(0.0)
+            workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(
+                0.0, self.group.local_world_size)
             self.bank = VariantBank.beside(self.config.cache_dir, self.features, DEFAULT_AUGMENT)
             self.bank_counts = self.group.fill_bank(self.bank, self.data["training"].tracks, num_workers=workers,
                                                     progress=self.config.progress)
@@ -439,8 +440,8 @@ def train(config: TrainConfig) -> TrainResult:
         return trainer.fit()
 
 
-def default_num_workers(cached_fraction: float) -> int:
+def default_num_workers(cached_fraction: float, processes: int = 1) -> int:
+    """DataLoader workers for one of ``processes`` training processes on this machine (0: all cached)."""
     if cached_fraction >= 1.0:
         return 0
-
-    return max(1, min(4, usable_cores() - 1))
+    return max(1, min(4, usable_cores() // processes - 1))
