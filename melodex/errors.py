@@ -63,3 +63,7 @@ class MapError(MelodexError):
 
 class ServeError(MelodexError):
     """The server cannot start (no map in the store, address in use)."""
+
+
+class DistributedError(MelodexError):
+    """A process of a ``torchrun`` training stops because another one (rank 0) failed, or the group cannot start."""

@@ -10,6 +10,10 @@ Training is augmented by default (--no-augment turns it off): each training clip
 and a few band-limited, re-encoded, noisy and shifted versions of it are kept next to the cache;
 every epoch shows a clip clean or as one of them. params.json records the settings.
 
+Started by torchrun (torchrun --nproc_per_node N train.py ..., or torchrun ... -m melodex train ...),
+it trains with DistributedDataParallel, N processes on shares of the training split; rank 0 alone
+writes the run (see "On a cluster" in the README).
+
 Output: training_outputs/YYYY-MM-DD_HH-MM-SS/ with model_weights.pth, params.json,
 history.csv, classification_report.txt and train_state.pth; training_outputs/latest names
 the newest run.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_EPOCHS, DEFAULT_OUTPUT_ROOT
+from melodex.errors import MelodexError
 from melodex.model.checkpoint import WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
@@ -78,3 +79,14 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
     changes.setdefault("augment", False)  # a run saved before augmentation existed trained without it
     changes["epochs"] = config.epochs if config.epochs is not None else settings.get("epochs", DEFAULT_EPOCHS)
     return dataclasses.replace(config, **changes)
+
+
+def check_settings(config: TrainConfig) -> None:
+    """Raise :class:`MelodexError` (one line naming the flag) for a setting no run can use."""
+    for name in ("epochs", "batch_size"):
+        if int(getattr(config, name)) < 1:
+            raise MelodexError(f"--{name} must be at least 1, not {getattr(config, name)}")
+    if config.lr <= 0:
+        raise MelodexError(f"--lr must be positive, not {config.lr}")
+    if config.patience is not None and config.patience < 1:
+        raise MelodexError(f"--patience must be at least 1, not {config.patience}")

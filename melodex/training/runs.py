@@ -23,9 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from sklearn.metrics import classification_report, confusion_matrix
 
 from melodex.errors import OutputError, ResumeError
+from melodex.model.checkpoint import load_failure_reason
 from melodex.util.atomic import atomic_write, describe_os_error
 from melodex.util.csvlog import AppendLog, csv_line, read_csv_lines
 
@@ -114,6 +116,20 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ResumeError(f"{path}: cannot read ({exc})") from None
+
+
+def read_state(run_dir: Path) -> dict[str, Any] | None:
+    """The run's saved training state (plain data, read with weights_only), None when there is none."""
+    path = run_dir / STATE_NAME
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # one line; pickled code is named as refused, never run
+        raise ResumeError(f"{path}: cannot read the saved state ({load_failure_reason(path, exc)})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ResumeError(f"{path}: not a Melodex training state")
+    return state
 
 
 def open_history(run_dir: Path, keep_epochs: int | None = None) -> AppendLog:

@@ -12,6 +12,7 @@ Order of writes after each epoch: ``model_weights.pth`` (when validation improve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -31,15 +32,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from melodex import __version__
+from melodex.constants import DEFAULT_EPOCHS
 from melodex.datasets import load_dataset
 from melodex.datasets.base import SPLITS, Dataset
-from melodex.errors import DatasetError, MelodexError, ResumeError
+from melodex.errors import DatasetError, ResumeError
 from melodex.features.mfcc import DEFAULT_FEATURES
-from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, load_failure_reason, save_checkpoint
+from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
 from melodex.training.augment import DEFAULT_AUGMENT
-from melodex.training.config import DEFAULT_EPOCHS, TrainConfig, TrainResult, settings_for_resume
+from melodex.training.config import TrainConfig, TrainResult, check_settings, settings_for_resume
 from melodex.training.data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
+from melodex.training.distributed import Group, from_environment
 from melodex.training.runs import (
     PARAMS_NAME,
     REPORT_NAME,
@@ -50,12 +53,12 @@ from melodex.training.runs import (
     open_history,
     point_latest,
     read_json,
+    read_state,
     resolve_run_dir,
     write_json,
 )
 from melodex.training.variants import AugmentedView, VariantBank
 from melodex.util.atomic import atomic_write
-from melodex.util.device import resolve_device
 from melodex.util.workers import usable_cores
 
 log = logging.getLogger("melodex.training.trainer")
@@ -93,8 +96,9 @@ def library_versions() -> dict[str, str]:
 class Trainer:
     """One run: its data, model, optimizer and where it stands. Build with :meth:`start` or :meth:`resume`."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, dataset: Dataset, run_dir: Path | None):
-        self.config = config
+    def __init__(self, config: TrainConfig, device: torch.device, dataset: Dataset, run_dir: Path | None,
+                 group: Group | None = None):
+        self.config, self.group = config, group or Group()
         self.device = device
         self.dataset = dataset
         self.run_dir = run_dir
@@ -115,9 +119,9 @@ class Trainer:
         if cache is not None:
             log.info("MFCC cache %s holds %.0f%% of the tracks", cache.root, 100 * self.cached_fraction)
         self.num_workers = (config.num_workers if config.num_workers is not None
-                            else default_num_workers(self.cached_fraction))
+                            else default_num_workers(self.cached_fraction, self.group.local_world_size))
         seed_everything(config.seed)
-        self.model = place_model(GenreCNN(ModelConfig(n_classes=len(self.labels))), device)
+        self.model = self.net = place_model(GenreCNN(ModelConfig(n_classes=len(self.labels))), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.start_epoch = 1
         self.best = Best()
@@ -127,33 +131,36 @@ class Trainer:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def start(cls, config: TrainConfig, device: torch.device) -> Trainer:
+    def start(cls, config: TrainConfig, device: torch.device, group: Group | None = None) -> Trainer:
         config = replace(config, epochs=config.epochs if config.epochs is not None else DEFAULT_EPOCHS)
-        _check_settings(config)
+        check_settings(config)
         dataset = _load(config)
-        trainer = cls(config, device, dataset, None)
+        trainer = cls(config, device, dataset, None, group)
         log.info("tracks: %s", ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
         trainer._normalise()
         trainer._prepare_augmentation()
-        # The run directory appears once the data is known to be usable.
-        run_dir = trainer.run_dir = new_run_dir(config.output_dir)
-        point_latest(run_dir)
-        log.info("run %s", run_dir.name)
-        write_json(run_dir / PARAMS_NAME, trainer.params())
+        # The run directory appears once the data is known to be usable; rank 0 alone makes it.
+        trainer.run_dir = trainer.group.on_main(trainer._new_run)
         return trainer
 
+    def _new_run(self) -> Path:
+        run_dir = self.run_dir = new_run_dir(self.config.output_dir)
+        point_latest(run_dir)
+        log.info("run %s", run_dir.name)
+        write_json(run_dir / PARAMS_NAME, self.params())
+        return run_dir
+
     @classmethod
-    def resume(cls, config: TrainConfig, device: torch.device) -> Trainer:
-        run_dir = resolve_run_dir(config.resume, config.output_dir)
-        params = read_json(run_dir / PARAMS_NAME)
+    def resume(cls, config: TrainConfig, device: torch.device, group: Group | None = None) -> Trainer:
+        group = group or Group()  # rank 0 reads the run; every rank loads what it read
+        run_dir, params, state, reported = group.on_main(_read_run, config)
         config = settings_for_resume(config, params)
-        _check_settings(config)
-        state = _read_state(run_dir)
+        check_settings(config)
         dataset = _load(config)
         if list(dataset.labels) != list(params.get("labels", [])):
             raise ResumeError(f"{run_dir}: the dataset's labels {dataset.labels} differ from the run's "
                               f"{params.get('labels')}")
-        trainer = cls(config, device, dataset, run_dir)
+        trainer = cls(config, device, dataset, run_dir, group)
         trainer._prepare_augmentation()
         if state is None:  # stopped before its first epoch ended: start it again, in the same place
             log.info("run %s stopped before its first epoch ended; starting it again", run_dir.name)
@@ -168,13 +175,14 @@ class Trainer:
         trainer.stopped_early = bool(state.get("stopped_early", False))
         planned = int(params["hyperparameters"]["epochs"])
         finished = done >= config.epochs or (trainer.stopped_early and config.epochs <= planned)
-        if finished and (run_dir / REPORT_NAME).is_file():
+        if finished and reported:
             raise ResumeError(f"{run_dir}: the run has finished ({done} epochs); "
                               f"pass --epochs N with N > {done} to train it further")
         if not finished:
             trainer.stopped_early = False
             params["hyperparameters"]["epochs"] = config.epochs
-            write_json(run_dir / PARAMS_NAME, params)
+            if group.is_main:
+                write_json(run_dir / PARAMS_NAME, params)
         log.info("resuming run %s after epoch %d of %d", run_dir.name, done, config.epochs)
         return trainer
 
@@ -190,39 +198,42 @@ class Trainer:
     def _prepare_augmentation(self) -> None:
         """With ``config.augment``, the training clips' variants, made once (:mod:`melodex.training.variants`)."""
         if self.config.augment:
-            workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(0.0)
+            workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(
+                0.0, self.group.local_world_size)
             self.bank = VariantBank.beside(self.config.cache_dir, self.features, DEFAULT_AUGMENT)
-            self.bank_counts = self.bank.fill(self.data["training"].tracks, num_workers=workers,
-                                              progress=self.config.progress)
+            self.bank_counts = self.group.fill_bank(self.bank, self.data["training"].tracks, num_workers=workers,
+                                                    progress=self.config.progress)
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        self.net = self.group.wrap(self.model)
         try:
             self._epochs()
         except KeyboardInterrupt:
             log.warning("interrupted; continue with: melodex train --resume %s", shlex.quote(str(self.run_dir)))
             raise
-        return self._finish()
+        return self.group.on_main(self._finish)  # rank 0 tests and reports
 
     def _epochs(self) -> None:
         cfg = self.config
-        history = open_history(self.run_dir, keep_epochs=self.start_epoch - 1)
-        with history:
+        history = open_history(self.run_dir, keep_epochs=self.start_epoch - 1) if self.group.is_main else None
+        with history or contextlib.nullcontext():
             for epoch in range(self.start_epoch, cfg.epochs + 1):
                 if self.stopped_early:
                     break
-                started = timer()
+                started = time.perf_counter()
                 train_loss, train_acc = self._train_epoch(epoch)
-                val_loss, val_acc, _, _ = self.evaluate("validation")
+                val_loss, val_acc = self.group.on_main(lambda: self.evaluate("validation")[:2])
                 better = self.best.improves(val_acc, val_loss)
                 if better:
                     self.best = Best(epoch, val_acc, val_loss, 0)
                     self._save_weights(epoch, val_acc, val_loss, train_acc)
                 else:
                     self.best.since += 1
-                seconds = timer() - started
-                history.append(epoch, f"{train_loss:.6f}", f"{train_acc:.6f}", f"{val_loss:.6f}", f"{val_acc:.6f}",
-                               f"{seconds:.2f}")
+                seconds = time.perf_counter() - started
+                if history is not None:
+                    history.append(epoch, f"{train_loss:.6f}", f"{train_acc:.6f}", f"{val_loss:.6f}",
+                                   f"{val_acc:.6f}", f"{seconds:.2f}")
                 self.stopped_early = bool(cfg.patience) and self.best.since >= cfg.patience
                 self._save_state(epoch)
                 log.info("epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s%s", epoch,
@@ -233,23 +244,32 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg = self.config
         data = self.data["training"]
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data)).tolist()
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+        order = self.group.order(len(data), seed=cfg.seed, epoch=epoch)
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + self.group.rank)  # dropout differs across ranks
         if self.bank is not None:
             data = AugmentedView(data, self.bank, seed=cfg.seed, epoch=epoch)
         loader = make_loader(data, order, batch_size=cfg.batch_size, num_workers=self.num_workers,
                              seed=_epoch_seed(cfg.seed, epoch), pin_memory=self.device.type == "cuda")
         self.model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(loader, total=math.ceil(len(data) / cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
+        bar = tqdm(loader, total=math.ceil(len(order) / cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
                    unit="batch", leave=False, disable=None if cfg.progress else True, dynamic_ncols=True)
+        with self.group.join(self.net):  # ranks whose share ends a step early (failed files) let the rest finish
+            loss_sum, correct, seen = self._steps(bar)
+        loss_sum, correct, seen = self.group.sum(loss_sum, correct, seen)
+        self.group.share_failures(self.failures["training"])
+        if not seen:
+            raise DatasetError(f"{cfg.data_dir}: no training track could be loaded")
+        return loss_sum / seen, correct / seen
+
+    def _steps(self, bar) -> tuple[float, int, int]:
+        loss_sum, correct, seen = 0.0, 0, 0
         for batch in bar:
             self.failures["training"].note(batch)
             if not len(batch):
                 continue
             x, y = batch.x.to(self.device, non_blocking=True), batch.y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.model(x)
+            logits = self.net(x)
             loss = F.cross_entropy(logits, y)
             loss.backward()
             self.optimizer.step()
@@ -257,9 +277,7 @@ class Trainer:
             correct += int((logits.argmax(1) == y).sum())
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
-        if not seen:
-            raise DatasetError(f"{cfg.data_dir}: no training track could be loaded")
-        return loss_sum / seen, correct / seen
+        return loss_sum, correct, seen
 
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[float, float, list[int], list[int]]:
@@ -324,12 +342,16 @@ class Trainer:
                            pin_memory=self.device.type == "cuda")
 
     def _save_weights(self, epoch: int, val_acc: float, val_loss: float, train_acc: float) -> None:
+        if not self.group.is_main:
+            return
         metadata = {"run": self.run_dir.name, "epoch": epoch, "val_accuracy": _num(val_acc),
                     "val_loss": _num(val_loss), "train_accuracy": _num(train_acc), "seed": self.config.seed,
                     "dataset": str(self.config.data_dir)}
         save_checkpoint(self.run_dir / WEIGHTS_NAME, self.model, self.labels, self.features, metadata)
 
     def _save_state(self, epoch: int) -> None:
+        if not self.group.is_main:
+            return
         state = {
             "format": STATE_FORMAT, "version": 1, "epoch": epoch,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
@@ -356,6 +378,7 @@ class Trainer:
             "seed": cfg.seed,
             "device": str(self.device),
             "num_workers": self.num_workers,
+            "processes": self.group.world_size,
             "labels": self.labels,
             "dataset": {"name": self.dataset.name, "root": str(self.dataset.root), "data_dir": str(cfg.data_dir),
                         "metadata_dir": None if cfg.metadata_dir is None else str(cfg.metadata_dir),
@@ -371,7 +394,6 @@ class Trainer:
             "versions": library_versions(),
         }
 
-
     def augmentation(self) -> dict[str, Any]:
         """What ``params.json`` records of the augmentation: off, or its settings and variant bank."""
         if self.bank is None:
@@ -385,28 +407,10 @@ def _num(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-def _read_state(run_dir: Path) -> dict[str, Any] | None:
-    """The run's saved training state (plain data, read with weights_only), None when there is none."""
-    path = run_dir / STATE_NAME
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # one line; pickled code is named as refused, never run
-        raise ResumeError(f"{path}: cannot read the saved state ({load_failure_reason(path, exc)})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ResumeError(f"{path}: not a Melodex training state")
-    return state
-
-
-def _check_settings(config: TrainConfig) -> None:
-    for name in ("epochs", "batch_size"):
-        if int(getattr(config, name)) < 1:
-            raise MelodexError(f"--{name} must be at least 1, not {getattr(config, name)}")
-    if config.lr <= 0:
-        raise MelodexError(f"--lr must be positive, not {config.lr}")
-    if config.patience is not None and config.patience < 1:
-        raise MelodexError(f"--patience must be at least 1, not {config.patience}")
+def _read_run(config: TrainConfig) -> tuple[Path, dict[str, Any], dict[str, Any] | None, bool]:
+    """The run ``config.resume`` names: its directory, params, saved state, and whether it has a report."""
+    run_dir = resolve_run_dir(config.resume, config.output_dir)
+    return run_dir, read_json(run_dir / PARAMS_NAME), read_state(run_dir), (run_dir / REPORT_NAME).is_file()
 
 
 def _load(config: TrainConfig) -> Dataset:
@@ -428,17 +432,16 @@ def train(config: TrainConfig) -> TrainResult:
         ``config.device`` is not available.
     """
 
-    device = resolve_device(config.device)
-    trainer = Trainer.resume(config, device) if config.resume is not None else Trainer.start(config, device)
-    return trainer.fit()
+    group = from_environment()  # one process, or the group torchrun started (melodex.training.distributed)
+    with group.session(config.device) as device:
+        config = config if group.is_main else replace(config, progress=False)
+        trainer = (Trainer.resume(config, device, group) if config.resume is not None
+                   else Trainer.start(config, device, group))
+        return trainer.fit()
 
 
-def default_num_workers(cached_fraction: float) -> int:
+def default_num_workers(cached_fraction: float, processes: int = 1) -> int:
+    """DataLoader workers for one of ``processes`` training processes on this machine (0: all cached)."""
     if cached_fraction >= 1.0:
         return 0
-
-    return max(1, min(4, usable_cores() - 1))
-
-
-def timer() -> float:
-    return time.perf_counter()
+    return max(1, min(4, usable_cores() // processes - 1))
