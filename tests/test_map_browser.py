@@ -124,15 +124,22 @@ def artist_and_dated_rows(tracks, row: int) -> tuple[str, list[int]]:
     return artist, mine.assign(i=mine.index).sort_values(["date", "i"]).index.tolist()
 
 
+def open_and_search(tab, html_file, query: str, *, traces_added: int) -> int:
+    """Open the map, search ``query`` as a user types it, wait for the path's traces; returns how
+    many traces the map had before."""
+    open_map(tab, html_file.as_uri())
+    base = tab.evaluate("window.melodexMap.graph.data.length")
+    tab.fill("#artist-search", query)
+    tab.press("#artist-search", "Enter")
+    tab.wait_for_function(f"window.melodexMap.graph.data.length >= {base + traces_added}")
+    return base
+
+
 def test_artist_search_draws_the_path_in_date_order(site, page):
     store, html_file = site
     tracks = store.tracks()
     artist, expected = artist_and_dated_rows(tracks, 12)
-    open_map(page, html_file.as_uri())
-    base = page.evaluate("window.melodexMap.graph.data.length")
-    page.fill("#artist-search", artist.lower())
-    page.press("#artist-search", "Enter")
-    page.wait_for_function(f"window.melodexMap.graph.data.length > {base}")
+    base = open_and_search(page, html_file, artist.lower(), traces_added=1)
     path = page.evaluate("window.melodexMap.graph.data[%d]" % base)
     assert path["mode"] == "lines+markers" and path["customdata"] == expected
     assert page.inner_text("#search-status").startswith(artist)
@@ -270,11 +277,7 @@ def test_artist_path_has_start_and_end_markers_and_arrows(site, page):
     store, html_file = site
     tracks = store.tracks()
     artist, expected = artist_and_dated_rows(tracks, 12)
-    open_map(page, html_file.as_uri())
-    base = page.evaluate("window.melodexMap.graph.data.length")
-    page.fill("#artist-search", artist)
-    page.press("#artist-search", "Enter")
-    page.wait_for_function(f"window.melodexMap.graph.data.length >= {base + 3}")
+    base = open_and_search(page, html_file, artist, traces_added=3)
     path, start, end = page.evaluate(f"window.melodexMap.graph.data.slice({base}, {base + 3})")
     assert path["marker"]["symbol"] == "arrow" and path["marker"]["angleref"] == "previous"
     assert start["customdata"] == [expected[0]] and start["name"].startswith("start: ")
