@@ -53,3 +53,4 @@ MIN_LAST_SECONDS = 5.0  # --full: a tail shorter than this after the last full w
 # seconds their durations may differ (codec padding, trimmed silence; see melodex/analysis/duplicates.py)
 DUPLICATE_DISTANCE = 0.005
 DURATION_TOLERANCE = 1.0
+DEFAULT_ARTIST_PAGES = 500  # evolution --all: artists with a page of figures (the most drifting first)

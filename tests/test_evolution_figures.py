@@ -137,3 +137,17 @@ def test_report_html_has_readable_columns_a_glossary_and_a_page_per_artist(corpu
     ARTIFACTS.mkdir(exist_ok=True)
     for name in ("collection.png", "artist-shifter.png"):
         (ARTIFACTS / f"evolution-{name}").write_bytes((out / name).read_bytes())
+
+
+def test_artist_pages_can_be_capped_for_large_collections_and_drifting_artists_keep_theirs(corpus, tmp_path):
+    store, tracks, emb, *_ = corpus
+    out = tmp_path / "evo"
+    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(out), "--artist-pages", "2",
+                 "-q"]) == 0
+    pages = sorted(p.name for p in out.glob("artist-*.html"))
+    scores = all_artists(tracks, emb, min_tracks=3)
+    assert len(pages) == 2 and "artist-shifter.html" in pages  # the drifting artist is always among them
+    assert len(scores) > 2
+    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(tmp_path / "all"),
+                 "--artist-pages", "0", "-q"]) == 0
+    assert len(list((tmp_path / "all").glob("artist-*.html"))) == int((scores["n_releases"] >= 2).sum())

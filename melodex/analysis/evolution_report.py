@@ -196,11 +196,12 @@ def write_artist_report(out: Path, score: ArtistDrift, timeline: pd.DataFrame, t
 
 def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame,
                             timelines: dict[str, pd.DataFrame], tracks: pd.DataFrame,
-                            coords: pd.DataFrame | None) -> list[Path]:
+                            coords: pd.DataFrame | None, progress: Any = None) -> list[Path]:
     """``evolution.html``, ``artists.csv``, ``collection_years.csv``, ``collection.png``, and for
     every artist in ``timelines`` with at least :data:`FIGURE_MIN_RELEASES` dated releases an
     ``artist-<slug>.html``/``.png``/``.csv``, linked from the artists table; drifting artists'
-    figures are also shown in ``evolution.html``."""
+    figures are also shown in ``evolution.html``. ``progress`` (a tqdm bar, say) gets
+    ``update(1)`` after each artist's page."""
 
     files = [_write(out / "artists.csv", _csv(scores)), _write(out / "collection_years.csv", _csv(years))]
     collection_png = collection_figure(years, coords, tracks)
@@ -212,6 +213,8 @@ def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame
         if timeline is None or score.n_releases < FIGURE_MIN_RELEASES:
             continue
         artist_files = write_artist_report(out, score, timeline, tracks, coords)
+        if progress is not None:
+            progress.update(1)
         files += artist_files
         links[score.artist] = artist_files[0].name
         if score.drifting:

@@ -19,8 +19,8 @@ import functools
 import logging
 from pathlib import Path
 
-from melodex.commands.options import add_store, positive_int
-from melodex.constants import DEFAULT_EVOLUTION_DIR
+from melodex.commands.options import add_store, non_negative_int, positive_int
+from melodex.constants import DEFAULT_ARTIST_PAGES, DEFAULT_EVOLUTION_DIR
 from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"output folder (default {DEFAULT_EVOLUTION_DIR})")
     parser.add_argument("--min-tracks", "--min_tracks", dest="min_tracks", type=positive_int, default=3,
                         help="with --all: dated tracks an artist needs (default 3)")
+    parser.add_argument("--artist-pages", "--artist_pages", dest="artist_pages", type=non_negative_int,
+                        default=DEFAULT_ARTIST_PAGES, metavar="N",
+                        help="with --all: write a page with figures for the N most drifting artists with at least "
+                             "two dated releases, drifting ones always included (a page takes about half a second; "
+                             f"0: every artist; default {DEFAULT_ARTIST_PAGES})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         undated_releases,
         year_centroids,
     )
+    import numpy as np
+    from tqdm import tqdm
+
     from melodex.analysis.mapping import place_on_map
     from melodex.commands.options import open_store
 
@@ -79,11 +87,18 @@ def run(args: argparse.Namespace) -> int:
     scores = all_artists(tracks, embeddings, min_tracks=args.min_tracks)
     years = year_centroids(tracks, embeddings, coords,
                            place=None if coords is None else functools.partial(place_on_map, store))
+    paged = scores[scores["n_releases"] >= report.FIGURE_MIN_RELEASES]  # most drifting first
+    if args.artist_pages and len(paged) > args.artist_pages:
+        keep = paged["drifting"].to_numpy() | (np.arange(len(paged)) < args.artist_pages)
+        log.info("pages for %d of %d artists with 2+ dated releases (--artist-pages 0 writes all)",
+                 int(keep.sum()), len(paged))
+        paged = paged[keep]
     timelines = {}
-    for row in scores[scores["n_releases"] >= report.FIGURE_MIN_RELEASES].itertuples():
+    for row in paged.itertuples():
         rows = artist_rows(tracks, row.artist_id if isinstance(row.artist_id, str) else row.artist)
         timelines[row.artist] = artist_timeline(tracks, embeddings, rows, coords)
-    files = report.write_collection_report(out, scores, years, timelines, tracks, coords)
+    with tqdm(total=len(timelines), desc="artist pages", unit="artist", disable=True if getattr(args, "quiet", False) else None) as bar:
+        files = report.write_collection_report(out, scores, years, timelines, tracks, coords, progress=bar)
     log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %d files to %s (open %s)", len(scores),
              int(scores["drifting"].sum()), len(years), len(files), out, files[0])
     return 0
