@@ -193,3 +193,19 @@ def test_demo_corpus_drifting_artist_is_found_through_the_cli(tmp_path):
     artists = pd.read_csv(out / "artists.csv")
     assert set(artists.loc[artists["drifting"], "artist"]) == {truth["drifting_artist"]["name"]}
     assert len(artists) == len(truth["artists"])
+
+
+def test_an_artist_credited_among_several_is_found_by_name(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    records = [TrackRecord(f"t{i}", f"/m/{i}.mp3", rng.standard_normal(512).astype(np.float32), {"Rock": 1.0},
+                           title=f"Song {i}", artist="Sigur Ros; Jonsi" if i < 3 else "Sigur Ros",
+                           artists=("Sigur Ros", "Jonsi") if i < 3 else ("Sigur Ros",), album=f"Album {i}",
+                           date=f"{2000 + i}-01-01", date_source="tags") for i in range(6)]
+    store = LibraryStore(tmp_path / "lib")
+    store.add(records)
+    tracks = store.tracks()
+    assert artist_rows(tracks, "jonsi").tolist() == [0, 1, 2]  # credited among several, any letter case
+    assert artist_rows(tracks, "Sigur Ros").tolist() == [0, 1, 2, 3, 4, 5]
+    out = tmp_path / "evo"
+    assert main(["evolution", "--artist", "Jonsi", "--store", str(store.root), "--out", str(out), "-q"]) == 0
+    assert len(pd.read_csv(next(out.glob("artist-*.csv")))) == 3

@@ -156,10 +156,17 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
 
 
 def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
-    """Row numbers of ``artist`` (matched by name, any letter case, or by artist_id)."""
+    """Row numbers of ``artist``: matched by name (any letter case), by artist_id, or as one of the
+    several artists a track credits (the ``artists`` list column: ``Jonsi`` finds a track tagged
+    ``Sigur Ros; Jonsi``)."""
 
+    wanted = artist.casefold()
     name = tracks["artist"].astype("string").str.casefold()
-    hits = (name == artist.casefold()).fillna(False) | (tracks["artist_id"].astype("string") == artist).fillna(False)
+    hits = (name == wanted).fillna(False) | (tracks["artist_id"].astype("string") == artist).fillna(False)
+    if "artists" in tracks.columns:
+        credited = [isinstance(values, (list, tuple, np.ndarray)) and any(str(v).casefold() == wanted for v in values)
+                    for values in tracks["artists"].tolist()]
+        hits = hits | pd.Series(credited, index=tracks.index)
     return np.flatnonzero(hits.to_numpy(dtype=bool))
 
 
