@@ -68,7 +68,7 @@ import pandas as pd
 from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
-from melodex.analysis.mapping import place_points
+from melodex.analysis.mapping import map_positions, place_points
 from melodex.analysis.releases import (  # noqa: F401  (release_keys and friends are part of this API)
     UPLOAD_DATE_SOURCES,
     dated_releases,
@@ -401,8 +401,7 @@ def year_centroids(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.Data
 def _placer(tracks: pd.DataFrame, embeddings: np.ndarray, coords: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
     """Places embeddings on the map that ``coords`` gives for ``tracks`` (the map's default settings)."""
 
-    aligned = tracks[["track_id"]].astype(str).merge(coords[["track_id", "x", "y"]].astype({"track_id": str}),
-                                                   on="track_id", how="left")
-    on_map = aligned["x"].notna().to_numpy()
-    ref, pos = np.asarray(embeddings, dtype=np.float32)[on_map], aligned.loc[on_map, ["x", "y"]].to_numpy(float)
+    positions = map_positions(tracks["track_id"], coords)
+    on_map = ~np.isnan(positions[:, 0])
+    ref, pos = np.asarray(embeddings, dtype=np.float32)[on_map], positions[on_map]
     return lambda new: place_points(ref, pos, new, n_neighbors=min(15, max(len(ref), 1)))

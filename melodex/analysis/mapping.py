@@ -36,7 +36,7 @@ from melodex.errors import MapError
 from melodex.library.store import DEFAULT_STORE, LibraryStore
 
 __all__ = ["COLOR_CHOICES", "DEFAULTS", "DEFAULT_FIGURE", "DEFAULT_HTML", "DEFAULT_STORE", "MusicMap", "embed_2d",
-           "fit_map", "place_on_map", "place_points", "update_map"]
+           "fit_map", "map_positions", "place_on_map", "place_points", "update_map"]
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def place_on_map(store: LibraryStore, new_embeddings: np.ndarray, *, epochs: int
     coords = store.coordinates()
     if coords is None or len(coords) == 0:
         raise MapError("the store has no map yet: run 'melodex map' first")
-    pos = _positions(store.tracks()["track_id"], coords)
+    pos = map_positions(store.tracks()["track_id"], coords)
     on_map = ~np.isnan(pos[:, 0])
     music_map = _stored_map(store.map_info() or {}, store.embeddings()[on_map], pos[on_map], epochs=epochs)
     return music_map.transform(np.asarray(new_embeddings, dtype=np.float32))
@@ -291,7 +291,7 @@ def _stored_map(info: dict, embeddings: np.ndarray, positions: np.ndarray, *,
                                 min_dist=float(info.get("min_dist") or min_dist), transform_epochs=epochs)
 
 
-def _positions(track_ids: pd.Series, coords: pd.DataFrame) -> np.ndarray:
+def map_positions(track_ids: pd.Series, coords: pd.DataFrame) -> np.ndarray:
     """Map coordinates [shape=(n, 2)] aligned with ``track_ids``; NaN for tracks not on the map."""
 
     lookup = coords.assign(track_id=coords["track_id"].astype(str)).drop_duplicates("track_id", keep="last")
@@ -329,7 +329,7 @@ def update_map(store: LibraryStore, *, refit: bool = False, n_neighbors: int | N
         log.info("fitting a new map (%s)", reason)
         return fit_map(store, **params), f"fitted ({reason})"
     tracks = store.tracks()
-    pos = _positions(tracks["track_id"], coords)
+    pos = map_positions(tracks["track_id"], coords)
     missing = np.isnan(pos[:, 0])
     if missing.any():
         log.info("placing %d new track(s) on the existing map", int(missing.sum()))
