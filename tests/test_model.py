@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from melodex.errors import ModelLoadError
-from melodex.model.checkpoint import load_checkpoint, load_model
+from melodex.features.mfcc import FeatureConfig
+from melodex.model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from melodex.model.cnn import GenreCNN, ModelConfig
 
 
@@ -32,6 +33,21 @@ def test_layers_are_as_specified():
     assert drops == [0.25] * 4
     assert model.embedding[0].in_features == 256 and model.embedding[0].out_features == 512
     assert model.embedding[2].p == 0.5
+
+
+def test_headless_model_round_trips_with_no_labels(tmp_path):
+    model = GenreCNN(ModelConfig(n_classes=0)).eval()
+    assert model.headless and model.head is None
+    x = torch.randn(2, 20, 640)
+    emb, logits = model.embed_and_classify(x)
+    assert emb.shape == (2, 512) and logits is None
+    with pytest.raises(ValueError, match="no genre head"):
+        model(x)
+    path = tmp_path / "headless.pth"
+    save_checkpoint(path, model, [], FeatureConfig())
+    again, ckpt = load_model(path)
+    assert ckpt.headless and ckpt.labels == [] and again.headless
+    assert torch.allclose(again.embed(x), model.embed(x))
 
 
 def test_checkpoint_round_trip(tiny_checkpoint):

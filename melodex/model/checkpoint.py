@@ -60,6 +60,11 @@ class Checkpoint:
 
     __str__ = __repr__
 
+    @property
+    def headless(self) -> bool:
+        """True for a model trained without labels: no genre head, an empty label list."""
+        return self.model_config.n_classes == 0
+
     def build_model(self, device: torch.device | str = "cpu") -> GenreCNN:
         """A :class:`GenreCNN` with these weights, in eval mode, on ``device``."""
         model = GenreCNN(self.model_config)

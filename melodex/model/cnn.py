@@ -9,6 +9,10 @@ Dropout(0.25), with 32, 64, 128 and 256 filters, take the map from 20 x 640 to
 10 x 320 -> 5 x 160 -> 2 x 80 -> 1 x 40. A global average pool then leaves 256 x 1 x 1, so
 the **flattened size is 256** whatever the number of frames. Linear(256 -> 512) -> ReLU ->
 Dropout(0.5) is the embedding; Linear(512 -> n_classes) is the genre head.
+
+A model with ``n_classes == 0`` is *headless* (trained without labels, e.g. contrastively): it
+has no genre head, :meth:`GenreCNN.embed_and_classify` returns ``(embeddings, None)`` and its
+checkpoint carries an empty label list.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from melodex.util.settings import known_fields
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild a :class:`GenreCNN`; saved in every checkpoint."""
+    """Everything needed to rebuild a :class:`GenreCNN`; saved in every checkpoint.
+
+    ``n_classes == 0`` builds a headless model (embedding only, no genre head)."""
 
     n_classes: int
     n_mfcc: int = N_MFCC
@@ -77,7 +83,7 @@ class GenreCNN(nn.Module):
             nn.ReLU(inplace=True),
             nn.Dropout(config.embedding_dropout),
         )
-        self.head = nn.Linear(config.embedding_dim, config.n_classes)
+        self.head = nn.Linear(config.embedding_dim, config.n_classes) if config.n_classes > 0 else None
         self.register_buffer("feature_mean", torch.zeros(config.n_mfcc))
         self.register_buffer("feature_std", torch.ones(config.n_mfcc))
 
@@ -101,14 +107,21 @@ class GenreCNN(nn.Module):
         x = self.pool(self.features(self._prepare(mfcc))).flatten(1)
         return self.embedding(x)
 
+    @property
+    def headless(self) -> bool:
+        """True for a model without a genre head (``n_classes == 0``)."""
+        return self.head is None
+
     def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
         """MFCCs ``(B, n_mfcc, T)`` -> genre logits ``(B, n_classes)``."""
+        if self.head is None:
+            raise ValueError("this model has no genre head (it was trained without labels); use embed()")
         return self.head(self.embed(mfcc))
 
-    def embed_and_classify(self, mfcc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pass giving both ``(embeddings, logits)``."""
+    def embed_and_classify(self, mfcc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One pass giving both ``(embeddings, logits)``; logits are ``None`` for a headless model."""
         emb = self.embed(mfcc)
-        return emb, self.head(emb)
+        return emb, (self.head(emb) if self.head is not None else None)
 
 
 def place_model(model: GenreCNN, device: torch.device | str) -> GenreCNN:
