@@ -17,6 +17,13 @@ Output: --format json|jsonl|csv (default: from the --output extension; without -
 table on stdout, or the chosen format on stdout). JSONL and CSV rows are written as files
 finish; JSON is written atomically at the end. README.md ("Inference") lists every field.
 
+A model without a genre head (trained without labels, e.g. contrastively) gives embeddings and
+no predictions; every format keeps its fields and columns: JSONL has empty "predictions" {},
+"top_labels" [], "probabilities" [] and "all_probabilities" {}; JSON has "predicted_label" and
+"confidence" null, "all_probabilities" {} and, with --full, "top_predictions" []; CSV leaves
+predicted_label, confidence (or rank and probability) empty, one row per file also with --full;
+the table lists each file's duration and says "no genre head".
+
 Files that cannot be read do not stop the run. They are recorded: JSONL gets
 {"audio_file", "error"} lines, JSON an "errors" list, CSV a sidecar <stem>.errors.csv
 (audio_file,error) beside the output. A summary on stderr counts successes and failures (the
@@ -123,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
     if fmt == "table":
         writer = TableWriter(None, mode=mode, name_width=max(len(str(f)) for f in files) if files else 8,
-                             label_width=max(len(label) for label in predictor.labels))
+                             label_width=max((len(label) for label in predictor.labels), default=5),
+                             headless=not predictor.labels)
     else:
         writer = get_writer(fmt)(args.output, mode=mode, embeddings=args.embeddings, append=args.resume)
     log.debug("%d files, mode %s, device %s, %d workers, batch %d", len(files), mode, predictor.device,

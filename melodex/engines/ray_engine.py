@@ -113,8 +113,9 @@ class EmbedFiles:
         for start in range(0, len(mfccs), self.batch_size):
             x = torch.from_numpy(np.stack(mfccs[start:start + self.batch_size])).to(self.device)
             with torch.inference_mode():
-                emb, logits = self.model.embed_and_classify(x)
-                probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+                emb, logits = self.model.embed_and_classify(x)  # logits None: a headless model, no labels
+                probs.append(np.zeros((len(emb), 0), np.float32) if logits is None
+                             else torch.softmax(logits.float(), dim=-1).cpu().numpy())
                 embs.append(emb.float().cpu().numpy())
         return np.concatenate(probs), np.concatenate(embs)
 
@@ -164,9 +165,8 @@ def _result(row, mode: str, labels: tuple[str, ...], audio_file: str, embeddings
     """One output row -> the :class:`FileResult` the local engine would yield for the file."""
     if row.error:
         return FileResult.failed(audio_file, mode, labels, row.error)
-    n = len(labels)
-    probs = np.frombuffer(row.probs, dtype=np.float32).reshape(-1, n)
     seg = np.frombuffer(row.seg, dtype=np.int64)
+    probs = np.frombuffer(row.probs, dtype=np.float32).reshape(len(seg), len(labels))  # (n, 0) when headless
     start, end = np.frombuffer(row.start, dtype=np.float64), np.frombuffer(row.end, dtype=np.float64)
     segments = tuple(SegmentPrediction(int(seg[k]), float(start[k]), float(end[k]), probs[k].copy())
                      for k in range(len(seg)))

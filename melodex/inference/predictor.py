@@ -213,12 +213,13 @@ class Predictor:
         return MODE_FULL if settings.full else MODE_FIRST
 
     def _forward(self, mfccs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """MFCCs -> (softmax probabilities (B, n_labels), embeddings (B, dim)) as numpy."""
+        """MFCCs -> (softmax probabilities (B, n_labels), embeddings (B, dim)) as numpy;
+        a headless model (no labels) gives probabilities of shape (B, 0)."""
         x = torch.from_numpy(np.stack(mfccs)).to(self.device)
         with torch.inference_mode():
             emb, logits = self.model.embed_and_classify(x)
-            probs = torch.softmax(logits.float(), dim=-1)
-        return probs.cpu().numpy(), emb.float().cpu().numpy()
+            probs = emb.new_zeros((emb.shape[0], 0)) if logits is None else torch.softmax(logits.float(), dim=-1)
+        return probs.float().cpu().numpy(), emb.float().cpu().numpy()
 
     def _predict_streaming(self, files: list[Path], settings: DecodeSettings, embeddings: bool, *, workers: int,
                            one_file_per_batch: bool = False) -> Iterator[FileResult]:
