@@ -28,6 +28,7 @@ from melodex.cli import main
 from melodex.library.store import LibraryStore
 from melodex.model.checkpoint import load_checkpoint, model_fingerprint
 from tests.conftest import run_script, tone
+from tests.test_map_browser import CHROMIUM, browser, open_map, page  # noqa: F401 (fixtures for the browser test)
 from tests.test_serve import fetch, serving
 
 # folder/file, artist, date, tag genre (None: no genre tag)
@@ -135,6 +136,21 @@ def test_infer_csv_has_empty_prediction_cells_and_one_row_per_file(music, headle
             assert row["predicted_label"] == "" and row.get("confidence", "") == row.get("probability", "") == ""
             assert row.get("rank", "") == "" and len(json.loads(row["embedding"])) == DIM
         assert not (tmp_path / "h.errors.csv").exists()
+
+
+def test_the_ray_engine_gives_the_local_engines_headless_results(music, headless, tmp_path):
+    """``--engine ray`` (its own local Ray instance, in a process of its own) writes what the local engine writes."""
+    pytest.importorskip("ray")
+    assert _infer(headless, music[0], tmp_path / "local.jsonl", "--full") == 0
+    done = run_script(["-m", "melodex", "infer", "--model", headless, "--audio", str(music[0]), "--full", "--output",
+                       str(tmp_path / "ray.jsonl"), "--engine", "ray", "--address", "local", "-q"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    local, remote = ([json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+                     for name in ("local.jsonl", "ray.jsonl"))
+    assert [r["audio_file"] for r in remote] == [r["audio_file"] for r in local]
+    for r, ref in zip(remote, local):
+        assert r["global_prediction"] == ref["global_prediction"] and r["segments"] == ref["segments"]
+        np.testing.assert_allclose(r["embedding"], ref["embedding"], atol=1e-4)
 
 
 def test_infer_table_says_the_model_has_no_genre_head(music, headless, capsys):
@@ -299,3 +315,19 @@ def test_serve_answers_the_page_and_the_api(store):
         assert server.RequestHandlerClass.page.count(b'"colorBy":"genre"') == 1
     finally:
         server.server_close()
+
+
+# ---------------------------------------------------------------------------------------- browser
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install -y chromium)")
+def test_the_page_offers_folder_and_no_predicted_genre(store, page):  # noqa: F811 (the browser test's fixture)
+    open_map(page, (store.root.parent / "map.html").as_uri())
+    options = page.eval_on_selector_all("#color-by option", "els => els.map(e => e.value)")
+    assert options == ["genre", "artist", "year", "folder"]
+    page.select_option("#color-by", "folder")
+    page.wait_for_function("document.querySelector('.legendtitletext').textContent.startsWith('folder')")
+    entries = page.evaluate("[...document.querySelectorAll('.legend .traces .legendtext')].map(e => e.textContent)")
+    assert sorted(entries) == ["Alpha (3)", "Beta (2)", "Gamma (1)"]
+    hovers = page.evaluate("window.melodexMap.graph.data.flatMap((t) => t.text)")
+    assert len(hovers) == len(TRACKS) and not [h for h in hovers if "predicted" in h or "confidence" in h]
+    assert all("genre: " in h for h in hovers) and not page.errors

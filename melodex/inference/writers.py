@@ -40,6 +40,12 @@ embedding field and column; a flag chooses fields, never another code path):
 Probabilities are the mean of the segments' softmax outputs and the embedding the mean of
 the segments' embeddings (see :mod:`melodex.inference.results`). Top-k lists hold 3 entries, fewer when
 the model has fewer labels.
+
+A model without a genre head (no labels) keeps every field and column, its predictions empty:
+JSONL ``{}`` and ``[]``; JSON ``predicted_label``/``confidence`` ``null``, ``all_probabilities``
+``{}``, ``top_predictions`` ``[]``; CSV empty label, confidence, rank and probability cells and one
+row per file in both modes (so the embedding is written); the table shows durations and says
+"no genre head".
 """
 
 from __future__ import annotations
