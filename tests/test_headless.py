@@ -122,6 +122,13 @@ def test_infer_json_has_null_labels_and_every_embedding(music, headless, supervi
         assert len(pd.read_json(tmp_path / "h.json")) == len(TRACKS)  # still one row per file
 
 
+def test_infer_says_once_that_the_model_has_no_genre_head(music, headless, tmp_path, capsys):
+    assert main(["infer", "--model", headless, "--audio", str(music[0]), "--output", str(tmp_path / "h.jsonl"),
+                 "--num-workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(f"{headless} has no genre head: the output's prediction fields stay empty\n") == 1
+
+
 def test_infer_csv_has_empty_prediction_cells_and_one_row_per_file(music, headless, supervised, tmp_path):
     for full, header in ((False, "audio_file,predicted_label,confidence,embedding"),
                          (True, "audio_file,rank,predicted_label,probability,embedding")):

@@ -134,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
                              headless=not predictor.labels)
     else:
         writer = get_writer(fmt)(args.output, mode=mode, embeddings=args.embeddings, append=args.resume)
+        if not predictor.labels:
+            log.info("%s has no genre head: the output's prediction fields stay empty%s", args.model,
+                     "" if args.embeddings else " and --no-embeddings leaves out the embeddings too")
     log.debug("%d files, mode %s, device %s, %d workers, batch %d", len(files), mode, predictor.device,
               predictor.num_workers, predictor.batch_size)
 
