@@ -102,6 +102,23 @@ def test_infer_on_the_cluster_gives_the_local_engine_results(cluster, clips, tin
     _assert_same_results(local, remote)
 
 
+def test_infer_reads_uris_on_the_nodes_and_resumes_by_uri(cluster, clips, bucket, tiny_checkpoint_factory, tmp_path):
+    model = str(tiny_checkpoint_factory())
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    assert main(["infer", "--model", model, "--audio", str(clips), "--output", str(local), "-q"]) == 1
+    ray_run = ["infer", "--model", model, "--audio", bucket, "--output", str(remote), "--engine", "ray",
+               "--address", cluster.address, "-q"]
+    assert main(ray_run) == 1
+    rows = _lines(remote)
+    assert [r["audio_file"] for r in rows] == [f"{bucket}/{Path(r['audio_file']).name}" for r in _lines(local)]
+    _assert_same_results([{**r, "audio_file": Path(r["audio_file"]).name} for r in _lines(local)],
+                         [{**r, "audio_file": Path(r["audio_file"]).name} for r in rows])
+    shutil.copy(clips / "a.wav", clips / "d.wav")  # only the new object and the two failures are read again
+    assert main([*ray_run, "--resume"]) == 1
+    assert sorted(r["audio_file"] for r in _lines(remote) if not r.get("error")) == \
+        [f"{bucket}/{name}" for name in ("a.wav", "b.flac", "c.wav", "d.wav")]
+
+
 def test_index_on_the_cluster_stores_what_the_local_engine_stores_and_resumes(
         cluster, clips, tiny_checkpoint_factory, tmp_path, capsys):
     model = str(tiny_checkpoint_factory())

@@ -97,7 +97,7 @@ def _choose_format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from melodex.audio.files import find_audio_files
+    from melodex.audio.files import find_audio_files, find_audio_sources
     from melodex.inference.jsonl import prepare_resume, resume_key
     from melodex.inference.results import MODE_FIRST, MODE_FULL
     from melodex.inference.writers import TableWriter, get_writer
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise MelodexError("--resume needs a JSONL --output (it appends to that file)")
     mode = MODE_FULL if args.full else MODE_FIRST
 
-    files = find_audio_files(args.audio, missing="keep")
+    files = (find_audio_sources if args.engine == "ray" else find_audio_files)(args.audio, missing="keep")  # URIs: Ray
     if not files:
         raise MelodexError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
                            f"found in {' '.join(args.audio)}")
