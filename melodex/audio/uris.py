@@ -31,6 +31,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+try:  # optional (torch brings it): schemes pyarrow lacks, through the scheme's own package
+    import fsspec
+except ImportError:  # pragma: no cover
+    fsspec = None
+
 from melodex.constants import AUDIO_EXTENSIONS
 from melodex.errors import AudioLoadError, MelodexError
 from melodex.util.uri import scheme_of
@@ -79,9 +84,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 def _fsspec(uri: str) -> tuple[pafs.FileSystem, str] | None:
-    try:
-        import fsspec  # optional: only for schemes pyarrow lacks
-    except ImportError:
+    if fsspec is None:
         return None
     try:
         filesystem, path = fsspec.core.url_to_fs(uri)
