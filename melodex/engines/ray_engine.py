@@ -244,21 +244,19 @@ class RayPredictor:
         self.shipped = ray.put(self.checkpoint)
 
     def _dataset(self, files: list[Path | RemoteFile], settings: DecodeSettings):
-        filesystems: list = []  # each distinct filesystem once; rows say which one reads them
+        filesystems: dict[int, tuple[int, object]] = {}  # each distinct filesystem once; rows say which
         items = []
         for i, f in enumerate(files):
             if isinstance(f, RemoteFile):
-                known = next((k for k, fs in enumerate(filesystems) if fs is f.filesystem), None)
-                if known is None:
-                    known = len(filesystems)
-                    filesystems.append(f.filesystem)
+                known = filesystems.setdefault(id(f.filesystem), (len(filesystems), f.filesystem))[0]
                 items.append({"index": i, "name": f.uri, "path": f.uri, "fs": known, "fs_path": f.path})
             else:
                 items.append({"index": i, "name": str(f), "path": str(Path(f).absolute()), "fs": -1, "fs_path": ""})
         blocks = min(len(items), max(2 * self.cpus, math.ceil(len(items) / FILES_PER_BLOCK)))
         actor_resources = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": ACTOR_CPUS}
         return (ray.data.from_items(items, override_num_blocks=blocks)
-                .map_batches(decode_files, fn_kwargs={"settings": settings, "filesystems": filesystems},
+                .map_batches(decode_files, fn_kwargs={"settings": settings,
+                                                      "filesystems": [fs for _, fs in filesystems.values()]},
                              batch_format="pandas", batch_size=None, num_cpus=DECODE_CPUS)
                 .map_batches(EmbedFiles, batch_format="pandas", batch_size=self.batch_size,
                              fn_constructor_kwargs={"shipped": [self.shipped], "device": self.device,
