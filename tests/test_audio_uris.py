@@ -124,3 +124,10 @@ def test_the_local_engine_reads_file_uris(bucket, tiny_checkpoint_factory, tmp_p
     assert main(["infer", "--model", model, "--audio", f"{bucket.as_uri()}/a.wav", "--output", str(out),
                  "--format", "csv", "-q"]) == 0
     assert str(bucket / "a.wav") in out.read_text()
+
+
+def test_uris_of_one_bucket_share_one_filesystem():
+    """pyarrow's own ``mock://`` scheme: one filesystem is started for the bucket, not one per URI."""
+    first, second = find_audio_sources(["mock:///music/a.mp3", "mock:///music/b.mp3"], missing="keep")
+    assert first.filesystem is second.filesystem
+    assert (first.path, second.path) == ("music/a.mp3", "music/b.mp3")

@@ -62,6 +62,7 @@ def find_audio_sources(inputs: Iterable[str | Path | RemoteFile], *,
     are listed too (:func:`melodex.audio.uris.find_audio_uris`) and kept as :class:`RemoteFile`;
     a ``file://`` URI is a local path. Local paths come first, sorted, then each URI's objects."""
     local: list[str | Path] = []
+    uris: list[str] = []
     remote: dict[str, RemoteFile] = {}
     for item in inputs:
         if isinstance(item, RemoteFile):
@@ -69,8 +70,9 @@ def find_audio_sources(inputs: Iterable[str | Path | RemoteFile], *,
         elif local_path(item) is not None:
             local.append(item)
         else:
-            for found in find_audio_uris(str(item), missing=missing):
-                remote.setdefault(found.uri, found)
+            uris.append(str(item))
+    for found in find_audio_uris(uris, missing=missing):
+        remote.setdefault(found.uri, found)
     return [*find_audio_files(local, missing=missing), *sorted(remote.values(), key=lambda r: r.uri)]
 
 

@@ -24,6 +24,7 @@ A scheme none of them knows, or one whose filesystem cannot start, is a one-line
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -65,14 +66,23 @@ def register_filesystem(scheme: str, filesystem: pafs.FileSystem | None) -> None
         _REGISTERED[scheme.lower()] = filesystem
 
 
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """``(filesystem, path inside it)`` for ``uri``; a one-line MelodexError when no filesystem reads it."""
+def resolve(uri: str, known: dict | None = None) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path inside it)`` for ``uri``; a one-line MelodexError when no filesystem reads it.
+
+    ``known`` (a dict the caller keeps) remembers each bucket's filesystem (scheme, host and
+    query), so a list of URIs starts one filesystem per bucket, not one per URI (for S3 that
+    can be a region lookup each)."""
     scheme = scheme_of(uri) or ""
+    parts = urlsplit(uri)
     if scheme in _REGISTERED:
-        parts = urlsplit(uri)
         return _REGISTERED[scheme], unquote(parts.netloc + parts.path).strip("/")
+    key = (scheme, parts.netloc, parts.query)
+    if known is not None and key in known:
+        filesystem, prefix, rooted = known[key]
+        tail = unquote(parts.path).rstrip("/")
+        return filesystem, prefix + (tail if rooted else tail.lstrip("/"))
     try:
-        return pafs.FileSystem.from_uri(uri)
+        filesystem, path = pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
         problem = _first_line(exc)
         fallback = _fsspec(uri)
@@ -81,6 +91,13 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
         raise MelodexError(f"{uri}: {scheme}:// URIs cannot be read ({problem})") from None
     except OSError as exc:  # a known scheme whose filesystem cannot start (hdfs without Java)
         raise MelodexError(f"{uri}: cannot open the {scheme}:// filesystem ({_first_line(exc)})") from None
+    if known is not None:  # how this scheme spells a path: s3 "bucket" + "/key", hdfs "" + "/path", mock "" + "path"
+        tail, whole = unquote(parts.path).rstrip("/"), path.rstrip("/")
+        for rooted, end in ((True, tail), (False, tail.lstrip("/"))):
+            if whole.endswith(end):
+                known[key] = (filesystem, whole[:len(whole) - len(end)], rooted)
+                break
+    return filesystem, path
 
 
 def _fsspec(uri: str) -> tuple[pafs.FileSystem, str] | None:
@@ -93,31 +110,48 @@ def _fsspec(uri: str) -> tuple[pafs.FileSystem, str] | None:
     return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem)), path
 
 
-def find_audio_uris(uri: str, *, missing: str = "keep") -> list[RemoteFile]:
-    """The audio objects ``uri`` names: itself, or every object under it with one of the audio
-    extensions (any letter case) when it is a folder (a prefix), listed recursively, sorted.
+def find_audio_uris(uris: Iterable[str], *, missing: str = "keep") -> list[RemoteFile]:
+    """The audio objects the ``uris`` name: each itself, or every object under it with one of the
+    audio extensions (any letter case) when it is a folder (a prefix), listed recursively; sorted.
 
     A URI that names nothing is kept as a :class:`RemoteFile` (its read fails later with "no such
     file", a row like any other failure) with ``missing="keep"``; with ``missing="raise"`` it is
-    a FileNotFoundError, as for a local path."""
-    filesystem, path = resolve(uri)
+    a FileNotFoundError, as for a local path. What each URI is, is asked once per filesystem for
+    all of its URIs."""
+    known: dict = {}
+    named = [(uri, *resolve(uri, known)) for uri in dict.fromkeys(uris)]
+    found: dict[str, RemoteFile] = {}
+    for filesystem in {id(fs): fs for _, fs, _ in named}.values():
+        mine = [(uri, path) for uri, fs, path in named if fs is filesystem]
+        for (uri, path), info in zip(mine, _infos(filesystem, [path for _, path in mine])):
+            if info.type == pafs.FileType.Directory:
+                found.update((item.uri, item) for item in _listing(uri, filesystem, path))
+            elif info.type == pafs.FileType.NotFound and missing == "raise":
+                raise FileNotFoundError(f"{uri}: no such file or directory")
+            else:
+                found.setdefault(uri, RemoteFile(uri, filesystem, path))
+    return sorted(found.values(), key=lambda item: item.uri)
+
+
+def _infos(filesystem: pafs.FileSystem, paths: list[str]) -> list[pafs.FileInfo]:
+    """What each path is; all Unknown when the filesystem cannot say (no credentials to list,
+    say): each file's read then says why, as a row."""
     try:
-        info = filesystem.get_file_info(path)
-    except OSError as exc:  # no permission to list, no credentials: the read will say so per file
-        info = pafs.FileInfo(path, pafs.FileType.Unknown)
-        reason = _first_line(exc)
-    else:
-        reason = ""
-    if info.type == pafs.FileType.Directory:
-        selector = pafs.FileSelector(path, recursive=True)
-        base = path.rstrip("/")
-        found = [RemoteFile(_child_uri(uri, entry.path[len(base):].lstrip("/")), filesystem, entry.path)
-                 for entry in filesystem.get_file_info(selector)
-                 if entry.type == pafs.FileType.File and Path(entry.base_name).suffix.lower() in AUDIO_EXTENSIONS]
-        return sorted(found, key=lambda item: item.uri)
-    if info.type == pafs.FileType.NotFound and missing == "raise":
-        raise FileNotFoundError(f"{uri}: no such file or directory{f' ({reason})' if reason else ''}")
-    return [RemoteFile(uri, filesystem, path)]
+        return filesystem.get_file_info(paths)
+    except OSError:
+        return [pafs.FileInfo(path, pafs.FileType.Unknown) for path in paths]
+
+
+def _listing(uri: str, filesystem: pafs.FileSystem, path: str) -> list[RemoteFile]:
+    """The audio objects under the folder ``uri`` (at ``path`` in ``filesystem``)."""
+    try:
+        entries = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
+    except OSError as exc:
+        raise MelodexError(f"{uri}: cannot list the folder ({_first_line(exc)})") from None
+    base = path.rstrip("/")
+    return [RemoteFile(_child_uri(uri, entry.path[len(base):].lstrip("/")), filesystem, entry.path)
+            for entry in entries
+            if entry.type == pafs.FileType.File and Path(entry.base_name).suffix.lower() in AUDIO_EXTENSIONS]
 
 
 def _child_uri(uri: str, relative: str) -> str:
