@@ -9,9 +9,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from melodex.errors import StoreError
+from melodex.errors import MelodexError, StoreError
 from melodex.library.columns import records_table
+from melodex.library.indexing import IndexSummary, MetadataSources
 from melodex.library.schema import MODEL_KEY, ModelStamp, stamp_table
+from melodex.library.staging import StagedRun
 from melodex.library.store import LibraryStore, TrackRecord, path_key, write_part_file, year_of
 
 LABELS = ["Folk", "Pop", "Rock"]
@@ -181,3 +183,22 @@ def test_a_part_written_elsewhere_is_committed_in_one_piece_without_tracks_alrea
     with pytest.raises(StoreError, match="embeddings have 8 values; this store holds 512"):
         store.commit_part(narrow, present)
     assert len(store) == 3
+
+
+def test_a_staged_run_commits_what_its_rows_report_and_says_when_the_store_is_not_shared(tmp_path, rng):
+    stamp = ModelStamp("abc123", "model.pth", tuple(LABELS))
+    store = LibraryStore(tmp_path / "lib")
+    run = StagedRun(store, MetadataSources(read_file_tags=False), stamp)
+    write_part_file(stamp_table(records_table([_record(1, rng)], 512), stamp, 512), run.folder / "a.parquet.staged")
+    summary = IndexSummary()
+    rows = [{"file": "/music/1.mp3", "error": "", "part": "a.parquet.staged", "fatal": ""},
+            {"file": "/music/bad.mp3", "error": "no such file", "part": "", "fatal": ""}]
+    assert run.commit(rows, summary) == 1
+    assert summary.failed == [("/music/bad.mp3", "no such file")]
+    assert len(store) == 1 and not (store.root / "_staging").exists()
+    for row, error in (({"part": "elsewhere.parquet.staged", "fatal": ""}, "every node of the cluster writes"),
+                       ({"part": "", "fatal": "/lib/x: no space left on device"}, "no space left on device")):
+        run = StagedRun(store, MetadataSources(read_file_tags=False), stamp)
+        with pytest.raises(MelodexError, match=error):
+            run.commit([{"file": "/music/2.mp3", "error": "", **row}], IndexSummary())
+        assert not (store.root / "_staging").exists()

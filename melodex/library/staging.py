@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from melodex.errors import MelodexError, OutputError, StoreError
 from melodex.library.columns import records_table
 from melodex.library.indexing import IndexSummary, MetadataSources, records_from_audio
 from melodex.library.schema import ModelStamp, stamp_table
@@ -65,14 +66,17 @@ class PartWriter:
             if record.track_id not in seen:  # the same catalogue id twice: the first one counts, as in add()
                 seen.add(record.track_id)
                 records.append(record)
-        name = ""
+        name, fatal = "", ""
         if records:
             dim = len(records[0].embedding)
             name = f"{uuid.uuid4().hex}{STAGED_SUFFIX}"
-            write_part_file(stamp_table(records_table(records, dim), self.model, dim), self.folder / name)
+            try:
+                write_part_file(stamp_table(records_table(records, dim), self.model, dim), self.folder / name)
+            except MelodexError as exc:  # a full disk, no write permission: the run stops, in one line
+                fatal = str(exc)
         failed = dict(summary.failed)
         return [{"file": str(r.audio_file), "error": failed.get(str(r.audio_file), ""),
-                 "part": "" if str(r.audio_file) in failed else name} for r in results]
+                 "part": "" if str(r.audio_file) in failed else name, "fatal": fatal} for r in results]
 
 
 class StagedRun:
@@ -98,11 +102,13 @@ class StagedRun:
             for row in rows:
                 if progress is not None:
                     progress.update(1)
+                if row["fatal"]:
+                    raise OutputError(row["fatal"])
                 if row["error"]:
                     summary.failed.append((row["file"], row["error"]))
                 elif row["part"] and row["part"] not in committed:
                     committed.add(row["part"])
-                    added += self.store.commit_part(self.folder / row["part"], present)
+                    added += self.store.commit_part(self._staged(row["part"]), present)
                     if progress is not None:
                         progress.set_postfix(added=added)
         finally:
@@ -112,3 +118,10 @@ class StagedRun:
             except OSError:
                 pass
         return added
+
+    def _staged(self, name: str) -> Path:
+        path = self.folder / name
+        if not path.is_file():
+            raise StoreError(f"{self.store.root}: a part a Ray worker wrote is not in {self.folder}; --store must be "
+                             "a folder every node of the cluster writes (shared storage, such as NFS)")
+        return path
