@@ -4,6 +4,7 @@
   melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
   melodex index --audio music/ --model M --manifest dates.csv --store my_library
   melodex index --audio /mnt/music --model M --engine ray --address auto   # on a Ray cluster
+  melodex index --audio s3://bucket/music --model M --engine ray --address auto --store /mnt/shared/library
   melodex index --audio music/ --features mfcc-stats --store my_mfcc_library   # no model needed
 
 ``--features mfcc-stats`` indexes without any model: each file becomes the mean and standard
@@ -55,7 +56,9 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
     src = parser.add_argument_group("what to add (one of)")
-    src.add_argument("--audio", nargs="+", metavar="PATH", help="audio files or folders (searched recursively); needs --model")
+    src.add_argument("--audio", nargs="+", metavar="PATH",
+                     help="audio files or folders (searched recursively); with --engine ray also URIs "
+                          "(s3://bucket/music, gs://, hdfs://); needs --model")
     src.add_argument("--from-jsonl", "--from_jsonl", dest="from_jsonl", metavar="FILE",
                      help="an inference JSONL written by 'melodex infer --format jsonl' (with embeddings)")
     add_model(src, required=False, purpose=" (with --audio)")

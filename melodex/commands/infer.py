@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model(parser, required=True)
     parser.add_argument("--audio", required=True, nargs="+", metavar="PATH",
-                        help="audio files and/or directories (searched recursively)")
+                        help="audio files and/or directories (searched recursively); with --engine ray also "
+                             "URIs (s3://bucket/music, gs://, hdfs://)")
     add_device(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output", "-o", metavar="FILE",
