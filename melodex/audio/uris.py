@@ -1,8 +1,8 @@
 """Audio named by URIs that ``pyarrow.fs`` understands: ``s3://``, ``gs://``, ``hdfs://``, ``file://``.
 
-``file://`` URIs are local paths spelled another way: :func:`melodex.util.uri.local_path` turns them into one, and
-every engine treats them as it treats any local path (so a track has one spelling in the store,
-whichever way it was named). Any other scheme is read as bytes through a ``pyarrow.fs``
+``file://`` URIs are local paths spelled another way: :func:`melodex.util.uri.local_path` turns
+them into one, and every engine treats them as it treats any local path (so a track has one
+spelling in the store, whichever way it was named). Any other scheme is read as bytes through a ``pyarrow.fs``
 filesystem (:func:`read_bytes`), which only ``--engine ray`` does: the files are listed here, on
 the machine that runs the command, and each :class:`RemoteFile` carries its filesystem object,
 which is sent to the nodes that decode it (``pyarrow.fs`` filesystems pickle).
@@ -91,7 +91,7 @@ def resolve(uri: str, known: dict | None = None) -> tuple[pafs.FileSystem, str]:
         raise MelodexError(f"{uri}: {scheme}:// URIs cannot be read ({problem})") from None
     except OSError as exc:  # a known scheme whose filesystem cannot start (hdfs without Java)
         raise MelodexError(f"{uri}: cannot open the {scheme}:// filesystem ({_first_line(exc)})") from None
-    if known is not None:  # how this scheme spells a path: s3 "bucket" + "/key", hdfs "" + "/path", mock "" + "path"
+    if known is not None:  # how the scheme spells paths: s3 "bucket" + "/key", hdfs "" + "/path", mock "" + "key"
         tail, whole = unquote(parts.path).rstrip("/"), path.rstrip("/")
         for rooted, end in ((True, tail), (False, tail.lstrip("/"))):
             if whole.endswith(end):

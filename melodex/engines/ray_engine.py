@@ -85,7 +85,8 @@ def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: lis
         row = {"index": int(index), "name": name, "path": path, "n_segments": 0, "audio": b"", "seg": b"",
                "start": b"", "end": b"", "duration": math.nan, "error": ""}
         try:
-            source = Path(path) if fs < 0 else AudioBytes(path, read_bytes(RemoteFile(path, filesystems[fs], fs_path)))
+            source = Path(path) if fs < 0 else \
+                AudioBytes(path, read_bytes(RemoteFile(path, filesystems[fs], fs_path)))
             segments = list(file_segments(source, settings))
             audio = np.stack([seg.audio.astype(np.float32, copy=False) for seg, _, _ in segments])
             row.update(n_segments=len(segments), audio=_as_bytes(audio),
@@ -251,7 +252,8 @@ class RayPredictor:
                 known = filesystems.setdefault(id(f.filesystem), (len(filesystems), f.filesystem))[0]
                 items.append({"index": i, "name": f.uri, "path": f.uri, "fs": known, "fs_path": f.path})
             else:
-                items.append({"index": i, "name": str(f), "path": str(Path(f).absolute()), "fs": -1, "fs_path": ""})
+                items.append({"index": i, "name": str(f), "path": str(Path(f).absolute()), "fs": -1,
+                              "fs_path": ""})
         blocks = min(len(items), max(2 * self.cpus, math.ceil(len(items) / FILES_PER_BLOCK)))
         actor_resources = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": ACTOR_CPUS}
         return (ray.data.from_items(items, override_num_blocks=blocks)
@@ -272,8 +274,9 @@ class RayPredictor:
                   self.device, self.cpus)
         return files, DecodeSettings(self.checkpoint.feature_config, bool(full), hop_seconds, last)
 
-    def predict(self, paths: Iterable[str | Path | RemoteFile], *, full: bool = False, hop_seconds: float | None = None,
-                last: str = "pad", embeddings: bool = True, legacy: bool = False) -> Iterator[FileResult]:
+    def predict(self, paths: Iterable[str | Path | RemoteFile], *, full: bool = False,
+                hop_seconds: float | None = None, last: str = "pad", embeddings: bool = True,
+                legacy: bool = False) -> Iterator[FileResult]:
         """One :class:`FileResult` per audio file, in sorted-path order, as ``Predictor.predict``
         (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``).
         ``paths`` may hold URIs (``s3://bucket/music``), listed and read through ``pyarrow.fs``."""

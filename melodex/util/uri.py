@@ -33,5 +33,6 @@ def local_path(item: str | Path) -> Path | None:
         return None
     parts = urlsplit(str(item))
     if parts.netloc not in ("", "localhost"):
-        raise MelodexError(f"{item}: a file:// URI names a file on this machine (file:///path), not on host {parts.netloc}")
+        raise MelodexError(f"{item}: a file:// URI names a file on this machine (file:///path), "
+                           f"not on host {parts.netloc}")
     return Path(url2pathname(parts.path))
