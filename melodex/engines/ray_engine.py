@@ -11,9 +11,11 @@ The dataset, stage by stage::
       -> or a sink   CPU tasks (WRITE_CPUS)    rows -> FileResults -> ``sink`` (write): the store's
                                                parts written on the nodes; small rows to the driver
 
-It yields the same :class:`~melodex.inference.results.FileResult` objects as
-:meth:`Predictor.predict <melodex.inference.predictor.Predictor.predict>`, so the existing writers
-and the library store take them unchanged (and the store's model rules apply as before).
+:meth:`RayPredictor.predict` yields the same :class:`~melodex.inference.results.FileResult`
+objects as :meth:`Predictor.predict <melodex.inference.predictor.Predictor.predict>`, so the
+existing writers take them unchanged (``infer``: one output in the files' order, written by the
+driver). :meth:`RayPredictor.write` hands them to a sink on the nodes instead (``index``: the
+store's parts written there, :mod:`melodex.library.staging`), so the driver never holds them.
 Decoding and the MFCC are the local engine's own functions: embeddings agree within float
 rounding (forward passes group segments differently), failures carry the same reasons.
 

@@ -15,7 +15,8 @@ under the store's next part name (:meth:`LibraryStore.commit_part
 staged ones invisible. Staged parts never reported (a task retried after its node died) and
 whatever a killed run left are removed; their files are simply done again by the next run, whose
 resume skips what was committed. The store must sit on storage every node writes (NFS, a shared
-disk), as the MFCC cache must for ``preprocess --engine ray``.
+disk), as the MFCC cache must for ``preprocess --engine ray``; and, as for compaction, one run
+writes to a store at a time (a new run clears ``_staging``).
 """
 
 from __future__ import annotations
