@@ -4,6 +4,7 @@ and what N nodes of C cores would do.
     python benchmarks/bench_scale.py                  # 60 files; projection for 1/4/16 nodes of 8/32 cores
     python benchmarks/bench_scale.py --files 200 --nodes 1 10 100 --cores 16 64
     python benchmarks/bench_scale.py --decode-cpus 1 0.5  # also try decode tasks that ask for half a CPU
+    python benchmarks/bench_scale.py --index            # also whole `melodex index` runs, each engine
 
 Test data: the 30-s 44.1 kHz stereo mp3s of ``bench_inference.py`` (cached in
 ``$TMPDIR/melodex-bench-mp3``), first-30s mode, an untrained default-size CNN on the CPU.
@@ -20,14 +21,19 @@ Every number comes from this run:
   the Ray engine's efficiency measured here (its files/s over that ideal for this machine's
   cores), and, for GPU nodes, by moving MFCC + forward off the CPU (one actor per GPU).
   Ray Data has no central bottleneck for this embarrassingly parallel map, so nodes add up
-  until the shared storage or the driver's writing (about 1-2 ms per file) limits.
+  until the shared storage limits: ``index --engine ray`` has the nodes write the store's parts
+  (the driver only renames them), while ``infer`` writes its one ordered output on the driver.
+* **index** (``--index``): ``melodex index`` over the same files into a new store with each
+  engine, the whole command (model load, parts, compaction); the Ray instance is already up.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,6 +107,20 @@ def ray_rate(paths: list[Path], model_path: Path, decode_cpus: float) -> float:
     return len(paths) / seconds
 
 
+def index_rate(paths: list[Path], model_path: Path, engine: str, workers: int) -> float:
+    from melodex.cli import main as melodex
+    from melodex.library.store import LibraryStore
+
+    store = Path(tempfile.mkdtemp(prefix="melodex-bench-store-"))
+    start = time.perf_counter()
+    status = melodex(["index", "--audio", *map(str, paths), "--model", str(model_path), "--store", str(store),
+                      "--no-tags", "-q", "--device", "cpu", "--num-workers", str(workers), "--engine", engine])
+    seconds = time.perf_counter() - start
+    assert status == 0 and len(LibraryStore(store)) == len(paths), f"index --engine {engine}: status {status}"
+    shutil.rmtree(store)
+    return len(paths) / seconds
+
+
 def print_projection(split: dict[str, float], efficiency: float, nodes: list[int], cores: list[int]) -> None:
     per_file = sum(split.values())
     decode_only = split["decode"] + split["resample"]
@@ -121,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPUs each Ray decode task asks for; one Ray run per value (default 1)")
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--cores", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--index", action="store_true", help="also time whole `melodex index` runs with each engine")
     args = parser.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import ray
@@ -144,11 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter() - start
     for decode_cpus in args.decode_cpus:
         rows.append((f"ray engine, decode {decode_cpus:g} CPU", ray_rate(paths, model, decode_cpus)))
+    indexed = [(f"index --engine {engine}", index_rate(paths, model, engine, cores))
+               for engine in ("local", "ray")] if args.index else []
     ray.shutdown()
     ideal = cores / per_file
     print(f"\n{'engine':<28} {'files/s':>8} {'vs local':>9} {'vs ideal':>9}")
     for name, rate in rows:
         print(f"{name:<28} {rate:8.1f} {rate / rows[0][1]:9.2f} {rate / ideal:9.2f}")
+    for name, rate in indexed:  # "vs local": against index --engine local
+        print(f"{name:<28} {rate:8.1f} {rate / indexed[0][1]:9.2f} {rate / ideal:9.2f}")
     print(f"(ray.init of a local instance: {started:.1f} s, once per command)")
     print_projection(split, max(rate for _, rate in rows[1:]) / ideal, args.nodes, args.cores)
     return 0

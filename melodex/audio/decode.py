@@ -18,12 +18,15 @@ Bad input never escapes as a decoder's own exception: it becomes an
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -40,8 +43,24 @@ _SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3"})
 _BLOCK_SECONDS = 10.0  # native-rate block size when streaming a whole file
 
 
+@dataclass(frozen=True)
+class AudioBytes:
+    """A whole audio file held in memory (read from object storage, say), decoded like a file.
+
+    :func:`load_audio`, :func:`stream_audio` and :func:`probe_duration` take it wherever they
+    take a path; ``name`` (a URI) is what errors name and what ``str()`` gives, and its
+    extension picks the decoder as a file's does. Failures carry the reasons a file's would.
+    """
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def load_audio(
-    path: str | Path,
+    path: str | Path | AudioBytes,
     *,
     duration: float | None = None,
     sr: int = SAMPLE_RATE,
@@ -76,7 +95,7 @@ def load_audio(
     return _finish(_resample(audio, native_sr, sr))
 
 
-def stream_audio(path: str | Path, *, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+def stream_audio(path: str | Path | AudioBytes, *, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """Decode a whole file block by block, yielding mono float32 chunks at ``sr`` Hz.
 
     Memory stays bounded by the block size (about ten seconds of audio) however long the
@@ -128,8 +147,10 @@ def _resample(audio: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
     return soxr.resample(audio, native_sr, sr, quality="HQ")
 
 
-def _open_blocks(path: str | Path, *, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+def _open_blocks(path: str | Path | AudioBytes, *, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
     """Open ``path`` with the best decoder; return its native rate and a block iterator."""
+    if isinstance(path, AudioBytes):
+        return _open_bytes(path, duration)
     path = Path(path)
     if not path.exists():
         raise AudioLoadError(path, "no such file")
@@ -155,10 +176,33 @@ def _open_blocks(path: str | Path, *, duration: float | None) -> tuple[int, Iter
     raise AudioLoadError(path, "cannot decode (" + "; ".join(reasons) + ")")
 
 
-def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+def _open_bytes(audio: AudioBytes, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+    """:func:`_open_blocks` for a file held in memory: the same decoders, read from a buffer."""
+    if not audio.data:
+        raise AudioLoadError(audio.name, "the file is empty (0 bytes)")
+    reasons = []
+    suffix = Path(urlsplit(audio.name).path).suffix.lower()
+    if suffix in _SNDFILE_EXTENSIONS:
+        try:
+            return _sndfile_blocks(audio.name, duration, io.BytesIO(audio.data))
+        except AudioLoadError as exc:
+            # a file's mp3 decoder says "not recognised as audio" (see _clean_reason); say the same
+            same = "not recognised as audio" if suffix == ".mp3" and exc.reason.startswith("Format not recog") \
+                else exc.reason
+            reasons.append(f"libsndfile: {same}")
+    try:
+        return _ffmpeg_blocks(audio.name, duration, io.BytesIO(audio.data))
+    except AudioLoadError as exc:
+        reasons.append(f"ffmpeg: {exc.reason}")
+    raise AudioLoadError(audio.name, "cannot decode (" + "; ".join(reasons) + ")")
+
+
+def _sndfile_blocks(path: Path | str, duration: float | None,
+                    source: io.BytesIO | None = None) -> tuple[int, Iterator[np.ndarray]]:
     try:
         with _decoder_chatter(path):
-            handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not valid UTF-8 open too
+            # bytes: names that are not valid UTF-8 open too; ``source``: a file held in memory
+            handle = sf.SoundFile(os.fsencode(path) if source is None else source)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError
         raise AudioLoadError(path, _clean_reason(exc)) from None
     native_sr = handle.samplerate
@@ -190,9 +234,10 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
     return native_sr, _checked_first(path, blocks())
 
 
-def _ffmpeg_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+def _ffmpeg_blocks(path: Path | str, duration: float | None,
+                   source: io.BytesIO | None = None) -> tuple[int, Iterator[np.ndarray]]:
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path) if source is None else source, metadata_errors="ignore")
     except Exception as exc:  # av.error.* all derive from OSError/ValueError
         raise AudioLoadError(path, _clean_reason(exc)) from None
     if not container.streams.audio:
@@ -324,8 +369,10 @@ def _clean_reason(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def probe_duration(path: Path) -> float | None:
+def probe_duration(path: Path | AudioBytes) -> float | None:
     """The file's length in seconds from its header, without decoding; None if unknown."""
+    if isinstance(path, AudioBytes):
+        return _probe_bytes(path)
     try:
         info = sf.info(os.fsencode(path))
         if info.samplerate > 0 and info.frames > 0:
@@ -334,6 +381,22 @@ def probe_duration(path: Path) -> float | None:
         pass
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
+            if container.duration:
+                return container.duration / 1_000_000  # AV_TIME_BASE
+    except Exception:
+        pass
+    return None
+
+
+def _probe_bytes(audio: AudioBytes) -> float | None:
+    try:
+        with sf.SoundFile(io.BytesIO(audio.data)) as handle:
+            if handle.samplerate > 0 and handle.frames > 0:
+                return handle.frames / handle.samplerate
+    except Exception:  # not a libsndfile format: ask FFmpeg
+        pass
+    try:
+        with av.open(io.BytesIO(audio.data), metadata_errors="ignore") as container:
             if container.duration:
                 return container.duration / 1_000_000  # AV_TIME_BASE
     except Exception:

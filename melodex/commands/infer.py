@@ -64,7 +64,8 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model(parser, required=True)
     parser.add_argument("--audio", required=True, nargs="+", metavar="PATH",
-                        help="audio files and/or directories (searched recursively)")
+                        help="audio files and/or directories (searched recursively); with --engine ray also "
+                             "URIs (s3://bucket/music, gs://, hdfs://)")
     add_device(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output", "-o", metavar="FILE",
@@ -104,7 +105,7 @@ def _choose_format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from melodex.audio.files import find_audio_files
+    from melodex.audio.files import find_audio_files, find_audio_sources
     from melodex.inference.jsonl import prepare_resume, resume_key
     from melodex.inference.results import MODE_FIRST, MODE_FULL
     from melodex.inference.writers import TableWriter, get_writer
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         raise MelodexError("--resume needs a JSONL --output (it appends to that file)")
     mode = MODE_FULL if args.full else MODE_FIRST
 
-    files = find_audio_files(args.audio, missing="keep")
+    files = (find_audio_sources if args.engine == "ray" else find_audio_files)(args.audio, missing="keep")  # URIs: Ray
     if not files:
         raise MelodexError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
                            f"found in {' '.join(args.audio)}")
