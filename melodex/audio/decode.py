@@ -117,9 +117,10 @@ def _stream(path, native_sr: int, blocks: Iterator[np.ndarray], sr: int) -> Iter
 
 def _finish(audio: np.ndarray) -> np.ndarray:
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    # A float64 sum of float32 samples cannot overflow, so it is finite exactly when no
-    # sample is NaN or infinite; it costs a third of np.isfinite(audio).all().
-    if not math.isfinite(float(audio.sum(dtype=np.float64))):
+    # The sum of squares is NaN or infinite whenever a sample is; a huge finite sample can
+    # overflow it too, which only costs a needless pass below (finite samples stay as they
+    # are). One BLAS dot is ~5x cheaper than a float64 sum and ~1.3x than np.isfinite().all().
+    if not math.isfinite(float(np.dot(audio, audio))):
         audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     return audio
 
@@ -291,6 +292,17 @@ def _checked_first(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndar
     return chain()
 
 
+_chatter_sink: tuple[int, object] | None = None  # (pid, temporary file): one per process, reused
+
+
+def _sink_file():
+    """This process's temporary file that takes the decoders' fd-2 output (a fork gets its own)."""
+    global _chatter_sink
+    if _chatter_sink is None or _chatter_sink[0] != os.getpid():
+        _chatter_sink = (os.getpid(), tempfile.TemporaryFile())
+    return _chatter_sink[1]
+
+
 @contextlib.contextmanager
 def _decoder_chatter(path: Path) -> Iterator[None]:
     """Turn what libsndfile's mp3 decoder writes straight to file descriptor 2 into a debug log.
@@ -298,22 +310,28 @@ def _decoder_chatter(path: Path) -> Iterator[None]:
     libmpg123 prints lines such as "part2_3_length (960) too large for available bit count" on
     stderr for a damaged or truncated frame (common at the end of cut mp3s), whatever ``-q``
     says, and they would break progress bars once per file. The audio is decoded all the same;
-    the message is kept, with the file's name, at debug level (``-v`` shows it).
+    the message is kept, with the file's name, at debug level (``-v`` shows it). The sink is a
+    temporary file kept open per process, emptied after each use: a few system calls per
+    decoder call instead of a new file each time.
     """
     try:
         saved = os.dup(2)
     except OSError:  # no stderr at all
         yield
         return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read(4096).decode("utf-8", "replace").strip()
+    sink = _sink_file().fileno()
+    os.dup2(sink, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        written = os.lseek(sink, 0, os.SEEK_CUR)
+        if written:
+            os.lseek(sink, 0, os.SEEK_SET)
+            text = os.read(sink, min(written, 4096)).decode("utf-8", "replace").strip()
+            os.ftruncate(sink, 0)
+            os.lseek(sink, 0, os.SEEK_SET)  # the next decoder call writes from the start again
             if text:
                 log.debug("%s: decoder says: %s", path, " | ".join(text.splitlines()))
 
