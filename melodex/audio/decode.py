@@ -175,6 +175,9 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
     # libsndfile has vetted the file; libmpg123 mixes mp3 to mono itself where it is installed.
     reader = _mpg123_reader(path, native_sr) if handle.format == "MP3" and handle.channels <= 2 else None
     if reader is not None:
+        # libsndfile stops at the length it read from the header; so does this path
+        if handle.frames > 0 and (limit is None or handle.frames < limit):
+            limit = handle.frames
         handle.close()
         return native_sr, _checked_first(path, _mono_blocks(path, reader, block, limit))
     return native_sr, _checked_first(path, _sndfile_read_blocks(path, handle, block, limit))
@@ -187,7 +190,7 @@ def _sndfile_read_blocks(path: Path, handle: sf.SoundFile, block: int, limit: in
             want = block if remaining is None else min(block, remaining)
             try:
                 with _decoder_chatter(path):
-                    data = handle.read(frames=want, dtype="float32", always_2d=True)
+                    data = _read_float(handle, want)
             except Exception as exc:
                 raise AudioLoadError(path, f"decoding failed: {_clean_reason(exc)}") from None
             if data.shape[0] == 0:
@@ -197,6 +200,25 @@ def _sndfile_read_blocks(path: Path, handle: sf.SoundFile, block: int, limit: in
                 remaining -= data.shape[0]
             if data.shape[0] < want:
                 break
+
+
+def _read_float(handle: sf.SoundFile, frames: int) -> np.ndarray:
+    """Up to ``frames`` frames [shape=(n, channels), float32] from the current position.
+
+    ``SoundFile.read`` calls ``tell()`` before and ``seek()`` after every read to track the
+    position; for mp3 each is a real libmpg123 seek, which restarts decoding without the bit
+    reservoir: ~5,000 wrong samples after every block of a whole-file read. So libsndfile's
+    ``sf_readf_float`` is called directly (through soundfile's own cffi handle).
+    """
+    out = np.empty((frames, handle.channels), np.float32)
+    try:
+        lib, ffi, file = sf._snd, sf._ffi, handle._file
+    except AttributeError:  # a soundfile without these internals: its read, seeks and all
+        return handle.read(frames=frames, dtype="float32", always_2d=True)
+    got = lib.sf_readf_float(file, ffi.cast("float *", out.ctypes.data), frames)
+    if lib.sf_error(file):
+        raise RuntimeError(ffi.string(lib.sf_strerror(file)).decode("utf-8", "replace"))
+    return out[:got]
 
 
 def _mpg123_reader(path: Path, native_sr: int) -> mpg123.MonoReader | None:
