@@ -5,7 +5,7 @@ Two maintained decoders sit behind one function:
 * **libsndfile** (through ``soundfile``, with mpg123 for mp3) reads wav, flac, ogg and mp3.
   It seeks exactly and reads only the frames asked for. Where the shared libmpg123 is
   installed, an mp3 that libsndfile has opened is then read through it directly, mixed to mono
-  inside the decoder (:mod:`melodex.audio.mpg123`): the same samples, about 15% less CPU.
+  inside the decoder (:mod:`melodex.audio.mpg123`): the same samples, about 10% less CPU.
 * **FFmpeg** (through PyAV) reads everything else (m4a/AAC/ALAC, odd wav codecs) and is the
   fallback when libsndfile refuses a file.
 
