@@ -3,7 +3,9 @@
 Two maintained decoders sit behind one function:
 
 * **libsndfile** (through ``soundfile``, with mpg123 for mp3) reads wav, flac, ogg and mp3.
-  It seeks exactly and reads only the frames asked for, and it is the fastest path for mp3.
+  It seeks exactly and reads only the frames asked for. Where the shared libmpg123 is
+  installed, an mp3 that libsndfile has opened is then read through it directly, mixed to mono
+  inside the decoder (:mod:`melodex.audio.mpg123`): the same samples, about 10% less CPU.
 * **FFmpeg** (through PyAV) reads everything else (m4a/AAC/ALAC, odd wav codecs) and is the
   fallback when libsndfile refuses a file.
 
@@ -33,6 +35,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from melodex.audio import mpg123
 from melodex.constants import SAMPLE_RATE
 from melodex.errors import AudioLoadError
 
@@ -133,9 +136,10 @@ def _stream(path, native_sr: int, blocks: Iterator[np.ndarray], sr: int) -> Iter
 
 def _finish(audio: np.ndarray) -> np.ndarray:
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    # A float64 sum of float32 samples cannot overflow, so it is finite exactly when no
-    # sample is NaN or infinite; it costs a third of np.isfinite(audio).all().
-    if not math.isfinite(float(audio.sum(dtype=np.float64))):
+    # The sum of squares is NaN or infinite whenever a sample is; a huge finite sample can
+    # overflow it too, which only costs a needless pass below (finite samples stay as they
+    # are). One BLAS dot is ~5x cheaper than a float64 sum and ~1.3x than np.isfinite().all().
+    if not math.isfinite(float(np.dot(audio, audio))):
         audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     return audio
 
@@ -212,26 +216,82 @@ def _sndfile_blocks(path: Path | str, duration: float | None,
     limit = None if duration is None else int(math.ceil(duration * native_sr))
     # A bounded read happens in one go (no concatenation); a whole file in ~10-s blocks.
     block = limit if limit is not None else int(_BLOCK_SECONDS * native_sr)
+    # libsndfile has vetted the file; libmpg123 mixes mp3 to mono itself where it is installed.
+    reader = _mpg123_reader(path, native_sr) if handle.format == "MP3" and handle.channels <= 2 else None
+    if reader is not None:
+        # libsndfile stops at the length it read from the header; so does this path
+        if handle.frames > 0 and (limit is None or handle.frames < limit):
+            limit = handle.frames
+        handle.close()
+        return native_sr, _checked_first(path, _mono_blocks(path, reader, block, limit))
+    return native_sr, _checked_first(path, _sndfile_read_blocks(path, handle, block, limit))
 
-    def blocks() -> Iterator[np.ndarray]:
-        remaining = limit
-        with handle:
-            while remaining is None or remaining > 0:
-                want = block if remaining is None else min(block, remaining)
-                try:
-                    with _decoder_chatter(path):
-                        data = handle.read(frames=want, dtype="float32", always_2d=True)
-                except Exception as exc:
-                    raise AudioLoadError(path, f"decoding failed: {_clean_reason(exc)}") from None
-                if data.shape[0] == 0:
-                    break
-                yield _downmix(data)
-                if remaining is not None:
-                    remaining -= data.shape[0]
-                if data.shape[0] < want:
-                    break
 
-    return native_sr, _checked_first(path, blocks())
+def _sndfile_read_blocks(path: Path, handle: sf.SoundFile, block: int, limit: int | None) -> Iterator[np.ndarray]:
+    remaining = limit
+    with handle:
+        while remaining is None or remaining > 0:
+            want = block if remaining is None else min(block, remaining)
+            try:
+                with _decoder_chatter(path):
+                    data = _read_float(handle, want)
+            except Exception as exc:
+                raise AudioLoadError(path, f"decoding failed: {_clean_reason(exc)}") from None
+            if data.shape[0] == 0:
+                break
+            yield _downmix(data)
+            if remaining is not None:
+                remaining -= data.shape[0]
+            if data.shape[0] < want:
+                break
+
+
+def _read_float(handle: sf.SoundFile, frames: int) -> np.ndarray:
+    """Up to ``frames`` frames [shape=(n, channels), float32] from the current position.
+
+    ``SoundFile.read`` calls ``tell()`` before and ``seek()`` after every read to track the
+    position; for mp3 each is a real libmpg123 seek, which restarts decoding without the bit
+    reservoir: ~5,000 wrong samples after every block of a whole-file read. So libsndfile's
+    ``sf_readf_float`` is called directly (through soundfile's own cffi handle).
+    """
+    out = np.empty((frames, handle.channels), np.float32)
+    try:
+        lib, ffi, file = sf._snd, sf._ffi, handle._file
+    except AttributeError:  # a soundfile without these internals: its read, seeks and all
+        return handle.read(frames=frames, dtype="float32", always_2d=True)
+    got = lib.sf_readf_float(file, ffi.cast("float *", out.ctypes.data), frames)
+    if lib.sf_error(file):
+        raise RuntimeError(ffi.string(lib.sf_strerror(file)).decode("utf-8", "replace"))
+    return out[:got]
+
+
+def _mpg123_reader(path: Path, native_sr: int) -> mpg123.MonoReader | None:
+    """libmpg123 opened on ``path`` for mono reading; None (use libsndfile) when it cannot be."""
+    if not mpg123.available():
+        return None
+    with _decoder_chatter(path):
+        reader = mpg123.open_mono(path)
+    if reader is not None and reader.samplerate != native_sr:  # never expected: both parse the same header
+        reader.close()
+        return None
+    return reader
+
+
+def _mono_blocks(path: Path, reader: mpg123.MonoReader, block: int, limit: int | None) -> Iterator[np.ndarray]:
+    """What :func:`_sndfile_read_blocks` yields, read already mixed to mono by libmpg123."""
+    remaining = limit
+    with reader:
+        while remaining is None or remaining > 0:
+            want = block if remaining is None else min(block, remaining)
+            with _decoder_chatter(path):
+                data = reader.read(want)
+            if data.size == 0:
+                break
+            yield data
+            if remaining is not None:
+                remaining -= data.size
+            if data.size < want:
+                break
 
 
 def _ffmpeg_blocks(path: Path | str, duration: float | None,
@@ -299,6 +359,17 @@ def _checked_first(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndar
     return chain()
 
 
+_chatter_sink: tuple[int, object] | None = None  # (pid, temporary file): one per process, reused
+
+
+def _sink_file():
+    """This process's temporary file that takes the decoders' fd-2 output (a fork gets its own)."""
+    global _chatter_sink
+    if _chatter_sink is None or _chatter_sink[0] != os.getpid():
+        _chatter_sink = (os.getpid(), tempfile.TemporaryFile())
+    return _chatter_sink[1]
+
+
 @contextlib.contextmanager
 def _decoder_chatter(path: Path) -> Iterator[None]:
     """Turn what libsndfile's mp3 decoder writes straight to file descriptor 2 into a debug log.
@@ -306,22 +377,28 @@ def _decoder_chatter(path: Path) -> Iterator[None]:
     libmpg123 prints lines such as "part2_3_length (960) too large for available bit count" on
     stderr for a damaged or truncated frame (common at the end of cut mp3s), whatever ``-q``
     says, and they would break progress bars once per file. The audio is decoded all the same;
-    the message is kept, with the file's name, at debug level (``-v`` shows it).
+    the message is kept, with the file's name, at debug level (``-v`` shows it). The sink is a
+    temporary file kept open per process, emptied after each use: a few system calls per
+    decoder call instead of a new file each time.
     """
     try:
         saved = os.dup(2)
     except OSError:  # no stderr at all
         yield
         return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read(4096).decode("utf-8", "replace").strip()
+    sink = _sink_file().fileno()
+    os.dup2(sink, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        written = os.lseek(sink, 0, os.SEEK_CUR)
+        if written:
+            os.lseek(sink, 0, os.SEEK_SET)
+            text = os.read(sink, min(written, 4096)).decode("utf-8", "replace").strip()
+            os.ftruncate(sink, 0)
+            os.lseek(sink, 0, os.SEEK_SET)  # the next decoder call writes from the start again
             if text:
                 log.debug("%s: decoder says: %s", path, " | ".join(text.splitlines()))
 
