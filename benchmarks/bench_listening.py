@@ -81,10 +81,16 @@ def main() -> None:
         print(f"clusters {name}: {len(set(labels.tolist()))} clusters, adjusted Rand index "
               f"{adjusted_rand_score(genres, labels):.3f} against the demo styles")
 
-    table = find_duplicates(c)
+    prints = store.chromaprints()
+    missing = sum(f is None for f in prints)
     _, nearest = all_nearest(c.unit, 1)
-    print(f"duplicates in the demo library itself (none are real): {table['group'].nunique() if len(table) else 0} "
-          f"groups, {len(table)} tracks at --max-distance {DUPLICATE_DISTANCE}")
+    if missing:
+        print(f"duplicates: {missing} of {len(prints)} tracks have no fingerprint "
+              f"(melodex duplicates --store {store.root} --fingerprint adds them)")
+    else:
+        table = find_duplicates(c, prints)
+        print(f"duplicates in the demo library itself (none are real): {table['group'].nunique() if len(table) else 0} "
+              f"groups, {len(table)} tracks at --max-distance {DUPLICATE_DISTANCE}")
     q = np.percentile(nearest[:, 0], [1, 5, 25, 50])
     print("nearest-neighbour cosine distance, percentiles 1/5/25/50: " + ", ".join(f"{v:.5f}" for v in q))
 

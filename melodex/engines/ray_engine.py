@@ -245,9 +245,11 @@ class RayPredictor:
                              compute=ray.data.ActorPoolStrategy(size=self.actors), **actor_resources))
 
     def predict(self, paths: Iterable[str | Path], *, full: bool = False, hop_seconds: float | None = None,
-                last: str = "pad", embeddings: bool = True, legacy: bool = False) -> Iterator[FileResult]:
+                last: str = "pad", embeddings: bool = True, legacy: bool = False,
+                fingerprints: bool = False) -> Iterator[FileResult]:
         """One :class:`FileResult` per audio file, in sorted-path order, as ``Predictor.predict``
-        (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``)."""
+        (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``;
+        so is ``fingerprints``: the cluster computes none yet, ``melodex duplicates --fingerprint`` adds them)."""
         if last not in LAST_POLICIES:
             raise ValueError(f"last must be one of {LAST_POLICIES}, not {last!r}")
         files = find_audio_files(paths, missing="keep")
