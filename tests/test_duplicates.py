@@ -117,3 +117,12 @@ def test_demo_library_groups_only_the_same_audio_and_an_old_store_is_refused_unt
     assert read_report(tmp_path / "old.csv") == demo_rows  # the same fingerprints as indexing stores
     assert main(["duplicates", "--store", str(old), "-q"]) == 0  # stored now: no second pass needed
     assert f"{len(groups)} group(s)" in capsys.readouterr().out
+
+
+def test_a_store_indexed_without_a_model_has_fingerprints_too(small_demo_mfcc, tmp_path, capsys):
+    """``index --features mfcc-stats`` decodes through the same workers, and stores fingerprints."""
+    assert main(["duplicates", "--store", str(small_demo_mfcc), "--report", str(tmp_path / "d.csv"), "-q"]) == 0
+    rows = read_report(tmp_path / "d.csv")
+    for group in {r["group"] for r in rows}:
+        first, *rest = [r["path"] for r in rows if r["group"] == group]
+        assert all(waveform_correlation(first, other) > 0.9 for other in rest)

@@ -56,10 +56,12 @@ def missing_fingerprints(fingerprints: list[bytes | None]) -> int:
 
 
 def same_recording(a: np.ndarray | None, b: np.ndarray | None, duration_a: float, duration_b: float, *,
-                   min_agreement: float = MATCH_AGREEMENT, tolerance: float = DURATION_TOLERANCE) -> tuple[float, float] | None:
+                   min_agreement: float = MATCH_AGREEMENT,
+                   tolerance: float = DURATION_TOLERANCE) -> tuple[float, float] | None:
     """(agreement, offset seconds) when fingerprints ``a``, ``b`` and durations (seconds) say one
     recording, else None. The offset is how much later ``b`` starts into the recording than ``a``."""
-    if a is None or b is None or not durations_agree(duration_a, duration_b, tolerance=tolerance + MAX_SHIFT_SECONDS):
+    longest_cut = tolerance + MAX_SHIFT_SECONDS
+    if a is None or b is None or not durations_agree(duration_a, duration_b, tolerance=longest_cut):
         return None
     cut = duration_a - duration_b
     score, offset = agreement(a, b, shifts=(min(0.0, cut) - tolerance, max(0.0, cut) + tolerance))
@@ -75,13 +77,15 @@ def duplicate_pairs(collection: Collection, fingerprints: list[bytes | None], *,
     items = [from_bytes(f) for f in fingerprints]
     indices, distances = all_nearest(collection.unit, NEIGHBOURS)
     found: dict[tuple[int, int], float] = {}
+    judged: set[tuple[int, int]] = set()
     for i, (rows, dists) in enumerate(zip(indices, distances)):
         for j, d in zip(rows.tolist(), dists.tolist()):
             if d > max_distance:
                 break  # nearest first: the rest are farther
             key = (min(i, j), max(i, j))
-            if key in found or i == j:
+            if key in judged or i == j:
                 continue
+            judged.add(key)
             if same_recording(items[i], items[j], collection.durations[i], collection.durations[j],
                               min_agreement=min_agreement, tolerance=tolerance):
                 found[key] = max(d, 0.0)
