@@ -151,9 +151,14 @@ def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSourc
 
     ``progress`` (a tqdm bar) advances once per analysed file, failed ones included. Each record
     carries the file's audio fingerprint, unless libchromaprint is missing (a warning says so)."""
-    if files and (reason := fingerprint_missing()) is not None:
+    reason = fingerprint_missing() if files else None
+    if reason is not None:
         log.warning("no audio fingerprints will be stored ('melodex duplicates' needs them): %s", reason)
     for result in predictor.predict(files, full=full, embeddings=True, fingerprints=True):
+        if reason is None and result.error is None and result.fingerprint is None:
+            reason = "this engine computes none"  # --engine ray: say so once
+            log.warning("no audio fingerprints stored for these files (%s); 'melodex duplicates --fingerprint' "
+                        "adds them later", reason)
         if progress is not None:
             progress.update(1)
         if result.error is not None or result.embedding is None or not _utf8(str(result.audio_file)):
