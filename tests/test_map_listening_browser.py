@@ -9,6 +9,7 @@ lists the artists ``melodex similar --artist`` names.
 
 from __future__ import annotations
 
+import html
 from itertools import pairwise
 from pathlib import Path
 
@@ -181,7 +182,8 @@ def test_artist_view_shows_artists_as_points_with_their_nearest_artists(site, pa
 
     artist = tracks["artist"][12]
     expected = similar_artists(collection, artist, 5)
-    hover = points["text"][shown.index(artist)]
+    assert points["text"] == [html.escape(name, quote=False) for name in shown]  # named on the map, as plain text
+    hover = points["hovertext"][shown.index(artist)]
     assert [line.split("• ")[1] for line in hover.split("<br>") if "• " in line] == [
         f"{a} {d:.2f}" for a, d in zip(expected["artist"], expected["distance"])]
 

@@ -182,10 +182,13 @@ LISTENING_JS = r"""
   function artistTraces() {
     var C = artistCentres(), codes = [];
     for (var a = 0; a < D.artists.length; a++) if (C.n[a]) codes.push(a);
-    return [{ type: codes.length > 2000 ? "scattergl" : "scatter", mode: "markers", name: esc("artists (" + codes.length + ")"),
+    var named = codes.length <= 60;  // a few artists: their names on the map too
+    return [{ type: codes.length > 2000 ? "scattergl" : "scatter", mode: named ? "markers+text" : "markers",
+      name: esc("artists (" + codes.length + ")"),
       x: pick(C.x, codes), y: pick(C.y, codes), customdata: codes.map(function (a) { return -1 - a; }),
-      text: codes.map(function (a) { return "<b>" + esc(D.artists[a]) + "</b><br>" + C.n[a] + " tracks" + nearText(a); }),
-      hoverinfo: "text", marker: { size: codes.map(function (a) { return 8 + 3 * Math.sqrt(C.n[a]); }),
+      hovertext: codes.map(function (a) { return "<b>" + esc(D.artists[a]) + "</b><br>" + C.n[a] + " tracks" + nearText(a); }),
+      text: named ? codes.map(function (a) { return esc(D.artists[a]); }) : undefined,
+      textposition: "bottom center", textfont: { size: 11, color: "#444444" }, hoverinfo: "text", marker: { size: codes.map(function (a) { return 8 + 3 * Math.sqrt(C.n[a]); }),
         color: pick(D.artistColors, codes), opacity: 0.85, line: { color: "#333333", width: 1 } } }];
   }
   // A clicked artist: lines to its nearest artists, each end labelled with the energy distance.
@@ -198,6 +201,8 @@ LISTENING_JS = r"""
     pathTraces = !near.length ? [] : [
       { type: "scatter", mode: "lines", name: esc("nearest to " + D.artists[code]), x: x, y: y, hoverinfo: "skip",
         line: { color: "#111111", width: 2 } },
+      { type: "scatter", mode: "markers", name: esc(D.artists[code]), x: [C.x[code]], y: [C.y[code]], hoverinfo: "skip",
+        marker: { size: 18, symbol: "circle-open", color: "#111111", line: { width: 3 } } },
       { type: "scatter", mode: "markers+text", name: esc("distances"), x: pick(C.x, ends), y: pick(C.y, ends),
         customdata: ends.map(function (a) { return -1 - a; }), textposition: "top center", hoverinfo: "skip",
         text: near.map(function (p) { return esc(D.artists[p[0]]) + " " + p[1].toFixed(2); }),
