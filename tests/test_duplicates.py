@@ -20,8 +20,10 @@ import pytest
 from melodex.cli import main
 from tests.test_listening import render_take
 
-pytest.importorskip("chromaprint", reason="libchromaprint is not installed (apt-get install libchromaprint1; "
-                                          "'make test' installs it)")
+from melodex.audio.fingerprint import missing_reason
+
+needs_chromaprint = pytest.mark.skipif(missing_reason() is not None,
+                                       reason=f"{missing_reason()} ('make test' installs it)")
 
 INDEX = ["--num-workers", "0", "--device", "cpu", "--no-tags", "-q"]
 
@@ -38,6 +40,7 @@ def read_report(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@needs_chromaprint
 def test_every_reencode_and_a_trimmed_copy_are_one_group_another_take_and_style_mates_are_not(demo, tmp_path,
                                                                                                 capsys):
     from melodex.audio.decode import load_audio
@@ -87,6 +90,7 @@ def waveform_correlation(a_path: str, b_path: str) -> float:
     return float(np.corrcoef(a[:n], b[:n])[0, 1])
 
 
+@needs_chromaprint
 def test_demo_library_groups_only_the_same_audio_and_an_old_store_is_refused_until_fingerprinted(demo, tmp_path,
                                                                                                 capsys):
     _, out = demo
@@ -119,6 +123,7 @@ def test_demo_library_groups_only_the_same_audio_and_an_old_store_is_refused_unt
     assert f"{len(groups)} group(s)" in capsys.readouterr().out
 
 
+@needs_chromaprint
 def test_a_store_indexed_without_a_model_has_fingerprints_too(small_demo_mfcc, tmp_path, capsys):
     """``index --features mfcc-stats`` decodes through the same workers, and stores fingerprints."""
     assert main(["duplicates", "--store", str(small_demo_mfcc), "--report", str(tmp_path / "d.csv"), "-q"]) == 0
@@ -126,3 +131,22 @@ def test_a_store_indexed_without_a_model_has_fingerprints_too(small_demo_mfcc, t
     for group in {r["group"] for r in rows}:
         first, *rest = [r["path"] for r in rows if r["group"] == group]
         assert all(waveform_correlation(first, other) > 0.9 for other in rest)
+
+
+def test_without_libchromaprint_index_warns_and_fingerprint_says_how_to_install_it(demo, tmp_path, monkeypatch,
+                                                                                    capsys):
+    from melodex.audio import fingerprint
+
+    data, out = demo
+    monkeypatch.setattr(fingerprint, "_chromaprint", None)
+    music = tmp_path / "music"
+    music.mkdir()
+    shutil.copyfile(next((data / "fma_small").rglob("*.mp3")), music / "a.mp3")
+    store = tmp_path / "library"
+    assert main(["index", "--audio", str(music), "--model", str(out / "training_outputs" / "latest"),
+                 "--store", str(store), "--num-workers", "0", "--device", "cpu", "--no-tags"]) == 0
+    assert "no audio fingerprints will be stored" in capsys.readouterr().err
+    assert main(["duplicates", "--store", str(store), "--fingerprint", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "libchromaprint was not found" in err and "apt-get install libchromaprint1" in err
