@@ -17,10 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from melodex.audio.fingerprint import missing_reason
 from melodex.cli import main
 from tests.test_listening import render_take
-
-from melodex.audio.fingerprint import missing_reason
 
 needs_chromaprint = pytest.mark.skipif(missing_reason() is not None,
                                        reason=f"{missing_reason()} ('make test' installs it)")
