@@ -6,7 +6,9 @@ For each of the first ``--files`` audio files under DIR: decoding its first segm
 ``melodex index`` decodes), the Chromaprint of those samples (:mod:`melodex.audio.fingerprint`,
 what indexing adds), and the MFCC of the segment (what indexing already does), best of
 ``--repeat``. Prints the milliseconds per file and the fingerprint's cost as a share of decoding
-and of decoding + MFCC.
+and of decoding + MFCC. Then what ``melodex duplicates`` spends judging candidates: 2,000 tracks
+whose embeddings all lie within the candidate distance (20 candidates each, the worst case), with
+unrelated 30-s fingerprints, in seconds and per candidate pair.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
+
+from melodex.analysis.collection import Collection
+from melodex.analysis.duplicates import NEIGHBOURS, duplicate_pairs
 
 from melodex.audio.files import find_audio_files
 from melodex.audio.fingerprint import chromaprint, missing_reason
@@ -57,6 +63,21 @@ def main() -> None:
     print(f"{len(files)} files, {np.mean(seconds):.1f} s of audio each (first segment), best of {args.repeat}")
     print(f"decode {d:.1f} ms/file, fingerprint {f:.1f} ms/file, MFCC {m:.1f} ms/file")
     print(f"fingerprint / decode = {f / d:.2f}; fingerprint / (decode + MFCC) = {f / (d + m):.3f}")
+    judging()
+
+
+def judging(n: int = 2000) -> None:
+    rng = np.random.default_rng(0)
+    embeddings = (np.ones((n, 64)) + 0.03 * rng.standard_normal((n, 64))).astype(np.float32)
+    collection = Collection.from_frame(pd.DataFrame({"track_id": [str(i) for i in range(n)],
+                                                     "duration": [200.0] * n}), embeddings)
+    prints = [rng.integers(0, 2**32, 242, dtype=np.uint64).astype("<u4").tobytes() for _ in range(n)]
+    start = time.perf_counter()
+    duplicate_pairs(collection, prints)
+    seconds = time.perf_counter() - start
+    pairs = n * NEIGHBOURS / 2  # about: each pair is met from both sides and judged once
+    print(f"duplicates on {n} tracks with {NEIGHBOURS} candidates each: {seconds:.1f} s, "
+          f"~{1000 * seconds / pairs:.2f} ms per candidate pair")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ Two tracks are taken for one recording when all of these hold:
 Fingerprints are stored at index time (the ``chromaprint`` column); a track without one cannot
 be confirmed, so :func:`missing_fingerprints` lets the command refuse, and say how to add them,
 rather than fall back to the embedding alone. Pairs join into groups through shared members.
-Nothing is ever deleted: the result is a report; no audio is decoded here.
+Nothing is ever deleted: the result is a report; no audio is decoded here. Judging a candidate
+pair costs about 0.6 ms (``benchmarks/bench_fingerprint.py``: 2,000 tracks whose embeddings all
+lie within the candidate distance, 20 candidates each, take 12 s on a busy 2-core machine).
 """
 
 from __future__ import annotations

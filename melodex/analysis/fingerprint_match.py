@@ -35,40 +35,55 @@ def from_bytes(raw: bytes | None) -> np.ndarray | None:
     return np.frombuffer(raw, dtype="<u4", count=len(raw) // 4).astype(np.uint32)
 
 
-def bits(items: np.ndarray) -> np.ndarray:
-    """Items [shape=(n,), uint32] -> their bits [shape=(n, 32)] as float32 0/1."""
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int32)
+
+
+def _share_of_ones(items: np.ndarray) -> np.ndarray:
+    """Each bit's share of ones over ``items`` [shape=(32,)]."""
     raw = np.ascontiguousarray(items, dtype="<u4").view(np.uint8)
-    return np.unpackbits(raw).reshape(len(items), 32).astype(np.float32)
+    return np.unpackbits(raw).reshape(len(items), 32).mean(axis=0)
 
 
-def kappa(x: np.ndarray, y: np.ndarray) -> float:
-    """Cohen's kappa of two aligned bit arrays [shape=(n, 32)]: agreement beyond their bits' chance."""
-    observed = float(np.mean(x == y))
-    px, py = x.mean(axis=0), y.mean(axis=0)
+def kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa of two aligned fingerprints of equal length: agreement beyond their bits' chance."""
+    observed = 1.0 - _POPCOUNT[np.bitwise_xor(a, b).view(np.uint8)].sum() / (32.0 * len(a))
+    px, py = _share_of_ones(a), _share_of_ones(b)
     expected = float(np.mean(px * py + (1.0 - px) * (1.0 - py)))
     return 0.0 if expected >= 1.0 else (observed - expected) / (1.0 - expected)
 
 
 def agreement(a: np.ndarray, b: np.ndarray, *, shifts: tuple[float, float] | None = None,
               min_overlap_seconds: float = MIN_OVERLAP_SECONDS) -> tuple[float, float]:
-    """(kappa, shift in seconds) at the best shift of fingerprint ``b`` against ``a`` (items, uint32).
+    """(kappa, shift in seconds) of fingerprint ``b`` against ``a`` (items, uint32) where they align best.
 
     A positive shift means ``b`` starts that much later into the recording than ``a`` (``b`` was cut
     at the start). Shifts from ``shifts[0]`` to ``shifts[1]`` seconds are tried (default up to
-    :data:`MAX_SHIFT_SECONDS` each way), keeping at least ``min_overlap_seconds`` of overlap;
-    (0.0, 0.0) when the fingerprints are too short for that. The narrower the range, the less
-    chance two unrelated fingerprints find a shift where they happen to agree.
+    :data:`MAX_SHIFT_SECONDS` each way), keeping at least ``min_overlap_seconds`` of overlap, all at
+    once (an XOR and a popcount per item pair); the shift where most bits agree is the alignment,
+    and kappa is measured there. (0.0, 0.0) when the fingerprints are too short for that. The
+    narrower the range, the less chance two unrelated fingerprints find a shift where they agree.
     """
     low, high = shifts if shifts is not None else (-MAX_SHIFT_SECONDS, MAX_SHIFT_SECONDS)
-    min_overlap = max(1, round(min_overlap_seconds / ITEM_SECONDS))
-    x, y = bits(a), bits(b)
-    best, best_shift = 0.0, 0
-    for shift in range(int(np.floor(low / ITEM_SECONDS)), int(np.ceil(high / ITEM_SECONDS)) + 1):
-        lo_a, lo_b = max(0, shift), max(0, -shift)
-        n = min(len(a) - lo_a, len(b) - lo_b)
-        if n < min_overlap:
-            continue
-        score = kappa(x[lo_a:lo_a + n], y[lo_b:lo_b + n])
-        if score > best:
-            best, best_shift = score, shift
-    return best, best_shift * ITEM_SECONDS
+    a, b = np.ascontiguousarray(a, dtype="<u4"), np.ascontiguousarray(b, dtype="<u4")
+    steps = np.arange(int(np.floor(low / ITEM_SECONDS)), int(np.ceil(high / ITEM_SECONDS)) + 1)
+    if not len(a) or not len(b) or not len(steps):
+        return 0.0, 0.0
+    reach = int(np.abs(steps).max())
+    padded = np.zeros(len(a) + 2 * reach + len(b), dtype="<u4")
+    padded[reach:reach + len(a)] = a
+    inside = np.zeros(len(padded), dtype=bool)
+    inside[reach:reach + len(a)] = True
+    # row j of b meets row j + shift of a: one window of the padded a per shift [shape=(shifts, len(b))]
+    rows = reach + steps
+    windows = np.lib.stride_tricks.sliding_window_view(padded, len(b))[rows]
+    valid = np.lib.stride_tricks.sliding_window_view(inside, len(b))[rows]
+    wrong = _POPCOUNT[(windows ^ b[None]).view(np.uint8)].reshape(len(steps), len(b), 4).sum(axis=2)
+    n = valid.sum(axis=1)
+    observed = np.where(n >= max(1, round(min_overlap_seconds / ITEM_SECONDS)),
+                        1.0 - (wrong * valid).sum(axis=1) / (32.0 * np.maximum(n, 1)), -1.0)
+    best = int(np.argmax(observed))
+    if observed[best] < 0:
+        return 0.0, 0.0
+    shift, size = int(steps[best]), int(n[best])
+    score = kappa(a[max(0, shift):max(0, shift) + size], b[max(0, -shift):max(0, -shift) + size])
+    return (float(score), shift * ITEM_SECONDS) if score > 0 else (0.0, 0.0)
