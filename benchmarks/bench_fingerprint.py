@@ -21,7 +21,6 @@ import pandas as pd
 
 from melodex.analysis.collection import Collection
 from melodex.analysis.duplicates import NEIGHBOURS, duplicate_pairs
-
 from melodex.audio.files import find_audio_files
 from melodex.audio.fingerprint import chromaprint, missing_reason
 from melodex.audio.segments import read_first_segment

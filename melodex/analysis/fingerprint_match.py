@@ -35,7 +35,7 @@ def from_bytes(raw: bytes | None) -> np.ndarray | None:
     return np.frombuffer(raw, dtype="<u4", count=len(raw) // 4).astype(np.uint32)
 
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int32)
+_POPCOUNT = np.array([i.bit_count() for i in range(256)], dtype=np.int32)
 
 
 def _share_of_ones(items: np.ndarray) -> np.ndarray:
