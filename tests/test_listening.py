@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from melodex.audio.fingerprint import missing_reason
 from melodex.cli import main
 from tests._helpers_playlists import load_m3u8, validate_xspf
 
@@ -164,6 +165,7 @@ def render_take(track: dict, seconds: float, performance: int) -> np.ndarray:
                         loudness=track["loudness"], noise_db=track["noise_db"], dull=track["dull"])
 
 
+@pytest.mark.skipif(missing_reason() is not None, reason=f"{missing_reason()} ('make test' installs it)")
 def test_duplicates_groups_codecs_and_trims_but_not_another_take(demo, tmp_path, capsys):
     from melodex.audio.decode import load_audio
     from melodex.audio.encode import write_audio
