@@ -7,13 +7,25 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all fuzz browser clean
+.PHONY: setup demo test test-all fuzz browser system clean
 
 # The map's browser test drives Debian's chromium (never a downloaded browser build).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: the browser test will be skipped (sudo apt-get install chromium)"; fi; }
+
+# Debian's libchromaprint1 computes the audio fingerprints that 'melodex duplicates' compares (no
+# PyPI wheel ships the library; pyacoustid binds it), and mpv loads a written M3U8 in a test.
+# About 30 s as root; otherwise the tests that need them are skipped and say why.
+system:
+	@missing=""; \
+	  ldconfig -p 2>/dev/null | grep -q 'libchromaprint\.so\.1' || missing="$$missing libchromaprint1"; \
+	  command -v mpv >/dev/null 2>&1 || missing="$$missing mpv"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then { apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	      || echo "could not install$$missing: fingerprints/mpv tests will be skipped"; \
+	    else echo "missing:$$missing: fingerprints/mpv tests will be skipped (sudo apt-get install$$missing)"; fi; fi
 
 setup: $(VENV)/.installed
 
@@ -27,11 +39,11 @@ demo: setup
 	$(VENV)/bin/melodex demo
 
 # lint-imports checks the layer contracts in pyproject.toml before any test runs.
-test: setup browser
+test: setup browser system
 	$(VENV)/bin/lint-imports
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-test-all: setup browser
+test-all: setup browser system
 	$(VENV)/bin/lint-imports
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -m "" $(PYTEST_ARGS)
 

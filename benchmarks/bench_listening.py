@@ -35,7 +35,7 @@ from melodex.analysis.duplicates import find_duplicates
 from melodex.analysis.neighbours import all_nearest
 from melodex.analysis.playlists import cluster_labels, instant_mix, path_between
 from melodex.cli import main as melodex
-from melodex.constants import DUPLICATE_DISTANCE
+from melodex.constants import DUPLICATE_CANDIDATE_DISTANCE
 from melodex.library.store import LibraryStore
 
 
@@ -81,10 +81,19 @@ def main() -> None:
         print(f"clusters {name}: {len(set(labels.tolist()))} clusters, adjusted Rand index "
               f"{adjusted_rand_score(genres, labels):.3f} against the demo styles")
 
-    table = find_duplicates(c)
+    prints = store.chromaprints()
+    missing = sum(f is None for f in prints)
     _, nearest = all_nearest(c.unit, 1)
-    print(f"duplicates in the demo library itself (none are real): {table['group'].nunique() if len(table) else 0} "
-          f"groups, {len(table)} tracks at --max-distance {DUPLICATE_DISTANCE}")
+    if missing:
+        print(f"duplicates: {missing} of {len(prints)} tracks have no fingerprint "
+              f"(melodex duplicates --store {store.root} --fingerprint adds them)")
+    else:
+        table = find_duplicates(c, prints)
+        print(f"duplicates in the demo library itself: {table['group'].nunique() if len(table) else 0} groups, "
+              f"{len(table)} tracks (candidates within {DUPLICATE_CANDIDATE_DISTANCE}, confirmed by fingerprints; "
+              "the demo has no copies, but renders a few clips almost identically)")
+        for row in table.itertuples(index=False):
+            print(f"  group {row.group}: {row.track_id} distance {row.distance:.4f} agreement {row.agreement:.3f}")
     q = np.percentile(nearest[:, 0], [1, 5, 25, 50])
     print("nearest-neighbour cosine distance, percentiles 1/5/25/50: " + ", ".join(f"{v:.5f}" for v in q))
 

@@ -52,5 +52,8 @@ MIN_LAST_SECONDS = 5.0  # --full: a tail shorter than this after the last full w
 # melodex duplicates: the largest cosine distance between copies of one recording, and how many
 # seconds their durations may differ (codec padding, trimmed silence; see melodex/analysis/duplicates.py)
 DUPLICATE_DISTANCE = 0.005
+# duplicates: embedding distance within which a pair is a candidate that the audio fingerprint then
+# judges (a copy with 3 s cut off a 10-s clip lies 0.014 away; the fingerprint rejects the rest)
+DUPLICATE_CANDIDATE_DISTANCE = 0.05
 DURATION_TOLERANCE = 1.0
 DEFAULT_ARTIST_PAGES = 500  # evolution --all: artists with a page of figures (the most drifting first)

@@ -152,7 +152,10 @@ def small_demo(tmp_path_factory) -> tuple[int, Path, Path]:
 
     from melodex.cli import main
 
-    shared = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of this run
+    base = tmp_path_factory.getbasetemp()
+    # xdist workers get base/../popen-gwN: share their parent (this run's folder); a plain run has its
+    # own base (its parent, /tmp/pytest-of-USER, outlives the run and would serve an older run's demo)
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     root = shared / "small-demo"
     data, out, done = root / "demo_data", root / "demo_outputs", root / "status"
     with FileLock(str(shared / "small-demo.lock")):

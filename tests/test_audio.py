@@ -112,7 +112,7 @@ def test_decoder_chatter_on_fd2_becomes_a_debug_log(tmp_path, capfd, caplog):
     terminal (it would break progress bars once per file) but stays visible with -v."""
     import logging
 
-    from melodex.audio.decode import _decoder_chatter
+    from melodex.audio.chatter import decoder_chatter
 
     logger = logging.getLogger("melodex.audio.decode")
     # Only caplog hears the record: handlers an earlier CLI test left on "melodex" would
@@ -121,7 +121,7 @@ def test_decoder_chatter_on_fd2_becomes_a_debug_log(tmp_path, capfd, caplog):
     logger.propagate = False
     caplog.set_level(logging.DEBUG, logger="melodex.audio.decode")
     try:
-        with _decoder_chatter(tmp_path / "cut.mp3"):
+        with decoder_chatter(tmp_path / "cut.mp3"):
             os.write(2, b"[layer3.c:1774] error: part2_3_length (960) too large\n")
     finally:
         logger.removeHandler(caplog.handler)
@@ -136,7 +136,7 @@ def test_decoder_chatter_is_kept_per_call(tmp_path, caplog):
     """The sink is reused across calls: each call logs only its own message, nothing left over."""
     import logging
 
-    from melodex.audio.decode import _decoder_chatter
+    from melodex.audio.chatter import decoder_chatter
 
     logger = logging.getLogger("melodex.audio.decode")
     logger.addHandler(caplog.handler)
@@ -144,7 +144,7 @@ def test_decoder_chatter_is_kept_per_call(tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="melodex.audio.decode")
     try:
         for name, text in [("a.mp3", b"first message, rather long " * 4), ("b.mp3", b""), ("c.mp3", b"second")]:
-            with _decoder_chatter(tmp_path / name):
+            with decoder_chatter(tmp_path / name):
                 if text:
                     os.write(2, text + b"\n")
     finally:

@@ -330,7 +330,7 @@ def test_serve_answers_the_page_and_the_api(store):
 def test_the_page_offers_folder_and_no_predicted_genre(store, page):  # noqa: F811 (the browser test's fixture)
     open_map(page, (store.root.parent / "map.html").as_uri())
     options = page.eval_on_selector_all("#color-by option", "els => els.map(e => e.value)")
-    assert options == ["genre", "artist", "year", "folder"]
+    assert options == ["genre", "artist", "year", "folder", "cluster"]
     page.select_option("#color-by", "folder")
     page.wait_for_function("document.querySelector('.legendtitletext').textContent.startsWith('folder')")
     entries = page.evaluate("[...document.querySelectorAll('.legend .traces .legendtext')].map(e => e.textContent)")

@@ -72,30 +72,41 @@ def test_cluster_playlists_cover_every_track_once_and_match_the_styles(library, 
     assert adjusted_rand_score(styles, [found[t] for t in tracks["track_id"]]) == pytest.approx(1.0)
 
 
-def duplicate_store(root: Path, durations: list[float | None], rng) -> LibraryStore:
-    """Tracks 0 and 1 share an embedding (plus 1e-4 noise); 2 and 3 are unrelated."""
+def duplicate_store(root: Path, durations: list[float | None], rng, *, same_audio: bool = True) -> LibraryStore:
+    """Tracks 0 and 1 share an embedding (plus 1e-4 noise); 2 and 3 are unrelated. Each has a
+    fingerprint (30 s of Chromaprint items): track 1's is track 0's with 5 % of the bits flipped
+    (a re-encode) when ``same_audio``, else its own (another take that sounds as close)."""
     base = np.abs(rng.standard_normal((3, 64))).astype(np.float32)
     emb = [base[0], base[0] + 1e-4 * rng.standard_normal(64).astype(np.float32), base[1], base[2]]
+    prints = rng.integers(0, 2**32, (4, 242), dtype=np.uint64).astype("<u4")
+    if same_audio:
+        flips = (rng.random((242, 32)) < 0.05).astype(np.uint64) << np.arange(32, dtype=np.uint64)
+        prints[1] = prints[0] ^ flips.sum(axis=1).astype("<u4")
     store = LibraryStore(root)
-    store.add([TrackRecord(f"d{i}", str(root.parent / f"song{i}.flac"), e, {"A": 1.0}, source="tags", duration=d)
+    store.add([TrackRecord(f"d{i}", str(root.parent / f"song{i}.flac"), e, {"A": 1.0}, source="tags", duration=d,
+                           chromaprint=prints[i].tobytes())
                for i, (e, d) in enumerate(zip(emb, durations))])
     return store
 
 
-@pytest.mark.parametrize(("durations", "groups"), [
-    ([200.0, 200.4, 200.0, 200.0], 1),   # a re-encode: grouped
-    ([200.0, 199.2, 200.0, 200.0], 1),   # a copy trimmed by 0.8 s: grouped
-    ([200.0, 215.0, 200.0, 200.0], 0),   # same sound, another length: another take, not grouped
-    ([200.0, None, 200.0, 200.0], 0),    # duration unknown: never confirmed
+@pytest.mark.parametrize(("durations", "same_audio", "groups"), [
+    ([200.0, 200.4, 200.0, 200.0], True, 1),    # a re-encode: grouped
+    ([200.0, 199.2, 200.0, 200.0], True, 1),    # a copy trimmed by 0.8 s: grouped
+    ([200.0, 200.0, 200.0, 200.0], False, 0),   # same sound and length, other audio: another take, not grouped
+    ([200.0, 215.0, 200.0, 200.0], False, 0),   # same sound, another length: another take, not grouped
+    ([200.0, 240.0, 200.0, 200.0], True, 0),    # far longer than any cut the fingerprints are searched for
+    ([200.0, None, 200.0, 200.0], True, 0),     # duration unknown: never confirmed
 ])
-def test_duplicates_need_close_embeddings_and_agreeing_durations(tmp_path, rng, capsys, durations, groups):
+def test_duplicates_need_close_embeddings_agreeing_fingerprints_and_durations(tmp_path, rng, capsys, durations,
+                                                                             same_audio, groups):
     for i in range(4):
         (tmp_path / f"song{i}.flac").write_bytes(b"audio")
-    duplicate_store(tmp_path / "lib", durations, rng)
+    duplicate_store(tmp_path / "lib", durations, rng, same_audio=same_audio)
     assert main(["duplicates", "--store", str(tmp_path / "lib"), "-q"]) == 0
     assert f"{groups} group(s)" in capsys.readouterr().out
     report = (tmp_path / "lib" / "duplicates.csv").read_text(encoding="utf-8").splitlines()
-    assert report[0] == "group,track_id,path,artist,title,duration,distance" and len(report) == 1 + 2 * groups
+    assert report[0] == "group,track_id,path,artist,title,duration,distance,agreement,offset"
+    assert len(report) == 1 + 2 * groups
     assert sorted(p.name for p in tmp_path.glob("song*.flac")) == [f"song{i}.flac" for i in range(4)]
 
 

@@ -1,29 +1,28 @@
 """Tracks that are the same recording: another format, another bit rate, or a trimmed copy.
 
-Two tracks are taken for one recording when both hold:
+Two tracks are taken for one recording when all of these hold:
 
-* their embeddings are almost identical: cosine distance at most ``max_distance``
-  (:data:`DUPLICATE_DISTANCE`). Re-encoding (FLAC, MP3, Ogg Vorbis, AAC at 22.05 kHz) moves an
-  embedding far less than another performance of the same piece does, which changes timing,
-  timbre and noise throughout;
-* the store's durations confirm it: they differ by at most ``tolerance`` seconds
-  (:data:`~melodex.constants.DURATION_TOLERANCE`, 1 s), so a codec's padding (AAC adds about
-  0.1 s) or a trimmed silence passes, while another take, an edit or a different song of similar
-  sound almost never lasts the same to the second. A track whose duration the store does not
-  know is never confirmed.
+* their embeddings lie close: cosine distance at most ``max_distance``
+  (:data:`~melodex.constants.DUPLICATE_CANDIDATE_DISTANCE`, 0.05, loose: a copy with 3 s cut off a
+  10-s clip lies 0.014 away). This only finds candidates cheaply (each track's
+  :data:`NEIGHBOURS` nearest); the genre embedding is
+  no fingerprint: two demo clips of one artist and style lie as close as re-encodes (the demo
+  library's median nearest-neighbour distance is 0.003), which grouped 81 of its 128 tracks in
+  13 false groups when the embedding and the duration decided alone;
+* their audio fingerprints agree (:mod:`melodex.analysis.fingerprint_match`: the share of
+  Chromaprint bits that agree is at least ``min_agreement``, :data:`MATCH_AGREEMENT`), at a
+  shift that the durations explain: a copy cut by ``s`` seconds may be shifted by 0 to ``s``
+  seconds (cut at the end or at the start), give or take ``tolerance``;
+* the store's durations differ by at most ``tolerance`` plus the largest cut that is searched
+  (:data:`~melodex.analysis.fingerprint_match.MAX_SHIFT_SECONDS`). A track whose duration the
+  store does not know is never confirmed.
 
-What the embedding can and cannot do here (measured with the demo model on one demo clip, see
-``tests/test_listening.py`` and ``benchmarks/bench_listening.py``): re-encodes to FLAC, MP3, Ogg
-Vorbis and AAC and a copy trimmed by 0.8 s lie within 0.0002-0.0020 of each other; other takes
-of a clip lay 0.002-0.021 away (three takes measured), and many pairs of different demo clips by
-one artist in one style are as close (the median nearest-neighbour distance in the demo library
-is 0.003). The genre
-embedding is not a fingerprint: duration is what tells a copy from another take, and a library
-whose tracks all last the same (the demo's 10-second clips) gets false groups.
-
-Pairs come from each track's nearest neighbours (:func:`melodex.analysis.neighbours.all_nearest`)
-and join into groups through shared members. Nothing is ever deleted: the result is a report.
-Durations come from the store's ``duration`` column; no audio is decoded here.
+Fingerprints are stored at index time (the ``chromaprint`` column); a track without one cannot
+be confirmed, so :func:`missing_fingerprints` lets the command refuse, and say how to add them,
+rather than fall back to the embedding alone. Pairs join into groups through shared members.
+Nothing is ever deleted: the result is a report; no audio is decoded here. Judging a candidate
+pair costs about 0.6 ms (``benchmarks/bench_fingerprint.py``: 2,000 tracks whose embeddings all
+lie within the candidate distance, 20 candidates each, take 12 s on a busy 2-core machine).
 """
 
 from __future__ import annotations
@@ -35,12 +34,14 @@ import numpy as np
 import pandas as pd
 
 from melodex.analysis.collection import Collection
+from melodex.analysis.fingerprint_match import MATCH_AGREEMENT, MAX_SHIFT_SECONDS, agreement, from_bytes
 from melodex.analysis.neighbours import all_nearest
-from melodex.constants import DUPLICATE_DISTANCE, DURATION_TOLERANCE
+from melodex.constants import DUPLICATE_CANDIDATE_DISTANCE as CANDIDATE_DISTANCE
+from melodex.constants import DURATION_TOLERANCE
 from melodex.util.atomic import atomic_write, output_errors
 
-NEIGHBOURS = 10  # candidates per track
-REPORT_COLUMNS = ("group", "track_id", "path", "artist", "title", "duration", "distance")
+NEIGHBOURS = 20  # candidates per track
+REPORT_COLUMNS = ("group", "track_id", "path", "artist", "title", "duration", "distance", "agreement", "offset")
 
 
 def durations_agree(a: float, b: float, *, tolerance: float = DURATION_TOLERANCE) -> bool:
@@ -51,25 +52,45 @@ def durations_agree(a: float, b: float, *, tolerance: float = DURATION_TOLERANCE
     return abs(a - b) <= tolerance
 
 
-def same_recording(distance: float, a: float, b: float, *, max_distance: float = DUPLICATE_DISTANCE,
-                   tolerance: float = DURATION_TOLERANCE) -> bool:
-    """Cosine ``distance`` at most ``max_distance`` and durations ``a``, ``b`` (seconds) that agree."""
-    return distance <= max_distance and durations_agree(a, b, tolerance=tolerance)
+def missing_fingerprints(fingerprints: list[bytes | None]) -> int:
+    """How many tracks have no stored fingerprint."""
+    return sum(1 for f in fingerprints if f is None)
 
 
-def duplicate_pairs(collection: Collection, *, max_distance: float = DUPLICATE_DISTANCE,
+def same_recording(a: np.ndarray | None, b: np.ndarray | None, duration_a: float, duration_b: float, *,
+                   min_agreement: float = MATCH_AGREEMENT,
+                   tolerance: float = DURATION_TOLERANCE) -> tuple[float, float] | None:
+    """(agreement, offset seconds) when fingerprints ``a``, ``b`` and durations (seconds) say one
+    recording, else None. The offset is how much later ``b`` starts into the recording than ``a``."""
+    longest_cut = tolerance + MAX_SHIFT_SECONDS
+    if a is None or b is None or not durations_agree(duration_a, duration_b, tolerance=longest_cut):
+        return None
+    cut = duration_a - duration_b
+    score, offset = agreement(a, b, shifts=(min(0.0, cut) - tolerance, max(0.0, cut) + tolerance))
+    return (score, offset) if score >= min_agreement else None
+
+
+def duplicate_pairs(collection: Collection, fingerprints: list[bytes | None], *,
+                    max_distance: float = CANDIDATE_DISTANCE, min_agreement: float = MATCH_AGREEMENT,
                     tolerance: float = DURATION_TOLERANCE) -> list[tuple[int, int, float]]:
-    """Confirmed pairs ``(row i, row j, cosine distance)`` with i < j, closest first."""
+    """Confirmed pairs ``(row i, row j, cosine distance)`` with i < j, closest first.
+
+    ``fingerprints`` holds each row's stored fingerprint (None where missing: never confirmed)."""
+    items = [from_bytes(f) for f in fingerprints]
     indices, distances = all_nearest(collection.unit, NEIGHBOURS)
     found: dict[tuple[int, int], float] = {}
+    judged: set[tuple[int, int]] = set()
     for i, (rows, dists) in enumerate(zip(indices, distances)):
         for j, d in zip(rows.tolist(), dists.tolist()):
             if d > max_distance:
                 break  # nearest first: the rest are farther
-            d = max(d, 0.0)
-            if same_recording(d, collection.durations[i], collection.durations[j],
-                              max_distance=max_distance, tolerance=tolerance):
-                found[(min(i, j), max(i, j))] = d
+            key = (min(i, j), max(i, j))
+            if key in judged or i == j:
+                continue
+            judged.add(key)
+            if same_recording(items[i], items[j], collection.durations[i], collection.durations[j],
+                              min_agreement=min_agreement, tolerance=tolerance):
+                found[key] = max(d, 0.0)
     return sorted(((i, j, d) for (i, j), d in found.items()), key=lambda p: (p[2], p[0], p[1]))
 
 
@@ -92,24 +113,33 @@ def group_pairs(pairs: list[tuple[int, int, float]]) -> list[list[int]]:
     return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def find_duplicates(collection: Collection, *, max_distance: float = DUPLICATE_DISTANCE,
+def find_duplicates(collection: Collection, fingerprints: list[bytes | None], *,
+                    max_distance: float = CANDIDATE_DISTANCE, min_agreement: float = MATCH_AGREEMENT,
                     tolerance: float = DURATION_TOLERANCE) -> pd.DataFrame:
     """One row per track that has a duplicate, with columns :data:`REPORT_COLUMNS`.
 
-    ``group`` numbers the groups from 1; within a group the longest copy comes first and
-    ``distance`` is each member's cosine distance to it (0 for itself).
+    ``group`` numbers the groups from 1; within a group the longest copy comes first, and each
+    member's ``distance`` (cosine) and ``offset`` (seconds cut off its start) are measured against
+    it; ``agreement`` is the member's best fingerprint agreement with another member of the group
+    (copies join a group through their closest copy: two low-rate encodes may agree less with each
+    other than each does with the lossless file).
     """
     rows = []
-    pairs = duplicate_pairs(collection, max_distance=max_distance, tolerance=tolerance)
+    pairs = duplicate_pairs(collection, fingerprints, max_distance=max_distance, min_agreement=min_agreement,
+                            tolerance=tolerance)
+    items = [from_bytes(f) for f in fingerprints]
     for number, members in enumerate(group_pairs(pairs), start=1):
         durations = np.nan_to_num(collection.durations[members], nan=-1.0)
         members = [members[k] for k in np.argsort(-durations, kind="stable")]
         first = members[0]
         for row in members:
             described = collection.describe(row)
+            offset = 0.0 if row == first else agreement(items[first], items[row])[1]
+            score = max(agreement(items[row], items[other])[0] for other in members if other != row)
             rows.append({"group": number, "track_id": described["track_id"], "path": collection.paths[row],
                          "artist": described["artist"], "title": described["title"],
-                         "duration": described["duration"], "distance": round(collection.distance(first, row), 6)})
+                         "duration": described["duration"], "distance": round(collection.distance(first, row), 6),
+                         "agreement": round(score, 4), "offset": round(offset, 2)})
     return pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
 
 

@@ -26,6 +26,7 @@ from melodex.analysis.collection import Collection
 from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
 from melodex.analysis.neighbours import all_nearest
 from melodex.analysis.palette import OTHER_COLOR, PALETTE, UNKNOWN_COLOR, label_colors, model_labels
+from melodex.analysis.playlists import cluster_labels, cluster_name
 from melodex.constants import DUPLICATE_DISTANCE, DURATION_TOLERANCE
 from melodex.errors import MapError
 from melodex.util.atomic import atomic_write
@@ -42,6 +43,10 @@ PAGE_NEIGHBOURS = 10  # similar tracks listed when a point is clicked
 PAGE_NEIGHBOURS_MAX_TRACKS = 50_000  # above this the page lists none (``melodex serve`` answers instead)
 PAGE_ARTISTS = 5  # similar artists listed for a searched artist
 PAGE_ARTISTS_MAX_TRACKS = 10_000  # above this the page lists none (the pairwise cost grows with n^2)
+PAGE_CLUSTERS_AUTO_MAX_TRACKS = 2_000  # up to here the page's clusters are 'playlist --clusters auto' (HDBSCAN,
+# 9 s for 2,000 tracks and 66 s for 5,000 on a busy 2-core machine); above, 'playlist --clusters 12' (KMeans)
+PAGE_CLUSTERS_K = 12
+PAGE_CLUSTERS_MAX_TRACKS = 20_000  # above this the page has no clusters ('playlist --clusters' still has)
 
 
 def map_frame(store_or_frames: Any) -> pd.DataFrame:
@@ -206,12 +211,34 @@ def page_artist_neighbours(frame: pd.DataFrame, embeddings: np.ndarray | None, a
     return near
 
 
+def page_clusters(frame: pd.DataFrame, embeddings: np.ndarray | None) -> dict:
+    """Each point's cluster as ``melodex playlist --clusters auto`` finds it (HDBSCAN, see
+    :func:`melodex.analysis.playlists.cluster_labels`; ``--clusters 12``, KMeans, above
+    :data:`PAGE_CLUSTERS_AUTO_MAX_TRACKS` tracks), numbered by size and named as its playlist would
+    be; ``{"cluster": None}`` for a store too big or without embeddings."""
+    if embeddings is None or len(frame) < 2 or len(frame) > PAGE_CLUSTERS_MAX_TRACKS:
+        return {"cluster": None, "clusters": [], "clusterColors": [], "clusterMethod": None}
+    collection = Collection.from_frame(frame, embeddings)
+    k = None if len(frame) <= PAGE_CLUSTERS_AUTO_MAX_TRACKS else min(PAGE_CLUSTERS_K, len(frame))
+    labels = cluster_labels(collection, k)
+    found, counts = np.unique(labels, return_counts=True)
+    order = [int(found[k]) for k in np.lexsort((found, -counts))]
+    code = {label: k for k, label in enumerate(order)}
+    names = [f"{k + 1}. {cluster_name(collection, np.flatnonzero(labels == label).tolist())}"
+             for k, label in enumerate(order)]
+    colors = [PALETTE[k] if k < len(PALETTE) else OTHER_COLOR for k in range(len(order))]
+    return {"cluster": [code[int(label)] for label in labels], "clusters": names, "clusterColors": colors,
+            "clusterMethod": f"playlist --clusters {'auto' if k is None else k}"}
+
+
 def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, title: str,
-              color_by: str = "genre", embeddings: np.ndarray | None = None) -> dict:
+              color_by: str = "genre", embeddings: np.ndarray | None = None, api_base: str | None = None) -> dict:
     """The compact per-point arrays the page reads (one list per field, not one dict per point).
 
     ``embeddings`` [shape=(len(frame), d)], in the frame's row order, add each point's
-    :data:`PAGE_NEIGHBOURS` most similar tracks (see :func:`page_neighbours`)."""
+    :data:`PAGE_NEIGHBOURS` most similar tracks (see :func:`page_neighbours`), the nearest artists
+    and the clusters. ``api_base`` (``"/api/"`` under ``melodex serve``) makes the page ask the
+    server for its instant mixes."""
 
     n = len(frame)
     artist, artists = _codes(label_strings(frame.get("artist"), n))
@@ -248,8 +275,10 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "duration": _durations(frame),
         "nearDuplicate": DUPLICATE_DISTANCE, "durationTolerance": DURATION_TOLERANCE,
         "artistNear": page_artist_neighbours(frame, embeddings, artists),
+        "api": api_base,
     }
     data.update(page_neighbours(frame, embeddings))
+    data.update(page_clusters(frame, embeddings))
     return data
 
 
@@ -279,12 +308,13 @@ def script_json(data: Any) -> str:
 
 
 def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_base: str | None = None,
-                    title: str = "Melodex map", color_by: str | None = None) -> str:
-    """The map page as a string; see :func:`write_html_map`."""
+                    title: str = "Melodex map", color_by: str | None = None, api_base: str | None = None) -> str:
+    """The map page as a string; see :func:`write_html_map` (``api_base``: see :func:`page_data`)."""
 
     frame = map_frame(store_or_frames)
     data = page_data(frame, page_dir=Path(page_dir).absolute(), audio_base=audio_base, title=title,
-                     color_by=choose_color_by(frame, color_by), embeddings=frame_embeddings(store_or_frames, frame))
+                     color_by=choose_color_by(frame, color_by), embeddings=frame_embeddings(store_or_frames, frame),
+                     api_base=api_base)
     parts = {"__TITLE__": html.escape(title), "__PLOTLYJS__": get_plotlyjs(), "__DATA__": script_json(data),
              "__APP__": APP_JS}
     # one pass over the template: text put in is never scanned for placeholders again

@@ -9,14 +9,17 @@ Controls: a colour selector (genre, predicted genre, artist, year, folder) with 
 and counts each entry; an artist search that draws the artist's dated tracks in date order as a
 path with arrows, a start and an end marker; a click on a point plays the track in the page's
 ``<audio>`` element and lists its most similar tracks (precomputed into the data), each playable,
-an instant mix from it (a walk over those neighbours, two per artist at most, never two in a row)
-and its whole group (genre, artist) as a selection. A lasso/box selection or such a group downloads
-as an M3U8 of absolute URLs. A searched artist lists its nearest artists (energy distance).
+an instant mix from it and its whole group (genre, artist, cluster) as a selection; a lasso/box
+selection or such a group downloads as an M3U8 (these listening tools, the clusters and the
+artist view live in :mod:`melodex.analysis.map_listening`). A searched artist lists its nearest
+artists (energy distance).
 The plotly toolbar sits in the top margin and the legend below it, right of the points, so
 neither covers the other nor any point. ``window.melodexMap`` exposes the data and the graph to tests.
 """
 
 from __future__ import annotations
+
+from melodex.analysis.map_listening import LISTENING_JS
 
 PAGE_TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -61,7 +64,10 @@ body { display: flex; flex-direction: column; }
     <option value="artist">artist</option>
     <option value="year">year</option>
     <option value="folder">folder</option>
+    <option value="cluster">cluster</option>
   </select></label>
+  <label title="each artist a point at its tracks' centre; hover or click for its nearest artists"><input
+    type="checkbox" id="artist-view"> artists as points</label>
   <label>Artist <input id="artist-search" list="artist-list" placeholder="search, then Enter"
     autocomplete="off" size="22"></label>
   <datalist id="artist-list"></datalist>
@@ -80,7 +86,7 @@ body { display: flex; flex-direction: column; }
 </html>
 """
 
-APP_JS = r"""
+_CORE_START = r"""
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("map-data").textContent);
@@ -167,6 +173,7 @@ APP_JS = r"""
     if (mode === "artist") return categoricalTraces(D.artist, D.artists, D.artistColors, "other artists");
     if (mode === "year") return yearTraces();
     if (mode === "folder") return categoricalTraces(D.folder, D.folders, D.folderColors, "other folders");
+    if (mode === "cluster" && D.cluster) return clusterTraces();
     return categoricalTraces(D.genre, D.genres, D.genreColors, "other genres");
   }
 
@@ -183,10 +190,11 @@ APP_JS = r"""
   var config = { responsive: true, scrollZoom: true, displaylogo: false };
 
   function draw(mode) {
-    var base = baseTraces(mode);
+    var base = artistView.checked ? artistTraces() : baseTraces(mode);
     baseCount = base.length;
     for (var k = 0; k < base.length; k++) base[k].opacity = pathTraces.length ? 0.3 : 1;
-    layout.legend.title.text = "<b>" + LEGEND_TITLES[mode] + "</b> (" + N + " tracks)";
+    var title = mode === "cluster" ? "cluster (as " + D.clusterMethod + ")" : LEGEND_TITLES[mode];
+    layout.legend.title.text = "<b>" + (artistView.checked ? "artists" : esc(title)) + "</b> (" + N + " tracks)";
     return Plotly.react(gd, base.concat(pathTraces), layout, config);
   }
 
@@ -206,131 +214,9 @@ APP_JS = r"""
     if (p && p.catch) p.catch(function (err) { nowEl.textContent = "cannot play " + what + ": " + err.message; });
   }
 
-  // ---- the clicked track's most similar tracks, each playable ----------------------------------
-  var similarBox = document.getElementById("similar");
-  var similarTitle = document.getElementById("similar-title");
-  var similarList = document.getElementById("similar-list");
-  var mixButton = document.getElementById("play-mix");
-  var groupButton = document.getElementById("select-group");
-  var clicked = -1, queued = [], queuePos = -1;
-  document.getElementById("similar-close").addEventListener("click", function () { similarBox.hidden = true; });
+"""
 
-  function showList(title, rows, notes) {
-    while (similarList.firstChild) similarList.removeChild(similarList.firstChild);
-    similarTitle.textContent = title;
-    for (var k = 0; k < rows.length; k++) {
-      var li = document.createElement("li"), b = document.createElement("button"), d = document.createElement("span");
-      b.type = "button"; b.textContent = label(rows[k]); b.dataset.row = rows[k];
-      b.title = "play " + label(rows[k]);
-      b.addEventListener("click", function (ev) { queued = []; play(Number(ev.currentTarget.dataset.row)); });
-      d.className = "dist"; d.textContent = notes[k];
-      li.appendChild(b); li.appendChild(d); similarList.appendChild(li);
-    }
-    similarBox.hidden = false;
-  }
-
-  function showSimilar(i) {
-    clicked = i;
-    var mode = colorSel.value, group = groupOf(i, mode);
-    groupButton.hidden = group === null;
-    if (group !== null) groupButton.textContent = "select its " + GROUP_NAMES[mode] + " (" + group.length + ")";
-    mixButton.disabled = !D.similar;
-    if (!D.similar) { showList("No similar tracks listed for " + label(i) + " (too many tracks)", [], []); return; }
-    var rows = D.similar[i], dists = D.similarDist[i];
-    showList("Most similar to " + label(i), rows, dists.map(function (d) { return "distance " + d.toFixed(3); }));
-  }
-
-  // ---- an instant mix from a track: a walk over the precomputed neighbours -----------------------
-  var MIX_LENGTH = 20, MAX_PER_ARTIST = 2;
-  function artistKey(i) { return D.artist[i] >= 0 ? "a" + D.artist[i] : "t" + i; }
-  function sameRecording(a, b, dist) {  // as melodex duplicates: close embeddings, durations that agree
-    if (dist > D.nearDuplicate) return false;
-    var x = D.duration[a], y = D.duration[b];
-    if (!known(x) || !known(y)) return true;
-    return Math.abs(x - y) <= D.durationTolerance;
-  }
-  function instantMix(seed) {
-    var picked = [seed], used = {}, count = {};
-    used[seed] = true; count[artistKey(seed)] = 1;
-    while (picked.length < MIX_LENGTH) {
-      var prev = picked[picked.length - 1], next = -1;
-      // the previous track's neighbours first, then the seed's, then those of earlier picks
-      var sources = [prev, seed].concat(picked.slice(0, -1).reverse());
-      for (var s = 0; s < sources.length && next < 0; s++) {
-        var rows = D.similar[sources[s]], dists = D.similarDist[sources[s]];
-        for (var k = 0; k < rows.length; k++) {
-          var j = rows[k], a = artistKey(j);
-          if (used[j] || (count[a] || 0) >= MAX_PER_ARTIST || a === artistKey(prev)) continue;
-          if (picked.some(function (p) { return D.similar[p].indexOf(j) >= 0 &&
-              sameRecording(p, j, D.similarDist[p][D.similar[p].indexOf(j)]); })) continue;
-          next = j; break;
-        }
-      }
-      if (next < 0) break;
-      picked.push(next); used[next] = true; count[artistKey(next)] = (count[artistKey(next)] || 0) + 1;
-    }
-    return picked;
-  }
-  function markPlaying() {
-    var items = similarList.children;
-    for (var k = 0; k < items.length; k++) items[k].className = k === queuePos ? "playing" : "";
-  }
-  function playMix(seed) {
-    queued = instantMix(seed); queuePos = 0;
-    showList("Instant mix from " + label(seed) + " (" + queued.length + " tracks)", queued,
-      queued.map(function (r, k) { return k === 0 ? "seed" : orUnknown(artistOf(r)); }));
-    markPlaying();
-    play(queued[0]);
-    return queued;
-  }
-  player.addEventListener("ended", function () {
-    if (queuePos >= 0 && queuePos + 1 < queued.length) { queuePos += 1; markPlaying(); play(queued[queuePos]); }
-  });
-  mixButton.addEventListener("click", function () { if (clicked >= 0) playMix(clicked); });
-
-  // ---- a selection (lasso, box, or a clicked track's group) downloads as an M3U8 -----------------
-  var GROUP_NAMES = { genre: "genre", predicted: "predicted genre", artist: "artist", folder: "folder" };
-  var selectButton = document.getElementById("download-selection");
-  var selection = [];
-  function groupOf(i, mode) {
-    var codes = { genre: D.genre, predicted: D.pred, artist: D.artist, folder: D.folder }[mode] || null;
-    if (codes === null || codes[i] < 0) return null;
-    var out = [];
-    for (var j = 0; j < N; j++) if (codes[j] === codes[i]) out.push(j);
-    return out;
-  }
-  function setSelection(rows) {
-    var seen = {}, out = [];
-    for (var k = 0; k < rows.length; k++) if (!seen[rows[k]]) { seen[rows[k]] = true; out.push(rows[k]); }
-    selection = out;
-    selectButton.disabled = !out.length;
-    selectButton.textContent = "download selection as M3U8 (" + out.length + ")";
-    return out;
-  }
-  function oneLine(text) { return String(text).replace(/[\r\n]+/g, " "); }
-  function absoluteUrl(i) { var u = audioUrl(i); return u === null ? null : new URL(u, document.baseURI).href; }
-  function selectionM3U8(rows) {
-    var lines = ["#EXTM3U", "#PLAYLIST:" + oneLine(D.pageTitle + " selection")];
-    for (var k = 0; k < rows.length; k++) {
-      var i = rows[k], url = absoluteUrl(i), d = D.duration[i];
-      if (url === null) continue;
-      var who = [artistOf(i), D.title[i]].filter(known).join(" - ") || orUnknown(D.file[i]);
-      lines.push("#EXTINF:" + (known(d) ? Math.round(d) : -1) + "," + oneLine(who));
-      lines.push(url);
-    }
-    return lines.join("\n") + "\n";
-  }
-  selectButton.addEventListener("click", function () {
-    var blob = new Blob([selectionM3U8(selection)], { type: "audio/x-mpegurl" });
-    var link = document.createElement("a");
-    link.href = URL.createObjectURL(blob); link.download = "selection.m3u8";
-    document.body.appendChild(link); link.click(); link.remove();
-    setTimeout(function () { URL.revokeObjectURL(link.href); }, 1000);
-  });
-  groupButton.addEventListener("click", function () {
-    if (clicked >= 0) setSelection(groupOf(clicked, colorSel.value) || []);
-  });
-
+_CORE_END = r"""
   // ---- artist search: the artist's tracks in date order as a path ---------------------------
   function findArtist(query) {
     var q = query.trim().toLowerCase();
@@ -411,7 +297,8 @@ APP_JS = r"""
   // ---- wiring ---------------------------------------------------------------------------------
   var colorSel = document.getElementById("color-by"), searchBox = document.getElementById("artist-search");
   if (D.hasPredictions === false) colorSel.querySelector('option[value="predicted"]').remove();  // no genre head
-  colorSel.value = D.colorBy;
+  if (!D.cluster) colorSel.removeChild(colorSel.querySelector("option[value=cluster]"));
+  colorSel.value = D.colorBy === "cluster" && !D.cluster ? "genre" : D.colorBy;
   var list = document.getElementById("artist-list");
   var frag = document.createDocumentFragment();
   for (var c = 0; c < D.artists.length; c++) { var o = document.createElement("option"); o.value = D.artists[c]; frag.appendChild(o); }
@@ -432,10 +319,14 @@ APP_JS = r"""
 
   var ready = draw(colorSel.value).then(function () {
     gd.on("plotly_click", function (ev) {
-      if (ev && ev.points && ev.points.length) { queued = []; play(ev.points[0].customdata); showSimilar(ev.points[0].customdata); }
+      if (!ev || !ev.points || !ev.points.length || ev.points[0].customdata === undefined) return;
+      var row = ev.points[0].customdata;
+      if (row < 0) { showArtistLinks(-1 - row); return; }  // an artist point (the artist view)
+      queued = []; play(row); showSimilar(row);
     });
     gd.on("plotly_selected", function (ev) {
-      setSelection(ev && ev.points ? ev.points.map(function (p) { return p.customdata; }) : []);
+      var rows = ev && ev.points ? ev.points.map(function (p) { return p.customdata; }) : [];
+      setSelection(rows.filter(function (r) { return r >= 0; }));  // tracks only, not artist points
     });
     gd.on("plotly_deselect", function () { setSelection([]); });
     return gd;
@@ -443,8 +334,10 @@ APP_JS = r"""
   queue = ready;
 
   window.melodexMap = { data: D, graph: gd, ready: ready, search: search, play: play, showSimilar: showSimilar,
-    instantMix: instantMix, playMix: playMix, setSelection: setSelection, selectionM3U8: selectionM3U8,
+    instantMix: instantMix, playMix: playMix, showArtistLinks: showArtistLinks, artistCentres: artistCentres, setSelection: setSelection, selectionM3U8: selectionM3U8,
     selection: function () { return selection.slice(); },
     baseTraceCount: function () { return baseCount; } };
 })();
 """
+
+APP_JS = _CORE_START + LISTENING_JS + _CORE_END  # one closure: the listening tools share the map's state

@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.cluster import HDBSCAN, KMeans
 
 from melodex.analysis.collection import Collection
-from melodex.analysis.duplicates import same_recording
+from melodex.analysis.duplicates import durations_agree
 from melodex.constants import DUPLICATE_DISTANCE
 from melodex.errors import QueryError
 
@@ -114,7 +114,7 @@ def _near_duplicate(collection: Collection, row: int, picked: list[int], limit: 
     for other, d in zip(picked, dists.tolist()):
         if d <= limit:
             a, b = collection.durations[row], collection.durations[other]
-            if np.isnan(a) or np.isnan(b) or same_recording(d, a, b, max_distance=limit):
+            if np.isnan(a) or np.isnan(b) or durations_agree(a, b):
                 return True
     return False
 

@@ -169,7 +169,8 @@ def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ti
                          f"run 'melodex map --store {store.root}' first")
     tracks = store.tracks()
     audio = {str(t): str(p) for t, p in zip(tracks["track_id"], tracks["path"]) if p is not None and p == p}
-    page = render_html_map(store, audio_base=AUDIO_PREFIX, title=title, color_by=color_by).encode("utf-8")
+    page = render_html_map(store, audio_base=AUDIO_PREFIX, title=title, color_by=color_by,
+                           api_base=API_PREFIX).encode("utf-8")
     api = ListeningAPI(Collection.from_frame(tracks, store.embeddings(), root=str(store.root)))
     handler = type("StoreHandler", (MapRequestHandler,), {"page": page, "audio": audio, "api": api})
     if host not in _LOOPBACK:

@@ -36,6 +36,7 @@ import soundfile as sf
 import soxr
 
 from melodex.audio import mpg123
+from melodex.audio.chatter import decoder_chatter
 from melodex.constants import SAMPLE_RATE
 from melodex.errors import AudioLoadError
 
@@ -204,7 +205,7 @@ def _open_bytes(audio: AudioBytes, duration: float | None) -> tuple[int, Iterato
 def _sndfile_blocks(path: Path | str, duration: float | None,
                     source: io.BytesIO | None = None) -> tuple[int, Iterator[np.ndarray]]:
     try:
-        with _decoder_chatter(path):
+        with decoder_chatter(path):
             # bytes: names that are not valid UTF-8 open too; ``source``: a file held in memory
             handle = sf.SoundFile(os.fsencode(path) if source is None else source)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError
@@ -233,7 +234,7 @@ def _sndfile_read_blocks(path: Path, handle: sf.SoundFile, block: int, limit: in
         while remaining is None or remaining > 0:
             want = block if remaining is None else min(block, remaining)
             try:
-                with _decoder_chatter(path):
+                with decoder_chatter(path):
                     data = _read_float(handle, want)
             except Exception as exc:
                 raise AudioLoadError(path, f"decoding failed: {_clean_reason(exc)}") from None
@@ -269,7 +270,7 @@ def _mpg123_reader(path: Path, native_sr: int) -> mpg123.MonoReader | None:
     """libmpg123 opened on ``path`` for mono reading; None (use libsndfile) when it cannot be."""
     if not mpg123.available():
         return None
-    with _decoder_chatter(path):
+    with decoder_chatter(path):
         reader = mpg123.open_mono(path)
     if reader is not None and reader.samplerate != native_sr:  # never expected: both parse the same header
         reader.close()
@@ -283,7 +284,7 @@ def _mono_blocks(path: Path, reader: mpg123.MonoReader, block: int, limit: int |
     with reader:
         while remaining is None or remaining > 0:
             want = block if remaining is None else min(block, remaining)
-            with _decoder_chatter(path):
+            with decoder_chatter(path):
                 data = reader.read(want)
             if data.size == 0:
                 break
@@ -357,50 +358,6 @@ def _checked_first(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndar
         yield from blocks
 
     return chain()
-
-
-_chatter_sink: tuple[int, object] | None = None  # (pid, temporary file): one per process, reused
-
-
-def _sink_file():
-    """This process's temporary file that takes the decoders' fd-2 output (a fork gets its own)."""
-    global _chatter_sink
-    if _chatter_sink is None or _chatter_sink[0] != os.getpid():
-        _chatter_sink = (os.getpid(), tempfile.TemporaryFile())
-    return _chatter_sink[1]
-
-
-@contextlib.contextmanager
-def _decoder_chatter(path: Path) -> Iterator[None]:
-    """Turn what libsndfile's mp3 decoder writes straight to file descriptor 2 into a debug log.
-
-    libmpg123 prints lines such as "part2_3_length (960) too large for available bit count" on
-    stderr for a damaged or truncated frame (common at the end of cut mp3s), whatever ``-q``
-    says, and they would break progress bars once per file. The audio is decoded all the same;
-    the message is kept, with the file's name, at debug level (``-v`` shows it). The sink is a
-    temporary file kept open per process, emptied after each use: a few system calls per
-    decoder call instead of a new file each time.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    sink = _sink_file().fileno()
-    os.dup2(sink, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        written = os.lseek(sink, 0, os.SEEK_CUR)
-        if written:
-            os.lseek(sink, 0, os.SEEK_SET)
-            text = os.read(sink, min(written, 4096)).decode("utf-8", "replace").strip()
-            os.ftruncate(sink, 0)
-            os.lseek(sink, 0, os.SEEK_SET)  # the next decoder call writes from the start again
-            if text:
-                log.debug("%s: decoder says: %s", path, " | ".join(text.splitlines()))
 
 
 _INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}

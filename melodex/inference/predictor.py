@@ -81,13 +81,14 @@ class _Accumulator:
             e = emb.astype(np.float64)
             self.emb_sum = e if self.emb_sum is None else self.emb_sum + e
 
-    def result(self, duration: float | None) -> FileResult:
+    def result(self, duration: float | None, fingerprint: bytes | None = None) -> FileResult:
         n = len(self.segments)
         return FileResult(
             audio_file=str(self.path), mode=self.mode, labels=self.labels, duration=duration,
             segments=tuple(self.segments),
             probabilities=(self.prob_sum / n).astype(np.float32),
             embedding=None if self.emb_sum is None else (self.emb_sum / n).astype(np.float32),
+            fingerprint=fingerprint,
         )
 
 
@@ -174,6 +175,7 @@ class Predictor:
         last: str = "pad",
         embeddings: bool = True,
         legacy: bool = False,
+        fingerprints: bool = False,
     ) -> Iterator[FileResult]:
         """Yield one :class:`FileResult` per audio file, in sorted-path order.
 
@@ -191,6 +193,9 @@ class Predictor:
             Compute the mean embedding; False leaves ``FileResult.embedding`` as None.
         legacy : bool
             Decode and run one file at a time in this process (the reference path).
+        fingerprints : bool
+            Also compute each file's audio fingerprint (:mod:`melodex.audio.fingerprint`) from its
+            first decoded segment; ``FileResult.fingerprint`` stays None when libchromaprint is missing.
 
         A file that fails yields a result with ``error`` set; the run goes on.
         """
@@ -199,7 +204,7 @@ class Predictor:
         if hop_seconds is not None and not (hop_seconds > 0 and math.isfinite(hop_seconds)):
             raise ValueError("hop_seconds must be a positive number of seconds")
         files = find_audio_files(paths, missing="keep")
-        settings = DecodeSettings(self.feature_config, bool(full), hop_seconds, last)
+        settings = DecodeSettings(self.feature_config, bool(full), hop_seconds, last, fingerprint=fingerprints)
         if legacy:  # the seed's path: one file at a time, in this process, batches never span files
             return self._predict_streaming(files, settings, embeddings, workers=0, one_file_per_batch=True)
         return self._predict_streaming(files, settings, embeddings, workers=min(self.num_workers, len(files)))
@@ -253,7 +258,7 @@ class Predictor:
                     continue
                 acc.add(item, p, e)
                 if item.last:
-                    ready[item.file_index] = acc.result(item.duration)
+                    ready[item.file_index] = acc.result(item.duration, item.fingerprint)
                     del open_files[item.file_index]
             batch.clear()
 

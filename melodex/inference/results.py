@@ -71,6 +71,7 @@ class FileResult:
     probabilities: np.ndarray | None = field(default=None, repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)
     error: str | None = None
+    fingerprint: bytes | None = field(default=None, repr=False)  # Chromaprint items (melodex.audio.fingerprint)
 
     @property
     def ok(self) -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from melodex.audio.decode import probe_duration, stream_audio
+from melodex.audio.fingerprint import segment_fingerprint
 from melodex.audio.segments import Segment, read_first_segment, sliding_segments
 from melodex.errors import AudioLoadError
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
@@ -42,6 +43,7 @@ class DecodeSettings:
     full: bool
     hop_seconds: float | None
     last: str
+    fingerprint: bool = False  # a Chromaprint of the first segment, carried on the file's final item
 
 
 class SegmentItem(NamedTuple):
@@ -55,6 +57,7 @@ class SegmentItem(NamedTuple):
     last: bool  # the file's final item
     duration: float | None  # set on the final item
     error: str | None = None
+    fingerprint: bytes | None = None  # set on the final item when DecodeSettings.fingerprint
 
 
 class _Counted:
@@ -103,10 +106,14 @@ def file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segmen
 
 def file_items(index: int, path: Path, settings: DecodeSettings) -> Iterator[SegmentItem]:
     """Every item of one file: its segments' MFCCs, or a single error item."""
+    fingerprint = None
     try:
         for seg, last, duration in file_segments(path, settings):
+            if settings.fingerprint and seg.index == 0:
+                fingerprint = segment_fingerprint(seg.audio, seg.end_time - seg.start_time, settings.config.sample_rate)
             mfcc = compute_mfcc(seg.audio, settings.config)
-            yield SegmentItem(index, seg.index, seg.start_time, seg.end_time, mfcc, last, duration)
+            yield SegmentItem(index, seg.index, seg.start_time, seg.end_time, mfcc, last, duration,
+                              fingerprint=fingerprint if last else None)
     except AudioLoadError as exc:
         yield SegmentItem(index, -1, 0.0, 0.0, None, True, None, exc.reason)
     except Exception as exc:  # a decoder bug must not end a batch of thousands; it is recorded

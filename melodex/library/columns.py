@@ -23,6 +23,7 @@ BASE_COLUMNS = ("track_id", "path", "title", "artist", "artist_id", "album", "da
 # Release and multi-value columns (added after the first stores: a store without them reads them as missing)
 RELEASE_COLUMNS = ("album_artist", "release_id")  # strings
 LIST_COLUMNS = ("artists", "genres")  # list<string>: every value; ``artist``/``genre`` hold the display string
+CHROMAPRINT_COLUMN = "chromaprint"  # binary: the audio fingerprint's uint32 items, little-endian (melodex.audio.fingerprint)
 
 
 def year_of(date: str | None) -> int | None:
@@ -66,6 +67,7 @@ def records_table(batch: list[Any], dim: int) -> pa.Table:
     for name in LIST_COLUMNS:
         columns[name] = pa.array([None if getattr(r, name) is None else [str(v) for v in getattr(r, name)]
                                   for r in batch], pa.list_(pa.string()))
+    columns[CHROMAPRINT_COLUMN] = pa.array([getattr(r, "chromaprint", None) for r in batch], pa.binary())
     flat = np.concatenate([np.asarray(r.embedding, dtype="<f4").reshape(-1) for r in batch])
     columns["embedding"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), len(batch),
                                                                 [None, pa.py_buffer(flat.tobytes())])

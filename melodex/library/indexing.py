@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from melodex.audio.files import find_audio_files, find_audio_sources
+from melodex.audio.fingerprint import missing_reason as fingerprint_missing
 from melodex.constants import DEFAULT_PART_SIZE
 from melodex.library.metadata import (
     fma_tracks,
@@ -78,9 +79,10 @@ class MetadataSources:
 
 
 def make_record(path: str, probabilities: dict[str, float], embedding: Any, duration: float | None,
-                sources: MetadataSources, *, stored: tuple[str, str] | None = None):
+                sources: MetadataSources, *, stored: tuple[str, str] | None = None, chromaprint: bytes | None = None):
     """A :class:`~melodex.library.store.TrackRecord` for one analysed file; ``stored`` is the
-    ``(track_id, resolved path)`` a stored track already has (kept, and not worked out again)."""
+    ``(track_id, resolved path)`` a stored track already has (kept, and not worked out again);
+    ``chromaprint`` the file's audio fingerprint (:mod:`melodex.audio.fingerprint`)."""
 
     fields, source = sources.describe(path)
     track_id, path = stored or (sources.track_id(path), resolved_path(path))
@@ -91,6 +93,7 @@ def make_record(path: str, probabilities: dict[str, float], embedding: Any, dura
         album=fields.get("album"), date=fields.get("date"), date_source=fields.get("date_source"),
         genre=fields.get("genre"), source=source, duration=duration, album_artist=fields.get("album_artist"),
         release_id=release_identity(fields), artists=_values(fields.get("artist")), genres=_values(fields.get("genre")),
+        chromaprint=chromaprint,
     )
 
 
@@ -146,8 +149,16 @@ def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSourc
                        *, full: bool = False, progress: Any = None) -> Iterator[Any]:
     """Run ``predictor`` over ``files`` (already filtered to new ones) and yield track records.
 
-    ``progress`` (a tqdm bar) advances once per analysed file, failed ones included."""
-    for result in predictor.predict(files, full=full, embeddings=True):
+    ``progress`` (a tqdm bar) advances once per analysed file, failed ones included. Each record
+    carries the file's audio fingerprint, unless libchromaprint is missing (a warning says so)."""
+    reason = fingerprint_missing() if files else None
+    if reason is not None:
+        log.warning("no audio fingerprints will be stored ('melodex duplicates' needs them): %s", reason)
+    for result in predictor.predict(files, full=full, embeddings=True, fingerprints=True):
+        if reason is None and result.error is None and result.fingerprint is None:
+            reason = "this engine computes none"  # --engine ray: say so once
+            log.warning("no audio fingerprints stored for these files (%s); 'melodex duplicates --fingerprint' "
+                        "adds them later", reason)
         if progress is not None:
             progress.update(1)
         if result.error is not None or result.embedding is None or not _utf8(str(result.audio_file)):
@@ -155,7 +166,8 @@ def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSourc
                                                                             else NOT_UTF8)))
             continue
         probs = dict(zip(result.labels, (float(p) for p in result.probabilities)))
-        yield make_record(str(result.audio_file), probs, result.embedding, result.duration, sources)
+        yield make_record(str(result.audio_file), probs, result.embedding, result.duration, sources,
+                          chromaprint=result.fingerprint)
 
 
 def new_audio_files(inputs: list[str], sources: MetadataSources, known: set[str],

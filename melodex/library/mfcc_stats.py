@@ -119,7 +119,7 @@ class StatsEmbedder:
         scaling is fitted on what was decoded, and :attr:`interrupted` is set."""
         if self.scaler is not None or not files:
             return
-        stream = UntilInterrupted(self.predictor.predict(files[: self.fit_tracks], full=full))
+        stream = UntilInterrupted(self.predictor.predict(files[: self.fit_tracks], full=full, fingerprints=True))
         for result in stream:
             self._head.append(result)
             if progress is not None:
@@ -139,7 +139,7 @@ class StatsEmbedder:
             return
         rest, self._fitted = list(files)[self._fitted:], 0  # fit() took the first files of the same list
         if rest:
-            yield from (self._scaled(r) for r in self.predictor.predict(rest, full=full))
+            yield from (self._scaled(r) for r in self.predictor.predict(rest, full=full, fingerprints=True))
 
     def _scaled(self, result: FileResult) -> FileResult:
         if result.embedding is None or result.error is not None:

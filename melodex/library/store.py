@@ -56,6 +56,7 @@ from melodex.errors import StoreError
 from melodex.library import store_map
 from melodex.library.columns import (  # noqa: F401  (the column names are part of the store's API)
     BASE_COLUMNS,
+    CHROMAPRINT_COLUMN,
     LIST_COLUMNS,
     PROB_PREFIX,
     RELEASE_COLUMNS,
@@ -103,6 +104,7 @@ class TrackRecord:
     release_id: str | None = None  # tracks of one release share it (melodex.library.metadata.release_identity)
     artists: tuple[str, ...] | None = None  # every artist; ``artist`` is their display string
     genres: tuple[str, ...] | None = None  # every genre; ``genre`` is their display string
+    chromaprint: bytes | None = None  # the audio fingerprint (melodex.audio.fingerprint), None when not computed
 
 
 def path_key(path: str | Path) -> str:
@@ -218,13 +220,21 @@ class LibraryStore:
         """
 
         table = self._table()
-        table = table.drop_columns([c for c in ("embedding",) if c in table.column_names])
+        table = table.drop_columns([c for c in ("embedding", CHROMAPRINT_COLUMN) if c in table.column_names])
         mapping = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
                    pa.int64(): pd.Int64Dtype()}
         frame = table.to_pandas(types_mapper=mapping.get)
         for name in (c for c in RELEASE_COLUMNS + LIST_COLUMNS if c not in frame.columns):  # an older store
             frame[name] = pd.Series([None] * len(frame), dtype="string[pyarrow]" if name in RELEASE_COLUMNS else object)
         return frame.reset_index(drop=True)
+
+    def chromaprints(self) -> list[bytes | None]:
+        """Each track's stored audio fingerprint (row i of ``tracks()``); None where it has none
+        (indexed from JSONL, or before fingerprints were stored)."""
+        table = self._table()
+        if CHROMAPRINT_COLUMN not in table.column_names:
+            return [None] * table.num_rows
+        return table.column(CHROMAPRINT_COLUMN).to_pylist()
 
     def embeddings(self) -> np.ndarray:
         """The embeddings [shape=(N, 512)] float32; row i belongs to ``tracks()`` row i."""
