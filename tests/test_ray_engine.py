@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from _helpers_trainer import BROKEN_KEY, make_fma_fixture
 
+from melodex.audio.fingerprint import missing_reason
 from melodex.audio.uris import register_filesystem
 from melodex.cli import main
 from melodex.features.cache import FeatureCache
@@ -28,7 +29,6 @@ from melodex.library.store import LibraryStore
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
-
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -43,7 +43,6 @@ def cluster():
         ray.shutdown()
         nodes.shutdown()
 
-
 @pytest.fixture
 def clips(make_audio, tmp_path) -> Path:
     """Three short clips (one of 35 s: two segments in --full), a corrupt file and an empty one."""
@@ -54,7 +53,6 @@ def clips(make_audio, tmp_path) -> Path:
     (folder / "broken.mp3").write_bytes(b"this is not audio" * 10)
     (folder / "empty.wav").write_bytes(b"")
     return folder
-
 
 @pytest.fixture
 def bucket(clips) -> str:
@@ -69,10 +67,8 @@ def bucket(clips) -> str:
     yield "mdxtest://music"
     register_filesystem("mdxtest", None)
 
-
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
 
 def _assert_same_results(local: list[dict], remote: list[dict]) -> None:
     assert [r["audio_file"] for r in remote] == [r["audio_file"] for r in local]
@@ -85,7 +81,6 @@ def _assert_same_results(local: list[dict], remote: list[dict]) -> None:
         np.testing.assert_allclose(theirs["embedding"], mine["embedding"], atol=1e-4)
         probs = theirs["global_prediction"]["all_probabilities"]
         assert probs == pytest.approx(mine["global_prediction"]["all_probabilities"], abs=1e-4)
-
 
 def test_infer_on_the_cluster_gives_the_local_engine_results(cluster, clips, tiny_checkpoint_factory, tmp_path):
     model = str(tiny_checkpoint_factory())
@@ -100,7 +95,6 @@ def test_infer_on_the_cluster_gives_the_local_engine_results(cluster, clips, tin
     assert sum(1 for r in remote if r.get("error")) == 2
     assert next(r for r in remote if r["audio_file"].endswith("c.wav"))["total_segments"] == 2
     _assert_same_results(local, remote)
-
 
 def test_infer_reads_uris_on_the_nodes_and_resumes_by_uri(cluster, clips, bucket, tiny_checkpoint_factory, tmp_path):
     model = str(tiny_checkpoint_factory())
@@ -117,7 +111,6 @@ def test_infer_reads_uris_on_the_nodes_and_resumes_by_uri(cluster, clips, bucket
     assert main([*ray_run, "--resume"]) == 1
     assert sorted(r["audio_file"] for r in _lines(remote) if not r.get("error")) == \
         [f"{bucket}/{name}" for name in ("a.wav", "b.flac", "c.wav", "d.wav")]
-
 
 def test_index_on_the_cluster_stores_what_the_local_engine_stores_and_resumes(
         cluster, clips, tiny_checkpoint_factory, tmp_path, capsys):
@@ -136,11 +129,14 @@ def test_index_on_the_cluster_stores_what_the_local_engine_stores_and_resumes(
     assert sorted(order_r) == sorted(order_l)
     np.testing.assert_allclose(remote.embeddings()[[order_r.index(p) for p in order_l]], local.embeddings(),
                                atol=1e-4)
+    # the audio fingerprints 'melodex duplicates' compares are computed on the nodes, byte for byte as locally
+    prints_l, prints_r = local.chromaprints(), remote.chromaprints()
+    assert [prints_r[order_r.index(p)] for p in order_l] == prints_l
+    assert missing_reason() is not None or all(p is not None for p in prints_l)  # b'': a clip under 1 s
     shutil.copy(clips / "a.wav", clips / "d.wav")  # the folder grows: only what is new goes to the cluster
     assert main(ray_run) == 1  # the two bad files are tried again, and fail again
     assert "3 new audio file(s) to index (3 already in the store)" in capsys.readouterr().err
     assert len(LibraryStore(tmp_path / "ray")) == 4
-
 
 def test_index_reads_uris_on_the_nodes_and_commits_the_parts_they_write(
         cluster, clips, bucket, tiny_checkpoint_factory, tmp_path, capsys, monkeypatch):
@@ -173,7 +169,6 @@ def test_index_reads_uris_on_the_nodes_and_commits_the_parts_they_write(
     assert main([*ray_run, "-q"]) == 1  # resume: only the three that failed go to the cluster again
     assert len(LibraryStore(store)) == 4
 
-
 def _failures(err: str) -> dict[str, str]:
     """The ``failed: FILE: REASON`` lines of a run, as {file (its name for local files): reason}."""
     found = {}
@@ -182,7 +177,6 @@ def _failures(err: str) -> dict[str, str]:
             name, reason = line[len("failed: "):].split(": ", 1)
             found[name if "://" in name else Path(name).name] = reason
     return found
-
 
 def test_preprocess_on_the_cluster_fills_the_cache_as_the_local_engine_does(cluster, tmp_path, capsys):
     data_dir = make_fma_fixture(tmp_path / "fma")
@@ -201,7 +195,6 @@ def test_preprocess_on_the_cluster_fills_the_cache_as_the_local_engine_does(clus
     assert main(ray_run) == 1  # again: nothing is left to do (the broken file is skipped, still failed)
     assert "0 written now" in capsys.readouterr().err
 
-
 def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch, clips, tiny_checkpoint_factory, capsys):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
@@ -209,7 +202,6 @@ def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch, clips, tiny_
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'melodex[ray]'" in err[0]
-
 
 def test_address_without_the_ray_engine_is_a_usage_error(clips, tiny_checkpoint_factory, capsys):
     status = main(["infer", "--model", str(tiny_checkpoint_factory()), "--audio", str(clips), "--address", "auto"])

@@ -44,6 +44,7 @@ import ray
 import torch
 
 from melodex.audio.decode import AudioBytes
+from melodex.audio.fingerprint import segment_fingerprint
 from melodex.audio.files import find_audio_sources
 from melodex.audio.segments import LAST_POLICIES
 from melodex.audio.uris import RemoteFile, read_bytes
@@ -77,7 +78,8 @@ def _as_bytes(array: np.ndarray) -> bytes:
 
 def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: list) -> pd.DataFrame:
     """The decode stage: one row per file with its segments' samples (float32, one segment per
-    row of ``audio``), their numbers and times, and its duration; or the reason it failed.
+    row of ``audio``), their numbers and times, its duration and (``settings.fingerprint``) the
+    audio fingerprint of its first segment, as the local engine computes it; or the reason it failed.
 
     A row whose ``fs`` is not -1 is a URI: its object is read whole through ``filesystems[fs]``
     (at ``fs_path``) and decoded from memory; other rows are local paths, decoded as files."""
@@ -85,7 +87,7 @@ def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: lis
     for index, name, path, fs, fs_path in zip(batch["index"], batch["name"], batch["path"], batch["fs"],
                                               batch["fs_path"]):
         row = {"index": int(index), "name": name, "path": path, "n_segments": 0, "audio": b"", "seg": b"",
-               "start": b"", "end": b"", "duration": math.nan, "error": ""}
+               "start": b"", "end": b"", "duration": math.nan, "fingerprint": None, "error": ""}
         try:
             source = Path(path) if fs < 0 else \
                 AudioBytes(path, read_bytes(RemoteFile(path, filesystems[fs], fs_path)))
@@ -96,6 +98,10 @@ def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: lis
                        start=_as_bytes(np.array([seg.start_time for seg, _, _ in segments], dtype=np.float64)),
                        end=_as_bytes(np.array([seg.end_time for seg, _, _ in segments], dtype=np.float64)),
                        duration=float(segments[-1][2]))
+            first = segments[0][0]
+            if settings.fingerprint and first.index == 0:
+                row["fingerprint"] = segment_fingerprint(first.audio, first.end_time - first.start_time,
+                                                         settings.config.sample_rate)  # None: no libchromaprint
         except Exception as exc:  # a bad file is a row with its reason, never a crashed task
             log.debug("decoding %s failed", path, exc_info=True)
             row["error"] = _failure(exc)
@@ -188,6 +194,7 @@ def _result(row, mode: str, labels: tuple[str, ...], audio_file: str, embeddings
         audio_file=audio_file, mode=mode, labels=labels, duration=float(row.duration), segments=segments,
         probabilities=np.frombuffer(row.probabilities, dtype=np.float32).copy(),
         embedding=np.frombuffer(row.embedding, dtype=np.float32).copy() if embeddings else None,
+        fingerprint=bytes(row.fingerprint) if isinstance(row.fingerprint, (bytes, bytearray)) else None,
     )
 
 
@@ -267,22 +274,24 @@ class RayPredictor:
                                                     "batch_size": self.batch_size},
                              compute=ray.data.ActorPoolStrategy(size=self.actors), **actor_resources))
 
-    def _start(self, paths: Iterable, full: bool, hop_seconds: float | None, last: str):
+    def _start(self, paths: Iterable, full: bool, hop_seconds: float | None, last: str, fingerprints: bool):
         """(files, decode settings) for a run; local paths, file:// URIs and other URIs alike."""
         if last not in LAST_POLICIES:
             raise ValueError(f"last must be one of {LAST_POLICIES}, not {last!r}")
         files = find_audio_sources(paths, missing="keep")
         log.debug("ray: %d files, %d actor(s) on %s, %d CPU(s) in the cluster", len(files), self.actors,
                   self.device, self.cpus)
-        return files, DecodeSettings(self.checkpoint.feature_config, bool(full), hop_seconds, last)
+        return files, DecodeSettings(self.checkpoint.feature_config, bool(full), hop_seconds, last,
+                                     fingerprint=fingerprints)
 
     def predict(self, paths: Iterable[str | Path | RemoteFile], *, full: bool = False,
                 hop_seconds: float | None = None, last: str = "pad", embeddings: bool = True,
-                legacy: bool = False) -> Iterator[FileResult]:
+                legacy: bool = False, fingerprints: bool = False) -> Iterator[FileResult]:
         """One :class:`FileResult` per audio file, in sorted-path order, as ``Predictor.predict``
-        (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``).
+        (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``;
+        ``fingerprints``: each file's audio fingerprint, computed in the decode tasks).
         ``paths`` may hold URIs (``s3://bucket/music``), listed and read through ``pyarrow.fs``."""
-        files, settings = self._start(paths, full, hop_seconds, last)
+        files, settings = self._start(paths, full, hop_seconds, last, fingerprints)
         if not files:
             return
         mode = MODE_FULL if full else MODE_FIRST
@@ -299,15 +308,16 @@ class RayPredictor:
 
     def write(self, paths: Iterable[str | Path | RemoteFile], sink: Callable[[list[FileResult]], list[dict]], *,
               full: bool = False, hop_seconds: float | None = None, last: str = "pad",
-              files_per_call: int = 256) -> Iterator[dict]:
+              files_per_call: int = 256, fingerprints: bool = True) -> Iterator[dict]:
         """Run ``sink`` on the cluster over the files' results, ``files_per_call`` at a time, and
         yield what it returns (one small dict per file, in the order they finish).
 
         ``sink`` is pickled to the write tasks: it writes the results somewhere every node
         reaches (a store's parts, see :mod:`melodex.library.staging`) and returns a summary, so
         the driver never holds the embeddings. Every file comes back through ``sink``, failed
-        ones included (a FileResult with its ``error``)."""
-        files, settings = self._start(paths, full, hop_seconds, last)
+        ones included (a FileResult with its ``error``); with ``fingerprints`` (the default, as
+        indexing stores them) each result carries its file's audio fingerprint."""
+        files, settings = self._start(paths, full, hop_seconds, last, fingerprints)
         if not files:
             return
         dataset = self._dataset(files, settings).map_batches(

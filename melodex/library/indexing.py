@@ -156,7 +156,7 @@ def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSourc
         log.warning("no audio fingerprints will be stored ('melodex duplicates' needs them): %s", reason)
     for result in predictor.predict(files, full=full, embeddings=True, fingerprints=True):
         if reason is None and result.error is None and result.fingerprint is None:
-            reason = "this engine computes none"  # --engine ray: say so once
+            reason = "none came back from where they were decoded: is libchromaprint installed on every node?"
             log.warning("no audio fingerprints stored for these files (%s); 'melodex duplicates --fingerprint' "
                         "adds them later", reason)
         if progress is not None:
