@@ -260,7 +260,7 @@ class Trainer:
         if not seen:
             raise DatasetError(f"{cfg.data_dir}: no training track could be loaded")
         if self.bank is not None and self.bank.augment.clean_batchnorm:  # validated and kept as clips come
-            clean_batchnorm(self.model, self._loader("training"), self.device)
+            clean_batchnorm(self.model, self.data["training"], self.device, cfg.batch_size, self.num_workers)
         return loss_sum / seen, correct / seen
 
     def _steps(self, bar) -> tuple[float, int, int]:

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +36,13 @@ from melodex.audio.decode import load_audio
 from melodex.datasets.base import Track
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
 from melodex.training.augment import AugmentConfig, augment_waveform, gain_mfcc
-from melodex.training.data import MfccDataset
+from melodex.training.data import MfccDataset, make_loader
 from melodex.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
 BANK_DIR = "augmented"
+CLEAN_BN_CLIPS = 1024  # clean clips that BatchNorm statistics are estimated on after each augmented epoch
 
 
 def fingerprint(features: FeatureConfig, augment: AugmentConfig) -> str:
@@ -196,16 +197,22 @@ class AugmentedView(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def clean_batchnorm(model: torch.nn.Module, batches: Iterable, device: torch.device) -> int:
-    """Set every BatchNorm layer's running mean and variance to their averages over ``batches``
-    (:class:`~melodex.training.data.Batch` es of *clean* clips), dropout off; returns the clips seen.
+def clean_batchnorm(model: torch.nn.Module, clips: MfccDataset, device: torch.device, batch_size: int = 32,
+                    num_workers: int = 0) -> int:
+    """Set every BatchNorm layer's running mean and variance to their averages over batches of
+    ``clips`` (clean MFCCs; at most :data:`CLEAN_BN_CLIPS` of them, evenly spread), with dropout
+    off; returns the number of clips seen (those that could not be loaded are left out).
 
     Why: while training on :class:`AugmentedView` the running statistics follow the batches, most
-    of whose items are augmented (band-limited, re-encoded, noisy), and with dropout on; a model
-    is then validated, kept and used on clips as they come, whose statistics differ. Measured on
-    the demo: (see ``params.json``'s ``augmentation``). The weights are untouched, so training
-    goes on exactly as before; only what the model is evaluated and kept with changes.
+    of whose items are augmented (band-limited, re-encoded, noisy), and dropout is on; a model is
+    then validated, kept and used on clips as they come. On the demo (seed 0) the validation loss
+    after the first epoch is 0.35 with these statistics against 1.32 with the training ones, and the
+    lowest cosine between a clip's versions rises from 0.88 to 0.96 (``bench_robustness.py``).
+    The weights are untouched, so training goes on exactly as before. Cost: a forward pass over
+    the clips, about 0.4 of a training epoch's work when every clip is used.
     """
+    n = len(clips)
+    order = range(n) if n <= CLEAN_BN_CLIPS else np.linspace(0, n - 1, CLEAN_BN_CLIPS).astype(int).tolist()
     layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in layers]
     was_training = model.training
@@ -216,7 +223,7 @@ def clean_batchnorm(model: torch.nn.Module, batches: Iterable, device: torch.dev
         layer.train()
     seen = 0
     try:
-        for batch in batches:
+        for batch in make_loader(clips, order, batch_size=batch_size, num_workers=num_workers):
             if len(batch):
                 model(batch.x.to(device))
                 seen += len(batch)
