@@ -207,7 +207,7 @@ def clean_batchnorm(model: torch.nn.Module, clips: MfccDataset, device: torch.de
     of whose items are augmented (band-limited, re-encoded, noisy), and dropout is on; a model is
     then validated, kept and used on clips as they come. On the demo (seed 0) the validation loss
     after the first epoch is 0.35 with these statistics against 1.32 with the training ones, and the
-    lowest cosine between a clip's versions rises from 0.88 to 0.96 (``bench_robustness.py``).
+    lowest cosine between versions of a test clip rises from 0.88 to 0.95 (``bench_robustness.py``, 42 clips).
     The weights are untouched, so training goes on exactly as before. Cost: a forward pass over
     the clips, about 0.4 of a training epoch's work when every clip is used.
     """
