@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from melodex.analysis import similarity
+from melodex.analysis import ann, similarity
 from melodex.analysis.ann import ANN_DIR, INDEX_NAME, INFO_NAME, AnnIndex, exact_top, recall_at
 from melodex.analysis.similarity import SimilarityIndex, normalize_rows, similar
 from melodex.cli import main
@@ -88,3 +88,28 @@ def test_recall_at_10_against_exact_search(rng, n):
     found = np.stack([ann.search(q, 11)[0] for q in queries])
     assert recall_at(found, truth, rows) >= 0.95
     assert ann.info["recall_at_10"] >= 0.95 and 1 <= ann.info["nprobe"] <= ann.info["nlist"]
+
+
+def test_a_large_index_finds_lists_through_groups_of_centroids_and_keeps_its_recall(rng, monkeypatch, tmp_path):
+    """From TWO_LEVEL_FROM lists on (256; here 16, so that 6,000 vectors do), the lists come from
+    two-level k-means and vectors find theirs among a few groups of centroids: the list is the
+    nearest centroid's for nearly every vector, recall still meets the bar, and the index saved
+    and loaded answers the same."""
+    monkeypatch.setattr(ann, "TWO_LEVEL_FROM", 16)
+    x, _ = clustered_embeddings(rng, 1000, 6, dim=64, spread=0.6)
+    unit = normalize_rows(x)
+    built = AnnIndex.build(unit, progress=False)
+    assert built.info["nlist"] == 77 and built.info["fill_groups"] == 9
+    groups = ann.CentroidGroups.train(unit[::2], 77, seed=0)
+    assert len(groups.centroids) == 77 and sorted(np.concatenate(groups.members).tolist()) == list(range(77))
+    exact_lists = np.argmax(unit @ groups.centroids.T, axis=1)
+    assert np.mean(groups.nearest(unit) == exact_lists) >= 0.99
+
+    rows = rng.choice(len(unit), 100, replace=False)
+    truth = exact_top(unit, unit[rows], 11)
+    found = np.stack([built.search(q, 11)[0] for q in unit[rows]])
+    assert recall_at(found, truth, rows) >= 0.95 and built.info["recall_at_10"] >= 0.95
+    built.save(tmp_path, "state")
+    loaded, why = AnnIndex.load(tmp_path, "state", unit)
+    assert loaded is not None, why
+    assert all(np.array_equal(loaded.search(q, 11)[0], f) for q, f in zip(unit[rows], found))

@@ -19,10 +19,11 @@ from melodex.audio.encode import CODECS, TRAINING_CODECS, roundtrip
 from melodex.cli import script_main
 from melodex.datasets import load_dataset
 from melodex.features.mfcc import DEFAULT_FEATURES, compute_mfcc
-from melodex.model.checkpoint import resolve_model_path
+from melodex.model.checkpoint import load_checkpoint, resolve_model_path
 from melodex.training.augment import DEFAULT_AUGMENT, AugmentConfig, add_noise, crop_start, gain_mfcc, lowpass
 from melodex.training.config import TrainConfig, settings_for_resume
-from melodex.training.variants import make_variants
+from melodex.training.data import MfccDataset, open_cache
+from melodex.training.variants import clean_batchnorm, make_variants
 
 SR = 22050
 N_TRAIN = sum(split == "training" for _, _, split in LAYOUT)
@@ -143,9 +144,23 @@ def test_training_augments_by_default_and_records_it(fma, tmp_path):
     assert aug["clips"] == N_TRAIN and aug["made"] + aug["kept"] == N_TRAIN - 1 and aug["failed"] == 1  # the broken file
     bank = sorted((cache / "augmented").rglob("*.npy"))
     assert aug["bank_dir"] == str(bank[0].parents[1]) and len(bank) == N_TRAIN - 1
+    assert aug["clean_batchnorm"] is True and aug["seconds"] >= 0
+    _assert_kept_with_clean_batchnorm(run, params, audio, cache)
     again, params2 = _train(audio, cache, tmp_path / "b")  # the same run again: variants reused, same weights
     assert params2["augmentation"]["kept"] == N_TRAIN - 1 and params2["augmentation"]["made"] == 0
     assert all(torch.equal(a, b) for a, b in zip(_weights(run).values(), _weights(again).values()))
+
+
+def _assert_kept_with_clean_batchnorm(run, params, audio, cache):
+    """The kept model's BatchNorm statistics are those of the clean training clips (dropout off),
+    not of the augmented mixture it trained on: estimating them again changes nothing."""
+    model = load_checkpoint(run / "model_weights.pth").build_model("cpu")
+    kept = {k: v.clone() for k, v in model.state_dict().items() if k.endswith(("running_mean", "running_var"))}
+    index = {label: i for i, label in enumerate(params["labels"])}
+    clean = MfccDataset([t for t in load_dataset(audio).split("training") if t.label in index], index,
+                        DEFAULT_FEATURES, open_cache(cache, DEFAULT_FEATURES))
+    assert clean_batchnorm(model, clean, torch.device("cpu"), batch_size=4) == N_TRAIN - 1  # all but the broken file
+    assert kept and all(torch.allclose(v, model.state_dict()[k], rtol=1e-4, atol=1e-5) for k, v in kept.items())
 
 
 def test_no_augment_trains_on_the_cached_mfccs_alone_as_before(fma, tmp_path):

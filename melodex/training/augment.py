@@ -14,6 +14,10 @@ what such files went through:
 * **noise**: white noise at a random ``noise_snr_db`` below the clip, with probability ``noise_prob``;
 * **gain**: a random level change within +-``gain_db``.
 
+After each epoch, with ``clean_batchnorm``, the BatchNorm statistics are re-estimated on the clean
+training clips with dropout off (:func:`melodex.training.variants.clean_batchnorm`): the model is
+validated, kept and used on clips as they come, not on the augmented mixture it trained on.
+
 The first four need the waveform; they make ``variants`` MFCCs per training clip once (see
 :mod:`melodex.training.variants`). Gain is applied to the MFCC itself, where it is exact: a level
 change of ``g`` dB adds ``g`` to every log-mel value and moves the 80 dB floor with them, so only
@@ -47,6 +51,7 @@ class AugmentConfig:
     noise_snr_db: tuple[float, float] = (30.0, 50.0)
     noise_prob: float = 0.5
     gain_db: float = 6.0
+    clean_batchnorm: bool = True  # validate and keep the model with BatchNorm statistics of clean clips
 
     def __post_init__(self):
         unknown = [c for c in self.codecs if c not in CODECS]

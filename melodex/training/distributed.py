@@ -172,8 +172,9 @@ class Group:
         return DistributedDataParallel(model, device_ids=ids)
 
     def fill_bank(self, bank: VariantBank, tracks: Sequence[Track], *, num_workers: int,
-                  progress: bool) -> dict[str, int]:
-        """:meth:`VariantBank.fill` shared among the ranks; returns the whole group's counts."""
+                  progress: bool) -> dict[str, float]:
+        """:meth:`VariantBank.fill` shared among the ranks; returns the whole group's counts (and this
+        rank's seconds)."""
         if not self.active:
             return bank.fill(tracks, num_workers=num_workers, progress=progress)
         bank_log = logging.getLogger(VariantBank.__module__)
@@ -186,7 +187,7 @@ class Group:
             bank.fill(tracks, num_workers=num_workers, progress=False)  # the others' share, where not shared
         finally:
             bank_log.setLevel(level)
-        counts = {"clips": len(tracks), "made": made, "kept": kept, "failed": failed}
+        counts = {"clips": len(tracks), "made": made, "kept": kept, "failed": failed, "seconds": mine["seconds"]}
         log.info("augmentation: variants of %(clips)d training clips (%(made)d made now by the %(ranks)d processes, "
                  "%(kept)d kept from before, %(failed)d not decodable: those train clean)",
                  dict(counts, ranks=self.world_size))

@@ -57,7 +57,7 @@ from melodex.training.runs import (
     resolve_run_dir,
     write_json,
 )
-from melodex.training.variants import AugmentedView, VariantBank
+from melodex.training.variants import AugmentedView, VariantBank, clean_batchnorm
 from melodex.util.atomic import atomic_write
 from melodex.util.workers import usable_cores
 
@@ -198,8 +198,8 @@ class Trainer:
     def _prepare_augmentation(self) -> None:
         """With ``config.augment``, the training clips' variants, made once (:mod:`melodex.training.variants`)."""
         if self.config.augment:
-            workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers(
-                0.0, self.group.local_world_size)
+            workers = self.config.num_workers if self.config.num_workers is not None else max(  # the main process
+                1, min(4, usable_cores() // self.group.local_world_size))  # only writes: a worker per core
             self.bank = VariantBank.beside(self.config.cache_dir, self.features, DEFAULT_AUGMENT)
             self.bank_counts = self.group.fill_bank(self.bank, self.data["training"].tracks, num_workers=workers,
                                                     progress=self.config.progress)
@@ -259,6 +259,8 @@ class Trainer:
         self.group.share_failures(self.failures["training"])
         if not seen:
             raise DatasetError(f"{cfg.data_dir}: no training track could be loaded")
+        if self.bank is not None and self.bank.augment.clean_batchnorm:  # validated and kept as clips come
+            clean_batchnorm(self.model, self.data["training"], self.device, cfg.batch_size, self.num_workers)
         return loss_sum / seen, correct / seen
 
     def _steps(self, bar) -> tuple[float, int, int]:

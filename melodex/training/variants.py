@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,17 +36,19 @@ from melodex.audio.decode import load_audio
 from melodex.datasets.base import Track
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
 from melodex.training.augment import AugmentConfig, augment_waveform, gain_mfcc
-from melodex.training.data import MfccDataset
+from melodex.training.data import MfccDataset, make_loader
 from melodex.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
 BANK_DIR = "augmented"
+CLEAN_BN_CLIPS = 1024  # clean clips that BatchNorm statistics are estimated on after each augmented epoch
 
 
 def fingerprint(features: FeatureConfig, augment: AugmentConfig) -> str:
-    """A short hash of everything that shapes a variant (not ``prob`` and ``gain_db``, applied per epoch)."""
-    shaping = {k: v for k, v in augment.to_dict().items() if k not in ("prob", "gain_db")}
+    """A short hash of everything that shapes a variant (not ``prob`` and ``gain_db``, applied per
+    epoch, nor ``clean_batchnorm``, which concerns the model)."""
+    shaping = {k: v for k, v in augment.to_dict().items() if k not in ("prob", "gain_db", "clean_batchnorm")}
     payload = json.dumps({"version": 1, "features": features.to_dict(), "augment": shaping}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -121,10 +124,11 @@ class VariantBank:
         with atomic_write(self._path(name), "wb") as handle:
             handle.write(buffer.getbuffer())
 
-    def fill(self, tracks: Sequence[Track], *, num_workers: int = 0, progress: bool = True) -> dict[str, int]:
+    def fill(self, tracks: Sequence[Track], *, num_workers: int = 0, progress: bool = True) -> dict[str, float]:
         """Make the variants every track of ``tracks`` lacks; returns counts of
-        ``{"clips", "made", "kept", "failed"}``. A clip that cannot be decoded is counted, never raised:
-        it trains on its clean MFCC (and the training loop names it if that fails too)."""
+        ``{"clips", "made", "kept", "failed"}`` and the ``"seconds"`` it took. A clip that cannot be decoded
+        is counted, never raised: it trains on its clean MFCC (and the training loop names it if that fails too)."""
+        started = time.perf_counter()
         missing = [t for t in tracks if not self.has(t)]
         counts = {"clips": len(tracks), "made": 0, "kept": len(tracks) - len(missing), "failed": 0}
         loader = torch.utils.data.DataLoader(_Maker(missing, self.features, self.augment), batch_size=None,
@@ -137,8 +141,9 @@ class VariantBank:
                 continue
             self.put(missing[index], variants)
             counts["made"] += 1
-        log.info("augmentation: variants of %(clips)d training clips (%(made)d made now, %(kept)d kept from "
-                 "before, %(failed)d not decodable: those train clean)", counts)
+        counts["seconds"] = round(time.perf_counter() - started, 1)
+        log.info("augmentation: variants of %(clips)d training clips (%(made)d made now in %(seconds).0f s, %(kept)d "
+                 "kept from before, %(failed)d not decodable: those train clean)", counts)
         return counts
 
 
@@ -189,3 +194,41 @@ class AugmentedView(torch.utils.data.Dataset):
             return item
         shifted = gain_mfcc(item[1].numpy(), gain, self.base.config)
         return (item[0], torch.from_numpy(shifted), item[2], item[3])
+
+
+@torch.no_grad()
+def clean_batchnorm(model: torch.nn.Module, clips: MfccDataset, device: torch.device, batch_size: int = 32,
+                    num_workers: int = 0) -> int:
+    """Set every BatchNorm layer's running mean and variance to their averages over batches of
+    ``clips`` (clean MFCCs; at most :data:`CLEAN_BN_CLIPS` of them, evenly spread), with dropout
+    off; returns the number of clips seen (those that could not be loaded are left out).
+
+    Why: while training on :class:`AugmentedView` the running statistics follow the batches, most
+    of whose items are augmented (band-limited, re-encoded, noisy), and dropout is on; a model is
+    then validated, kept and used on clips as they come. On the demo (seed 0) the validation loss
+    after the first epoch is 0.35 with these statistics against 1.32 with the training ones, and the
+    lowest cosine between versions of a test clip rises from 0.88 to 0.95 (``bench_robustness.py``, 42 clips).
+    The weights are untouched, so training goes on exactly as before. Cost: a forward pass over
+    the clips, about 0.4 of a training epoch's work when every clip is used.
+    """
+    n = len(clips)
+    order = range(n) if n <= CLEAN_BN_CLIPS else np.linspace(0, n - 1, CLEAN_BN_CLIPS).astype(int).tolist()
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    was_training = model.training
+    model.eval()
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average over the batches
+        layer.train()
+    seen = 0
+    try:
+        for batch in make_loader(clips, order, batch_size=batch_size, num_workers=num_workers):
+            if len(batch):
+                model(batch.x.to(device))
+                seen += len(batch)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        model.train(was_training)
+    return seen
