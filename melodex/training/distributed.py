@@ -41,6 +41,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
+import torch.nn.functional as F
 from torch.distributed.algorithms.join import Join
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
@@ -139,6 +141,20 @@ class Group:
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor.tolist()
+
+    def gather_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Every rank's ``rows`` [shape=(n_r, d)] stacked in rank order, with the gradient flowing back
+        to each rank's own rows, and where this rank's rows start (contrastive negatives). Ranks may
+        hold different numbers of rows (a file that failed): they are padded for the exchange."""
+        if not self.active:
+            return rows, 0
+        count = torch.tensor([rows.shape[0]], dtype=torch.long, device=rows.device)
+        counts = [torch.zeros_like(count) for _ in range(self.world_size)]
+        dist.all_gather(counts, count)
+        sizes = [int(c) for c in counts]
+        padded = F.pad(rows, (0, 0, 0, max(sizes) - rows.shape[0]))
+        parts = dist_nn.all_gather(padded)
+        return torch.cat([part[:size] for part, size in zip(parts, sizes)]), sum(sizes[: self.rank])
 
     def join(self, net: torch.nn.Module) -> contextlib.AbstractContextManager:
         """Around an epoch's steps: DDP's ``Join``, so a rank with fewer steps (a batch of files
