@@ -74,9 +74,10 @@ class PairNet(nn.Module):
 
 
 def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float,
-            group: Group | None = None) -> tuple[torch.Tensor, int]:
-    """NT-Xent loss of the pairs ``(z_a[i], z_b[i])`` [shape=(n, d), unit rows], and how many of the
-    ``2n`` views have their own pair as the most similar other view.
+            group: Group | None = None) -> tuple[torch.Tensor, int, int]:
+    """NT-Xent loss of the pairs ``(z_a[i], z_b[i])`` [shape=(n, d), unit rows], how many of the
+    ``2n`` views have their own pair as the most similar other view, and how many negatives each
+    view was scored against.
 
     Each view is scored against every other view (with a ``group`` of processes, every process's
     views: the negatives are gathered, with their gradients). The mean is over this process's views.
@@ -91,7 +92,7 @@ def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float,
     positive = torch.cat([mine + total, mine])
     logits = logits.masked_fill(F.one_hot(itself, 2 * total).bool(), float("-inf"))
     loss = F.cross_entropy(logits, positive, reduction="sum") / max(1, 2 * n)
-    return loss, int((logits.argmax(1) == positive).sum()) if n else 0
+    return loss, int((logits.argmax(1) == positive).sum()) if n else 0, 2 * total - 2
 
 
 class ContrastiveTrainer(Trainer):
@@ -103,6 +104,7 @@ class ContrastiveTrainer(Trainer):
                  group: Group | None = None):
         super().__init__(config, device, dataset, run_dir, group)
         self.frames = view_frames(self.features, config.view_seconds)
+        self.negatives = 0  # the most negatives a view met in a training step (all processes' views)
         self.pair_net = PairNet(self.model, config.projection_dim).to(device)
         self.optimizer = torch.optim.Adam(self.pair_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
@@ -153,7 +155,8 @@ class ContrastiveTrainer(Trainer):
             a, b = batch.a.to(self.device, non_blocking=True), batch.b.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             z_a, z_b = self.net(a, b)
-            loss, hits = nt_xent(z_a, z_b, self.config.temperature, self.group)
+            loss, hits, negatives = nt_xent(z_a, z_b, self.config.temperature, self.group)
+            self.negatives = max(self.negatives, negatives)
             loss.backward()
             self.optimizer.step()
             loss_sum += float(loss.detach()) * 2 * len(batch)
@@ -173,7 +176,7 @@ class ContrastiveTrainer(Trainer):
             self.failures[split].note(batch)
             if len(batch):
                 z_a, z_b = self.pair_net(batch.a.to(self.device), batch.b.to(self.device))
-                loss, hits = nt_xent(z_a, z_b, self.config.temperature)
+                loss, hits, _ = nt_xent(z_a, z_b, self.config.temperature)
                 loss_sum, correct, seen = loss_sum + float(loss) * 2 * len(batch), correct + hits, seen + 2 * len(batch)
         return (loss_sum / seen, correct / seen, [], []) if seen else (math.nan, math.nan, [], [])
 
@@ -210,7 +213,7 @@ class ContrastiveTrainer(Trainer):
         params["result"] = {
             "best_epoch": self.best.epoch, "best_val_accuracy": _num(self.best.val_accuracy),
             "best_val_loss": _num(self.best.val_loss), "epochs_run": self.last_epoch(),
-            "stopped_early": self.stopped_early, "retrieval": scores,
+            "stopped_early": self.stopped_early, "retrieval": scores, "negatives_per_view": self.negatives,
             "failed_files": {s: sorted(f.reasons.values()) for s, f in self.failures.items() if f.reasons},
         }
         write_json(self.run_dir / PARAMS_NAME, params)
