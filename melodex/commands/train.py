@@ -133,8 +133,8 @@ def retrieval_report(config, tracks, vectors) -> tuple[str, dict]:
         rows.append({"artist": fields.get("artist"), "album": release_identity(fields)})
     columns = label_columns(pd.DataFrame(rows), ["artist", "album"])
     if "artist" not in columns:
-        return ("The retrieval report needs artist metadata for the validation tracks, and none was found: tag the "
-                "files, or give --metadata_dir (FMA's tracks.csv) or --manifest (path,artist,album,...).\n",
+        return (("The retrieval report needs artist metadata for the validation tracks, and none was found: tag the "
+                 "files, or give --metadata_dir (FMA's tracks.csv) or --manifest (path,artist,album,...).\n"),
                 {"tracks": len(tracks), "artists_known": 0})
     scores = retrieval_table(vectors, pd.DataFrame(rows), columns)
     lines = [format_table(scores), ""]

@@ -80,7 +80,7 @@ def _validation(keys: list[str], seed: int) -> set[str]:
 
 def view_frames(config: FeatureConfig, seconds: float) -> int:
     """MFCC frames in a view of ``seconds`` (at most a whole segment's)."""
-    return max(8, min(config.n_frames, int(round(seconds * config.sample_rate / config.hop_length))))
+    return max(8, min(config.n_frames, round(seconds * config.sample_rate / config.hop_length)))
 
 
 @dataclass
