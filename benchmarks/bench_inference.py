@@ -2,27 +2,32 @@
 
     python benchmarks/bench_inference.py            # 200 files for speed; RSS for 200 vs 2000
     python benchmarks/bench_inference.py --quick    # 50 files; RSS for 50 vs 200
+    python benchmarks/bench_inference.py --no-rss --no-legacy --repeat 5 --compare-libsndfile
     python benchmarks/bench_inference.py --files 300 --rss-files 300 3000
 
 Test data: 30-s 44.1 kHz stereo mp3s (a few distinct tones, copied up to the count), cached
 in ``$TMPDIR/melodex-bench-mp3`` so later runs skip the encoding.
 
-Every number is measured in the same run:
+Every number is measured in the same run, over the same files:
 
 * **decode ceiling**: ``soundfile.read`` of every file (decode only: no downmix, resampling,
   MFCC or model), in one process and in a pool of 2 processes;
 * **inference**: first-30s mode on the CPU through :class:`melodex.inference.predictor.Predictor`
-  (default settings, 2 workers, and the legacy one-file-at-a-time path), results written to
-  a JSONL file as the CLI does; time from the first file handed in to the last result out
-  (start-up and model loading excluded, as they are paid once);
+  (default settings, and the legacy one-file-at-a-time path), results written to a JSONL file
+  as the CLI does;
+* **steady state**: files/s between the moment the first tenth of the files is done and the
+  moment nine tenths are, for the ceilings and for inference alike, so neither the start
+  (pool or worker start-up, model loading, first batches) nor the drain at the end (one
+  worker still busy while the other has nothing left) counts. ``seconds`` is the whole run;
 * **CPU ms/file**: user + system time of the run and of its workers, per file. Unlike wall
   time it hardly depends on what else the machine is doing, so the ratio of inference to
   decode CPU projects what idle cores would give (printed under the table);
 * **peak RSS**: the inference run in a child process, its resident memory plus all of its
   children's (the decoding workers), sampled every 20 ms.
 
-Targets: inference with 2 workers >= 60% of the decode ceiling; peak RSS for the large count
-within 10% of the small one.
+Targets: inference in steady state >= 75% of the 2-process decode ceiling (issue 6/6 item 4);
+peak RSS for the large count within 10% of the small one. ``MELODEX_NO_MPG123=1`` measures
+inference with mp3 read through libsndfile only (see :mod:`melodex.audio.mpg123`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+DISABLE_ENV = "MELODEX_NO_MPG123"  # melodex.audio.mpg123.DISABLE_ENV (not imported: the child sets it)
 DISTINCT = 8  # distinct recordings; the rest are byte copies (decoding cost is the same)
 
 
@@ -87,26 +94,35 @@ def cpu_seconds() -> float:
     return total
 
 
+def steady_rate(stamps: list[float]) -> float:
+    """Files/s between the first tenth and the last tenth of ``stamps`` (completion times)."""
+    stamps = sorted(stamps)
+    lo, hi = len(stamps) // 10, len(stamps) - 1 - len(stamps) // 10
+    if hi <= lo or stamps[hi] <= stamps[lo]:
+        return len(stamps) / max(stamps[-1] - stamps[0], 1e-9)
+    return (hi - lo) / (stamps[hi] - stamps[lo])
+
+
 def decode_ceiling(paths: list[Path], processes: int) -> dict:
-    """Wall and CPU seconds to ``sf.read`` every file with ``processes`` processes."""
+    """Wall and CPU seconds, and the steady rate, to ``sf.read`` every file with ``processes`` processes."""
     cpu, start = cpu_seconds(), time.perf_counter()
+    stamps = []
     if processes <= 1:
         for p in paths:
             _read(p)
-        end = time.perf_counter()
+            stamps.append(time.perf_counter())
     else:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(processes) as pool:
             start = time.perf_counter()  # the pool's start-up is not decoding
-            for _ in pool.imap_unordered(_read, paths, chunksize=4):
-                pass
-            end = time.perf_counter()
-    return {"seconds": end - start, "cpu": cpu_seconds() - cpu}
+            for _ in pool.imap_unordered(_read, paths, chunksize=1):
+                stamps.append(time.perf_counter())
+    return {"seconds": stamps[-1] - start, "cpu": cpu_seconds() - cpu, "rate": steady_rate(stamps)}
 
 
 def run_inference(paths: list[Path], model: Path, out: Path, *, workers: int | None, legacy: bool) -> float:
-    """Seconds for Predictor.predict over ``paths`` (first-30s, CPU), results to JSONL."""
+    """Seconds, CPU seconds and steady files/s of Predictor.predict over ``paths`` (first-30s, CPU, to JSONL)."""
     import torch
 
     from melodex.inference.predictor import Predictor
@@ -115,18 +131,20 @@ def run_inference(paths: list[Path], model: Path, out: Path, *, workers: int | N
     kwargs = {} if workers is None else {"num_workers": workers}
     predictor = Predictor(model, device="cpu", **kwargs)
     n_ok = 0
+    stamps = []
     cpu, start = cpu_seconds(), time.perf_counter()
     with get_writer("jsonl")(out, mode="first-30s") as writer:
         for result in predictor.predict(paths, legacy=legacy):
             writer.write_result(result)
             n_ok += result.ok
+            stamps.append(time.perf_counter())
     seconds = time.perf_counter() - start
     # the workers have been joined when predict() ends, so their CPU time is counted
     cpu = cpu_seconds() - cpu
     if n_ok != len(paths):
         raise SystemExit(f"only {n_ok} of {len(paths)} files succeeded")
     del torch
-    return {"seconds": seconds, "cpu": cpu}
+    return {"seconds": seconds, "cpu": cpu, "rate": steady_rate(stamps)}
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -136,7 +154,8 @@ def child_main(args: argparse.Namespace) -> None:
     print(json.dumps(timing))
 
 
-def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = None, legacy: bool = False) -> dict:
+def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = None, legacy: bool = False,
+                  env: dict[str, str] | None = None) -> dict:
     """Run inference over ``n`` files in a child process; its time and peak RSS (with children)."""
     import psutil
 
@@ -144,7 +163,7 @@ def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = N
            "--out", str(workdir / f"out-{n}.jsonl"), "--child-workers", str(-1 if workers is None else workers)]
     if legacy:
         cmd.append("--child-legacy")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1", **(env or {}))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
     parent = psutil.Process(proc.pid)
     peak = 0
@@ -187,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="50 files; RSS for 50 vs 200")
     parser.add_argument("--no-legacy", action="store_true", help="skip the legacy path")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS comparison")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="ceiling + inference pairs; the ratio's median is the result (default 3)")
+    parser.add_argument("--compare-libsndfile", action="store_true",
+                        help=f"also run inference with {DISABLE_ENV}=1 (mp3 through libsndfile only) in each pair")
     # internal: the child process that is measured
     parser.add_argument("--child-files", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=-1, help=argparse.SUPPRESS)
@@ -217,24 +240,35 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[tuple[str, dict]] = []
         ceiling1 = decode_ceiling(paths, 1)
         rows.append(("sf.read ceiling, 1 process", ceiling1))
-        ceiling2 = decode_ceiling(paths, 2)
-        rows.append(("sf.read ceiling, 2 processes", ceiling2))
-        rows.append((f"infer, default settings ({default_workers} workers)", measure_child(n, model, workdir)))
-        two = measure_child(n, model, workdir, workers=2)
-        rows.append(("infer, --num-workers 2", two))
+        ratios, ratios_sndfile = [], []
+        for rep in range(args.repeat):  # ceiling and inference side by side, so load changes hit both
+            ceiling2 = decode_ceiling(paths, 2)
+            infer = measure_child(n, model, workdir)
+            ratios.append(infer["rate"] / ceiling2["rate"])
+            rows += [(f"sf.read ceiling, 2 processes #{rep + 1}", ceiling2),
+                     (f"infer, default ({default_workers} workers) #{rep + 1}", infer)]
+            if args.compare_libsndfile:
+                plain = measure_child(n, model, workdir, env={DISABLE_ENV: "1"})
+                ratios_sndfile.append(plain["rate"] / ceiling2["rate"])
+                rows.append((f"infer, {DISABLE_ENV}=1 #{rep + 1}", plain))
         if not args.no_legacy:
             rows.append(("infer, --use-legacy", measure_child(n, model, workdir, legacy=True)))
 
         print(f"\nfirst-30s inference on the CPU, {n} files of 30 s (44.1 kHz stereo mp3)\n")
-        print(f"{'run':<40} {'seconds':>8} {'files/s':>8} {'vs 1-proc ceiling':>18} {'vs 2-proc ceiling':>18}"
-              f" {'CPU ms/file':>12}")
+        print(f"{'run':<42} {'seconds':>8} {'steady files/s':>15} {'vs 2-proc ceiling':>18} {'CPU ms/file':>12}")
+        reference = next(m for name, m in rows if name.startswith("sf.read ceiling, 2"))  # the first pair's
         for name, m in rows:
-            print(f"{name:<40} {m['seconds']:8.2f} {n / m['seconds']:8.1f} {ceiling1['seconds'] / m['seconds']:17.0%}"
-                  f" {ceiling2['seconds'] / m['seconds']:17.0%} {1000 * m['cpu'] / n:12.1f}")
-        ratio = two["cpu"] / ceiling1["cpu"]
-        print(f"\nCPU per file, inference (2 workers) / sf.read: {ratio:.2f}. With {cores} otherwise idle cores, "
-              f"inference would run at about {min(cores, 2) / ratio:.0%} of the 1-process ceiling "
-              f"and {1 / ratio:.0%} of the {min(cores, 2)}-process one.")
+            reference = m if name.startswith("sf.read ceiling, 2") else reference
+            print(f"{name:<42} {m['seconds']:8.2f} {m['rate']:15.1f} {m['rate'] / reference['rate']:17.0%}"
+                  f" {1000 * m['cpu'] / n:12.1f}")
+        print(f"\nsteady-state inference / 2-process sf.read ceiling, median of {len(ratios)}: "
+              f"{statistics.median(ratios):.2f} (each: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.75)")
+        if ratios_sndfile:
+            print(f"the same with mp3 read through libsndfile only: {statistics.median(ratios_sndfile):.2f} "
+                  f"(each: {', '.join(f'{r:.2f}' for r in ratios_sndfile)})")
+        ratio = statistics.median(m["cpu"] for name, m in rows if name.startswith("infer, default")) / ceiling1["cpu"]
+        print(f"CPU per file, inference / sf.read: {ratio:.2f}. With {cores} otherwise idle cores, inference would "
+              f"run at about {1 / ratio:.0%} of the {min(cores, 2)}-process ceiling.")
         print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
         if args.no_rss:
             return 0

@@ -44,14 +44,20 @@ def make_audio(tmp_path):
 TINY_LABELS = ("Folk", "Pop", "Rock")
 # Small conv channels and embedding for tests that do not look at the default widths (256, 512).
 SMALL_MODEL = {"channels": (8, 16, 16, 32), "embedding_dim": 64}
+# (mean, std) of the MFCC's coefficient 0, then of every other coefficient, roughly as for music
+TINY_MFCC_STATS = ((-300.0, 100.0), (0.0, 30.0))
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint_factory(tmp_path_factory):
-    """``make(labels=TINY_LABELS, *, small=False, features=None, n_mfcc=None, n_frames=None)`` -> a checkpoint.
+    """``make(labels=TINY_LABELS, *, small=False, features=None, n_mfcc=None, n_frames=None, normalized=False)``
+    -> a checkpoint.
 
-    An untrained :class:`GenreCNN` (``torch.manual_seed(0)``; ``n_classes`` is ``len(labels)``),
-    saved the real way with metadata ``{"note": "test"}``. ``small`` uses :data:`SMALL_MODEL`;
+    An untrained :class:`GenreCNN` (``torch.manual_seed(0)``; ``n_classes`` is ``len(labels)``, so
+    ``labels=()`` gives a headless model, as label-free training does: no genre head, an empty label
+    list), saved the real way with metadata ``{"note": "test"}``. ``normalized`` sets the feature
+    normalisation buffers to :data:`TINY_MFCC_STATS` (as training sets them from its data), so that
+    random weights tell clips apart by more than rounding. ``small`` uses :data:`SMALL_MODEL`;
     otherwise the default channels and 512-d embedding. ``features`` (a ``FeatureConfig``,
     default ``FeatureConfig()``) is saved with it, and the model takes its ``n_mfcc`` and
     ``n_frames`` from there unless given. Each variant is built once per session (per xdist
@@ -66,18 +72,22 @@ def tiny_checkpoint_factory(tmp_path_factory):
     built: dict[tuple, tuple[Path, bytes]] = {}
 
     def _make(labels=TINY_LABELS, *, small: bool = False, features=None, n_mfcc: int | None = None,
-              n_frames: int | None = None) -> Path:
+              n_frames: int | None = None, normalized: bool = False) -> Path:
         labels = tuple(labels)
         features = FeatureConfig() if features is None else features
         n_mfcc = features.n_mfcc if n_mfcc is None else n_mfcc
         n_frames = features.n_frames if n_frames is None else n_frames
-        key = (labels, small, features, n_mfcc, n_frames)
+        key = (labels, small, features, n_mfcc, n_frames, normalized)
         if key not in built:
             config = ModelConfig(n_classes=len(labels), n_mfcc=n_mfcc, n_frames=n_frames,
                                  **(SMALL_MODEL if small else {}))
             with torch.random.fork_rng(devices=[]):  # the same weights every time; the caller's rng untouched
                 torch.manual_seed(0)
                 model = GenreCNN(config)
+            if normalized:
+                mean, std = (torch.full((n_mfcc,), float(v)) for v in TINY_MFCC_STATS[1])
+                mean[0], std[0] = TINY_MFCC_STATS[0]
+                model.set_normalization(mean, std)
             folder = tmp_path_factory.mktemp("tiny-model")
             path = save_checkpoint(folder / "tiny.pth", model, list(labels), features, {"note": "test"})
             built[key] = path, path.read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,26 @@ def test_decoder_chatter_on_fd2_becomes_a_debug_log(tmp_path, capfd, caplog):
     assert capfd.readouterr().err == "after\n"
     assert any("cut.mp3: decoder says: [layer3.c:1774] error: part2_3_length" in r.getMessage()
                for r in caplog.records)
+
+
+def test_decoder_chatter_is_kept_per_call(tmp_path, caplog):
+    """The sink is reused across calls: each call logs only its own message, nothing left over."""
+    import logging
+
+    from melodex.audio.decode import _decoder_chatter
+
+    logger = logging.getLogger("melodex.audio.decode")
+    logger.addHandler(caplog.handler)
+    logger.propagate = False
+    caplog.set_level(logging.DEBUG, logger="melodex.audio.decode")
+    try:
+        for name, text in [("a.mp3", b"first message, rather long " * 4), ("b.mp3", b""), ("c.mp3", b"second")]:
+            with _decoder_chatter(tmp_path / name):
+                if text:
+                    os.write(2, text + b"\n")
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate = True
+    said = [r.getMessage().split(": decoder says: ") for r in caplog.records if "decoder says" in r.getMessage()]
+    assert [(Path(p).name, t) for p, t in said] == [("a.mp3", ("first message, rather long " * 4).strip()),
+                                                     ("c.mp3", "second")]

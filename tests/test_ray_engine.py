@@ -16,11 +16,14 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from _helpers_trainer import BROKEN_KEY, make_fma_fixture
 
+from melodex.audio.uris import register_filesystem
 from melodex.cli import main
 from melodex.features.cache import FeatureCache
+from melodex.library.schema import EMBEDDING_KEY, MODEL_KEY
 from melodex.library.store import LibraryStore
 
 ray = pytest.importorskip("ray")
@@ -51,6 +54,20 @@ def clips(make_audio, tmp_path) -> Path:
     (folder / "broken.mp3").write_bytes(b"this is not audio" * 10)
     (folder / "empty.wav").write_bytes(b"")
     return folder
+
+
+@pytest.fixture
+def bucket(clips) -> str:
+    """``mdxtest://music``: the clips behind a non-local scheme (an fsspec filesystem over their
+    folder, in pyarrow's PyFileSystem), read as bytes by the nodes without any network."""
+    fsspec = pytest.importorskip("fsspec")
+    from fsspec.implementations.dirfs import DirFileSystem
+    from pyarrow import fs as pafs
+
+    register_filesystem("mdxtest", pafs.PyFileSystem(pafs.FSSpecHandler(
+        DirFileSystem(path=str(clips.parent), fs=fsspec.filesystem("file")))))
+    yield "mdxtest://music"
+    register_filesystem("mdxtest", None)
 
 
 def _lines(path: Path) -> list[dict]:
@@ -85,6 +102,23 @@ def test_infer_on_the_cluster_gives_the_local_engine_results(cluster, clips, tin
     _assert_same_results(local, remote)
 
 
+def test_infer_reads_uris_on_the_nodes_and_resumes_by_uri(cluster, clips, bucket, tiny_checkpoint_factory, tmp_path):
+    model = str(tiny_checkpoint_factory())
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    assert main(["infer", "--model", model, "--audio", str(clips), "--output", str(local), "-q"]) == 1
+    ray_run = ["infer", "--model", model, "--audio", bucket, "--output", str(remote), "--engine", "ray",
+               "--address", cluster.address, "-q"]
+    assert main(ray_run) == 1
+    rows = _lines(remote)
+    assert [r["audio_file"] for r in rows] == [f"{bucket}/{Path(r['audio_file']).name}" for r in _lines(local)]
+    _assert_same_results([{**r, "audio_file": Path(r["audio_file"]).name} for r in _lines(local)],
+                         [{**r, "audio_file": Path(r["audio_file"]).name} for r in rows])
+    shutil.copy(clips / "a.wav", clips / "d.wav")  # only the new object and the two failures are read again
+    assert main([*ray_run, "--resume"]) == 1
+    assert sorted(r["audio_file"] for r in _lines(remote) if not r.get("error")) == \
+        [f"{bucket}/{name}" for name in ("a.wav", "b.flac", "c.wav", "d.wav")]
+
+
 def test_index_on_the_cluster_stores_what_the_local_engine_stores_and_resumes(
         cluster, clips, tiny_checkpoint_factory, tmp_path, capsys):
     model = str(tiny_checkpoint_factory())
@@ -106,6 +140,48 @@ def test_index_on_the_cluster_stores_what_the_local_engine_stores_and_resumes(
     assert main(ray_run) == 1  # the two bad files are tried again, and fail again
     assert "3 new audio file(s) to index (3 already in the store)" in capsys.readouterr().err
     assert len(LibraryStore(tmp_path / "ray")) == 4
+
+
+def test_index_reads_uris_on_the_nodes_and_commits_the_parts_they_write(
+        cluster, clips, bucket, tiny_checkpoint_factory, tmp_path, capsys, monkeypatch):
+    model = str(tiny_checkpoint_factory())
+    base = ["index", "--model", model, "--no-tags"]
+    capsys.readouterr()
+    assert main([*base, "--audio", str(clips), "--store", str(tmp_path / "local")]) == 1
+    local_failed = _failures(capsys.readouterr().err)
+    store = tmp_path / "ray"
+    leftover = store / "_staging" / "killed-run" / "0123.parquet.staged"  # what a killed run leaves
+    leftover.parent.mkdir(parents=True)
+    shutil.copy(LibraryStore(tmp_path / "local").part_files()[0], leftover)
+    monkeypatch.setattr(LibraryStore, "add_batches", None)  # the driver writes no rows: the workers do
+    ray_run = [*base, "--store", str(store), "--engine", "ray", "--address", cluster.address, "--part-size", "2",
+               "--audio", bucket, f"{bucket}/missing.wav", (clips / "a.wav").as_uri()]
+    assert main(ray_run) == 1
+    failed = _failures(capsys.readouterr().err)
+    assert failed == {f"{bucket}/{name}": reason for name, reason in local_failed.items()} | \
+        {f"{bucket}/missing.wav": "no such file"}
+    remote, local = LibraryStore(store), LibraryStore(tmp_path / "local")
+    paths = remote.tracks()["path"].tolist()
+    assert sorted(paths) == sorted([f"{bucket}/a.wav", f"{bucket}/b.flac", f"{bucket}/c.wav",
+                                    str((clips / "a.wav").resolve())])  # a file:// URI is the local path
+    by_name = {Path(p).name: row for row, p in zip(local.embeddings(), local.tracks()["path"])}
+    for row, path in zip(remote.embeddings(), paths):
+        np.testing.assert_allclose(row, by_name[Path(path).name], atol=1e-4)
+    assert not (store / "_staging").exists()
+    ours, theirs = (pq.read_schema(LibraryStore(s).part_files()[0]).metadata for s in (store, tmp_path / "local"))
+    assert (ours[EMBEDDING_KEY], ours[MODEL_KEY]) == (theirs[EMBEDDING_KEY], theirs[MODEL_KEY])
+    assert main([*ray_run, "-q"]) == 1  # resume: only the three that failed go to the cluster again
+    assert len(LibraryStore(store)) == 4
+
+
+def _failures(err: str) -> dict[str, str]:
+    """The ``failed: FILE: REASON`` lines of a run, as {file (its name for local files): reason}."""
+    found = {}
+    for line in err.splitlines():
+        if line.startswith("failed: "):
+            name, reason = line[len("failed: "):].split(": ", 1)
+            found[name if "://" in name else Path(name).name] = reason
+    return found
 
 
 def test_preprocess_on_the_cluster_fills_the_cache_as_the_local_engine_does(cluster, tmp_path, capsys):

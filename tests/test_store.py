@@ -6,10 +6,15 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from melodex.errors import StoreError
-from melodex.library.store import LibraryStore, TrackRecord, path_key, year_of
+from melodex.errors import MelodexError, StoreError
+from melodex.library.columns import records_table
+from melodex.library.indexing import IndexSummary, MetadataSources
+from melodex.library.schema import MODEL_KEY, ModelStamp, stamp_table
+from melodex.library.staging import StagedRun
+from melodex.library.store import LibraryStore, TrackRecord, path_key, write_part_file, year_of
 
 LABELS = ["Folk", "Pop", "Rock"]
 
@@ -158,3 +163,42 @@ def test_parts_left_by_an_interrupted_compaction_are_ignored(tmp_path, rng):
     fresh = LibraryStore(tmp_path / "lib")
     assert len(fresh.tracks()) == 9 and len(fresh) == 9 and len(fresh.keys()) == 9
     assert fresh.compact() == 3 and len(list((tmp_path / "lib" / "parts").iterdir())) == 1
+
+
+def test_a_part_written_elsewhere_is_committed_in_one_piece_without_tracks_already_present(tmp_path, rng):
+    """What ``index --engine ray`` does: a worker writes a part beside the store, the driver commits it."""
+    store = LibraryStore(tmp_path / "lib")
+    stamp = ModelStamp("abc123", "model.pth", tuple(LABELS))
+    store.add([_record(0, rng)], model=stamp)
+    staged = tmp_path / "lib" / "_staging" / "run" / "x.parquet.staged"
+    write_part_file(stamp_table(records_table([_record(i, rng) for i in (0, 1, 2, 1)], 512), stamp, 512), staged)
+    assert len(store) == 1  # a staged part is no part of the store
+    present = store.keys()
+    assert store.commit_part(staged, present) == 2  # 000000 is stored already; 000001 counts once
+    assert not staged.exists() and present == {"000000", "000001", "000002"}
+    assert store.tracks()["track_id"].tolist() == ["000000", "000001", "000002"]
+    assert {pq.read_schema(p).metadata[MODEL_KEY] for p in store.part_files()} == {stamp.to_json()}
+    narrow = tmp_path / "lib" / "_staging" / "run" / "y.parquet.staged"
+    write_part_file(stamp_table(records_table([_record(5, rng, embedding=np.ones(8))], 8), stamp, 8), narrow)
+    with pytest.raises(StoreError, match="embeddings have 8 values; this store holds 512"):
+        store.commit_part(narrow, present)
+    assert len(store) == 3
+
+
+def test_a_staged_run_commits_what_its_rows_report_and_says_when_the_store_is_not_shared(tmp_path, rng):
+    stamp = ModelStamp("abc123", "model.pth", tuple(LABELS))
+    store = LibraryStore(tmp_path / "lib")
+    run = StagedRun(store, MetadataSources(read_file_tags=False), stamp)
+    write_part_file(stamp_table(records_table([_record(1, rng)], 512), stamp, 512), run.folder / "a.parquet.staged")
+    summary = IndexSummary()
+    rows = [{"file": "/music/1.mp3", "error": "", "part": "a.parquet.staged", "fatal": ""},
+            {"file": "/music/bad.mp3", "error": "no such file", "part": "", "fatal": ""}]
+    assert run.commit(rows, summary) == 1
+    assert summary.failed == [("/music/bad.mp3", "no such file")]
+    assert len(store) == 1 and not (store.root / "_staging").exists()
+    for row, error in (({"part": "elsewhere.parquet.staged", "fatal": ""}, "every node of the cluster writes"),
+                       ({"part": "", "fatal": "/lib/x: no space left on device"}, "no space left on device")):
+        run = StagedRun(store, MetadataSources(read_file_tags=False), stamp)
+        with pytest.raises(MelodexError, match=error):
+            run.commit([{"file": "/music/2.mp3", "error": "", **row}], IndexSummary())
+        assert not (store.root / "_staging").exists()

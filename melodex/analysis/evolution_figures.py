@@ -139,16 +139,19 @@ def _trajectory_panel(ax, fig: Figure, timeline: pd.DataFrame, tracks: pd.DataFr
 def artist_figure(score: ArtistDrift, timeline: pd.DataFrame, tracks: pd.DataFrame,
                   coords: pd.DataFrame | None) -> bytes:
     """PNG: distance from the first work over time (release centroids with their track counts and
-    the fitted trend), genre probabilities per release, and the trajectory on the map when one
-    is saved."""
+    the fitted trend), genre probabilities per release (not for a store without them: a model
+    without a genre head), and the trajectory on the map when one is saved."""
 
-    panels = 3 if coords is not None and "x" in timeline.columns else 2
+    genres = any(c.startswith("prob:") for c in timeline.columns)
+    on_map = coords is not None and "x" in timeline.columns
+    panels = 1 + genres + on_map
     fig = Figure(figsize=(6.4 * panels, 4.2), layout="constrained")
-    axes = fig.subplots(1, panels)
+    axes = fig.subplots(1, panels, squeeze=False)[0]
     _drift_panel(axes[0], score, timeline)
-    _genre_panel(axes[1], timeline)
-    if panels == 3:
-        _trajectory_panel(axes[2], fig, timeline, tracks, coords)
+    if genres:
+        _genre_panel(axes[1], timeline)
+    if on_map:
+        _trajectory_panel(axes[-1], fig, timeline, tracks, coords)
     return _png(fig)
 
 

@@ -160,7 +160,11 @@ def _undated_block(undated: pd.DataFrame | None) -> str:
 
 
 def _timeline_columns(timeline: pd.DataFrame) -> pd.DataFrame:
-    keep = ["date", "title", "album", "release", "dist_first", "release_dist_prev", "predicted_label"]
+    """The timeline's shown columns; no predicted genre column when no track has one (a model without
+    a genre head)."""
+    keep = ["date", "title", "album", "release", "dist_first", "release_dist_prev"]
+    if "predicted_label" in timeline.columns and timeline["predicted_label"].notna().any():
+        keep.append("predicted_label")
     return timeline[[c for c in keep if c in timeline.columns]]
 
 

@@ -20,6 +20,7 @@ from melodex.analysis.map_page import (
     MAX_LEGEND,
     STATIC_FORMATS,
     category_colors,
+    choose_color_by,
     label_strings,
     map_frame,
     track_years,
@@ -29,21 +30,22 @@ from melodex.errors import OutputError
 from melodex.util.atomic import atomic_write
 
 
-def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = "genre",
+def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str | None = None,
                      title: str | None = None, dpi: int = 200) -> Path:
     """Write the map as a static figure (PNG, SVG or PDF by extension; Agg) with a legend, no axes.
 
     Categorical colourings name the ``MAX_LEGEND`` largest categories and draw the rest as
-    "other"; unknown values are grey. ``color_by="year"`` uses a colour bar. Returns ``path``.
+    "other"; unknown values are grey. ``color_by="year"`` uses a colour bar; None (and
+    "predicted" without predicted genres) colours as :func:`~melodex.analysis.map_page.choose_color_by`
+    picks. Returns ``path``.
     """
 
     path = Path(path)
     fmt = STATIC_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"{path}: a static map must end in {', '.join(STATIC_FORMATS)}")
-    if color_by not in COLOR_COLUMNS:
-        raise ValueError(f"color_by must be one of {sorted(COLOR_COLUMNS)}, got {color_by!r}")
     frame = map_frame(store_or_frames)
+    color_by = choose_color_by(frame, color_by)
     n = len(frame)
     size = 2 if n > 20000 else 6 if n > 2000 else 14
     fig = Figure(figsize=(8, 7))
@@ -51,7 +53,7 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str = 
     if color_by == "year":
         _draw_years(ax, fig, frame, size)
     else:
-        colors = category_colors(frame)["artist" if color_by == "artist" else "label"]
+        colors = category_colors(frame)[color_by if color_by in ("artist", "folder") else "label"]
         _draw_categories(ax, frame, label_strings(frame.get(COLOR_COLUMNS[color_by]), n), size, colors)
     ax.set_axis_off()
     ax.set_aspect("equal", adjustable="datalim")

@@ -32,7 +32,9 @@ from melodex.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-COLOR_COLUMNS = {"genre": "genre", "predicted": "predicted_label", "artist": "artist", "year": "year"}
+COLOR_COLUMNS = {"genre": "genre", "predicted": "predicted_label", "artist": "artist", "year": "year",
+                 "folder": "folder"}
+AUTO_COLORS = ("genre", "predicted", "artist", "folder")  # the default colouring: the first any track has
 STATIC_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_LEGEND = 12  # categories named in a static legend; the rest are drawn as "other"
 MAX_ARTIST_COLORS = len(PALETTE) - 1  # the most frequent artists get a colour; the rest are "other artists"
@@ -58,7 +60,45 @@ def map_frame(store_or_frames: Any) -> pd.DataFrame:
     coords = coords[["track_id", "x", "y"]].assign(track_id=coords["track_id"].astype(str))
     coords = coords.dropna(subset=["x", "y"]).drop_duplicates("track_id", keep="last")
     frame = tracks.assign(track_id=tracks["track_id"].astype(str)).merge(coords, on="track_id", how="inner")
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    return frame.assign(folder=track_folders(frame))
+
+
+def track_folders(frame: pd.DataFrame) -> list[str | None]:
+    """Each track's folder: its file's parent folder, written relative to the folder that holds
+    every track's folder (so two "CD1" folders stay apart); that shared folder itself is named by
+    its last part. None where the path is unknown."""
+    parents = [None if p is None else os.path.dirname(p.rstrip("/\\"))
+               for p in label_strings(frame.get("path"), len(frame))]
+    known = sorted({p for p in parents if p})
+    try:
+        root = os.path.commonpath(known) if known else ""
+    except ValueError:  # relative and absolute paths, or two drives: no folder holds them all
+        root = ""
+    names = {p: os.path.relpath(p, root) if root else p for p in known}
+    top = os.path.basename(root.rstrip("/\\")) or root
+    return [None if not p else names[p] if names[p] != os.curdir else top for p in parents]
+
+
+def has_predictions(frame: pd.DataFrame) -> bool:
+    """True when some track has a predicted genre (False for a headless model's or an mfcc-stats store)."""
+    return any(v is not None for v in label_strings(frame.get("predicted_label"), len(frame)))
+
+
+def choose_color_by(frame: pd.DataFrame, color_by: str | None = None) -> str:
+    """The colouring to draw: ``color_by``, or for None the first of :data:`AUTO_COLORS` that some
+    track has a value for (tag genre, predicted genre, artist, folder). ``"predicted"`` on tracks
+    without predicted genres (a model without a genre head) logs a warning and falls back the same way."""
+    if color_by is not None and color_by not in COLOR_COLUMNS:
+        raise ValueError(f"color_by must be one of {sorted(COLOR_COLUMNS)}, got {color_by!r}")
+    if color_by == "predicted" and not has_predictions(frame):
+        instead = choose_color_by(frame)
+        log.warning("no predicted genres to colour by (the store's model has no genre head); colouring by %s", instead)
+        return instead
+    if color_by is not None:
+        return color_by
+    n = len(frame)
+    return next((mode for mode in AUTO_COLORS if any(label_strings(frame.get(COLOR_COLUMNS[mode]), n))), "folder")
 
 
 def label_strings(series: pd.Series | None, n: int) -> list[str | None]:
@@ -124,10 +164,15 @@ def category_colors(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
     genres = {v for v in label_strings(frame.get("genre"), n) if v is not None}
     preds = {v for v in label_strings(frame.get("predicted_label"), n) if v is not None}
     labels = label_colors(model_labels(frame.columns), genres | preds)
-    artists = pd.Series([v for v in label_strings(frame.get("artist"), n) if v is not None], dtype=object)
-    counts = artists.value_counts(sort=False)
+    return {"label": labels, "artist": _top_colors(label_strings(frame.get("artist"), n)),
+            "folder": _top_colors(label_strings(frame.get("folder"), n))}
+
+
+def _top_colors(values: list[str | None]) -> dict[str, str]:
+    """Colours for the :data:`MAX_ARTIST_COLORS` values with most tracks (artists, folders)."""
+    counts = pd.Series([v for v in values if v is not None], dtype=object).value_counts(sort=False)
     top = sorted(counts.index, key=lambda name: (-counts[name], name.casefold(), name))[:MAX_ARTIST_COLORS]
-    return {"label": labels, "artist": label_colors(top)}
+    return label_colors(top)
 
 
 def _file_names(paths: list[str | None]) -> list[str | None]:
@@ -172,6 +217,7 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
     artist, artists = _codes(label_strings(frame.get("artist"), n))
     genre, genres = _codes(label_strings(frame.get("genre"), n))
     pred, preds = _codes(label_strings(frame.get("predicted_label"), n))
+    folder, folders = _codes(label_strings(frame.get("folder"), n))
     colors = category_colors(frame)
     conf = None
     if "confidence" in frame:
@@ -193,6 +239,8 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
         "artistColors": [colors["artist"].get(name, OTHER_COLOR) for name in artists],
         "genre": genre, "genres": genres, "genreColors": [colors["label"][name] for name in genres],
         "pred": pred, "preds": preds, "predColors": [colors["label"][name] for name in preds],
+        "hasPredictions": bool(preds),  # False: a model without a genre head (the page offers no such colouring)
+        "folder": folder, "folders": folders, "folderColors": [colors["folder"].get(v, OTHER_COLOR) for v in folders],
         "conf": [None] * n if conf is None else [None if v != v else v for v in conf.tolist()],  # NaN -> null
         "unknownColor": UNKNOWN_COLOR, "otherColor": OTHER_COLOR,
         "audioBase": audio_base,
@@ -231,14 +279,12 @@ def script_json(data: Any) -> str:
 
 
 def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_base: str | None = None,
-                    title: str = "Melodex map", color_by: str = "genre") -> str:
+                    title: str = "Melodex map", color_by: str | None = None) -> str:
     """The map page as a string; see :func:`write_html_map`."""
 
-    if color_by not in COLOR_COLUMNS:
-        raise ValueError(f"color_by must be one of {sorted(COLOR_COLUMNS)}, got {color_by!r}")
     frame = map_frame(store_or_frames)
     data = page_data(frame, page_dir=Path(page_dir).absolute(), audio_base=audio_base, title=title,
-                     color_by=color_by, embeddings=frame_embeddings(store_or_frames, frame))
+                     color_by=choose_color_by(frame, color_by), embeddings=frame_embeddings(store_or_frames, frame))
     parts = {"__TITLE__": html.escape(title), "__PLOTLYJS__": get_plotlyjs(), "__DATA__": script_json(data),
              "__APP__": APP_JS}
     # one pass over the template: text put in is never scanned for placeholders again
@@ -246,10 +292,12 @@ def render_html_map(store_or_frames: Any, *, page_dir: str | Path = ".", audio_b
 
 
 def write_html_map(store_or_frames: Any, path: str | Path, *, audio_base: str | None = None,
-                   title: str = "Melodex map", color_by: str = "genre") -> Path:
+                   title: str = "Melodex map", color_by: str | None = None) -> Path:
     """Write a self-contained interactive map page to ``path`` (works offline, from file://).
 
-    Points are WebGL markers coloured by genre, predicted genre, artist or year (a selector),
+    Points are WebGL markers coloured by genre, predicted genre, artist, year or folder (a selector;
+    ``color_by`` the first, by default as :func:`choose_color_by` picks; no predicted genre is
+    offered or shown for a model without a genre head),
     with a legend that counts each entry; hovering shows title, artist, album, date, genre,
     confidence, track id and file name; a click plays the track and, for a store of up to
     :data:`PAGE_NEIGHBOURS_MAX_TRACKS` tracks, lists its 10 most similar tracks, each playable.

@@ -5,7 +5,7 @@ tags are never pasted into HTML or JavaScript source) and inserts text into the 
 ``textContent`` only. Plotly draws hover labels and legend names from a small tag language
 (``<b>``, ``<br>``), so those strings are entity-escaped in ``esc()`` and show literally.
 
-Controls: a colour selector (genre, predicted genre, artist, year) with a legend that has a title
+Controls: a colour selector (genre, predicted genre, artist, year, folder) with a legend that has a title
 and counts each entry; an artist search that draws the artist's dated tracks in date order as a
 path with arrows, a start and an end marker; a click on a point plays the track in the page's
 ``<audio>`` element and lists its most similar tracks (precomputed into the data), each playable,
@@ -60,6 +60,7 @@ body { display: flex; flex-direction: column; }
     <option value="predicted">predicted genre</option>
     <option value="artist">artist</option>
     <option value="year">year</option>
+    <option value="folder">folder</option>
   </select></label>
   <label>Artist <input id="artist-search" list="artist-list" placeholder="search, then Enter"
     autocomplete="off" size="22"></label>
@@ -86,12 +87,10 @@ APP_JS = r"""
   var N = D.x.length;
   var gd = document.getElementById("map");
   var player = document.getElementById("player");
-  var nowEl = document.getElementById("now");
-  var statusEl = document.getElementById("search-status");
+  var nowEl = document.getElementById("now"), statusEl = document.getElementById("search-status");
   var GREY = D.unknownColor, OTHER = D.otherColor;
   var SIZE = N > 20000 ? 3 : N > 2000 ? 4 : 7;
-  var pathTraces = [];
-  var baseCount = 0;
+  var pathTraces = [], baseCount = 0;
 
   document.getElementById("page-title").textContent = D.pageTitle;
   document.title = D.pageTitle;
@@ -113,8 +112,8 @@ APP_JS = r"""
       "album: " + esc(orUnknown(D.album[i])) + "<br>" +
       "date: " + esc(orUnknown(D.date[i])) + "<br>" +
       "genre: " + esc(orUnknown(category(D.genre, D.genres, i))) + "<br>" +
-      "predicted: " + esc(orUnknown(category(D.pred, D.preds, i))) +
-      (known(conf) ? " (confidence " + conf.toFixed(2) + ")" : " (confidence unknown)") + "<br>" +
+      (D.hasPredictions === false ? "" : "predicted: " + esc(orUnknown(category(D.pred, D.preds, i))) +
+      (known(conf) ? " (confidence " + conf.toFixed(2) + ")" : " (confidence unknown)") + "<br>") +
       "id: " + esc(D.id[i]) + "<br>" +
       "file: " + esc(orUnknown(D.file[i]));
   }
@@ -167,10 +166,11 @@ APP_JS = r"""
     if (mode === "predicted") return categoricalTraces(D.pred, D.preds, D.predColors, "other predicted genres");
     if (mode === "artist") return categoricalTraces(D.artist, D.artists, D.artistColors, "other artists");
     if (mode === "year") return yearTraces();
+    if (mode === "folder") return categoricalTraces(D.folder, D.folders, D.folderColors, "other folders");
     return categoricalTraces(D.genre, D.genres, D.genreColors, "other genres");
   }
 
-  var LEGEND_TITLES = { genre: "genre (tag)", predicted: "predicted genre", artist: "artist", year: "year" };
+  var LEGEND_TITLES = { genre: "genre (tag)", predicted: "predicted genre", artist: "artist", year: "year", folder: "folder" };
 
   // The toolbar lives in the top margin; the legend starts below it, right of the points: the
   // toolbar never covers the legend and the legend never covers a point, at any width.
@@ -289,11 +289,11 @@ APP_JS = r"""
   mixButton.addEventListener("click", function () { if (clicked >= 0) playMix(clicked); });
 
   // ---- a selection (lasso, box, or a clicked track's group) downloads as an M3U8 -----------------
-  var GROUP_NAMES = { genre: "genre", predicted: "predicted genre", artist: "artist" };
+  var GROUP_NAMES = { genre: "genre", predicted: "predicted genre", artist: "artist", folder: "folder" };
   var selectButton = document.getElementById("download-selection");
   var selection = [];
   function groupOf(i, mode) {
-    var codes = mode === "genre" ? D.genre : mode === "predicted" ? D.pred : mode === "artist" ? D.artist : null;
+    var codes = { genre: D.genre, predicted: D.pred, artist: D.artist, folder: D.folder }[mode] || null;
     if (codes === null || codes[i] < 0) return null;
     var out = [];
     for (var j = 0; j < N; j++) if (codes[j] === codes[i]) out.push(j);
@@ -409,8 +409,8 @@ APP_JS = r"""
   }
 
   // ---- wiring ---------------------------------------------------------------------------------
-  var colorSel = document.getElementById("color-by");
-  var searchBox = document.getElementById("artist-search");
+  var colorSel = document.getElementById("color-by"), searchBox = document.getElementById("artist-search");
+  if (D.hasPredictions === false) colorSel.querySelector('option[value="predicted"]').remove();  // no genre head
   colorSel.value = D.colorBy;
   var list = document.getElementById("artist-list");
   var frag = document.createDocumentFragment();

@@ -157,7 +157,7 @@ class StoreHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, title: str = "Melodex map",
-                color_by: str = "genre") -> ThreadingHTTPServer:
+                color_by: str | None = None) -> ThreadingHTTPServer:
     """A ready (not yet serving) HTTP server for ``store``'s map and audio.
 
     ``port=0`` picks a free port (read it from ``server.server_address``). Raises

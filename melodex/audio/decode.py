@@ -3,7 +3,9 @@
 Two maintained decoders sit behind one function:
 
 * **libsndfile** (through ``soundfile``, with mpg123 for mp3) reads wav, flac, ogg and mp3.
-  It seeks exactly and reads only the frames asked for, and it is the fastest path for mp3.
+  It seeks exactly and reads only the frames asked for. Where the shared libmpg123 is
+  installed, an mp3 that libsndfile has opened is then read through it directly, mixed to mono
+  inside the decoder (:mod:`melodex.audio.mpg123`): the same samples, about 10% less CPU.
 * **FFmpeg** (through PyAV) reads everything else (m4a/AAC/ALAC, odd wav codecs) and is the
   fallback when libsndfile refuses a file.
 
@@ -18,18 +20,22 @@ Bad input never escapes as a decoder's own exception: it becomes an
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
 import soundfile as sf
 import soxr
 
+from melodex.audio import mpg123
 from melodex.constants import SAMPLE_RATE
 from melodex.errors import AudioLoadError
 
@@ -40,8 +46,24 @@ _SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3"})
 _BLOCK_SECONDS = 10.0  # native-rate block size when streaming a whole file
 
 
+@dataclass(frozen=True)
+class AudioBytes:
+    """A whole audio file held in memory (read from object storage, say), decoded like a file.
+
+    :func:`load_audio`, :func:`stream_audio` and :func:`probe_duration` take it wherever they
+    take a path; ``name`` (a URI) is what errors name and what ``str()`` gives, and its
+    extension picks the decoder as a file's does. Failures carry the reasons a file's would.
+    """
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def load_audio(
-    path: str | Path,
+    path: str | Path | AudioBytes,
     *,
     duration: float | None = None,
     sr: int = SAMPLE_RATE,
@@ -76,7 +98,7 @@ def load_audio(
     return _finish(_resample(audio, native_sr, sr))
 
 
-def stream_audio(path: str | Path, *, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+def stream_audio(path: str | Path | AudioBytes, *, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """Decode a whole file block by block, yielding mono float32 chunks at ``sr`` Hz.
 
     Memory stays bounded by the block size (about ten seconds of audio) however long the
@@ -114,9 +136,10 @@ def _stream(path, native_sr: int, blocks: Iterator[np.ndarray], sr: int) -> Iter
 
 def _finish(audio: np.ndarray) -> np.ndarray:
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    # A float64 sum of float32 samples cannot overflow, so it is finite exactly when no
-    # sample is NaN or infinite; it costs a third of np.isfinite(audio).all().
-    if not math.isfinite(float(audio.sum(dtype=np.float64))):
+    # The sum of squares is NaN or infinite whenever a sample is; a huge finite sample can
+    # overflow it too, which only costs a needless pass below (finite samples stay as they
+    # are). One BLAS dot is ~5x cheaper than a float64 sum and ~1.3x than np.isfinite().all().
+    if not math.isfinite(float(np.dot(audio, audio))):
         audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     return audio
 
@@ -128,8 +151,10 @@ def _resample(audio: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
     return soxr.resample(audio, native_sr, sr, quality="HQ")
 
 
-def _open_blocks(path: str | Path, *, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+def _open_blocks(path: str | Path | AudioBytes, *, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
     """Open ``path`` with the best decoder; return its native rate and a block iterator."""
+    if isinstance(path, AudioBytes):
+        return _open_bytes(path, duration)
     path = Path(path)
     if not path.exists():
         raise AudioLoadError(path, "no such file")
@@ -155,10 +180,33 @@ def _open_blocks(path: str | Path, *, duration: float | None) -> tuple[int, Iter
     raise AudioLoadError(path, "cannot decode (" + "; ".join(reasons) + ")")
 
 
-def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+def _open_bytes(audio: AudioBytes, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+    """:func:`_open_blocks` for a file held in memory: the same decoders, read from a buffer."""
+    if not audio.data:
+        raise AudioLoadError(audio.name, "the file is empty (0 bytes)")
+    reasons = []
+    suffix = Path(urlsplit(audio.name).path).suffix.lower()
+    if suffix in _SNDFILE_EXTENSIONS:
+        try:
+            return _sndfile_blocks(audio.name, duration, io.BytesIO(audio.data))
+        except AudioLoadError as exc:
+            # a file's mp3 decoder says "not recognised as audio" (see _clean_reason); say the same
+            same = "not recognised as audio" if suffix == ".mp3" and exc.reason.startswith("Format not recog") \
+                else exc.reason
+            reasons.append(f"libsndfile: {same}")
+    try:
+        return _ffmpeg_blocks(audio.name, duration, io.BytesIO(audio.data))
+    except AudioLoadError as exc:
+        reasons.append(f"ffmpeg: {exc.reason}")
+    raise AudioLoadError(audio.name, "cannot decode (" + "; ".join(reasons) + ")")
+
+
+def _sndfile_blocks(path: Path | str, duration: float | None,
+                    source: io.BytesIO | None = None) -> tuple[int, Iterator[np.ndarray]]:
     try:
         with _decoder_chatter(path):
-            handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not valid UTF-8 open too
+            # bytes: names that are not valid UTF-8 open too; ``source``: a file held in memory
+            handle = sf.SoundFile(os.fsencode(path) if source is None else source)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError
         raise AudioLoadError(path, _clean_reason(exc)) from None
     native_sr = handle.samplerate
@@ -168,31 +216,88 @@ def _sndfile_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[n
     limit = None if duration is None else int(math.ceil(duration * native_sr))
     # A bounded read happens in one go (no concatenation); a whole file in ~10-s blocks.
     block = limit if limit is not None else int(_BLOCK_SECONDS * native_sr)
-
-    def blocks() -> Iterator[np.ndarray]:
-        remaining = limit
-        with handle:
-            while remaining is None or remaining > 0:
-                want = block if remaining is None else min(block, remaining)
-                try:
-                    with _decoder_chatter(path):
-                        data = handle.read(frames=want, dtype="float32", always_2d=True)
-                except Exception as exc:
-                    raise AudioLoadError(path, f"decoding failed: {_clean_reason(exc)}") from None
-                if data.shape[0] == 0:
-                    break
-                yield _downmix(data)
-                if remaining is not None:
-                    remaining -= data.shape[0]
-                if data.shape[0] < want:
-                    break
-
-    return native_sr, _checked_first(path, blocks())
+    # libsndfile has vetted the file; libmpg123 mixes mp3 to mono itself where it is installed.
+    reader = _mpg123_reader(path, native_sr) if handle.format == "MP3" and handle.channels <= 2 else None
+    if reader is not None:
+        # libsndfile stops at the length it read from the header; so does this path
+        if handle.frames > 0 and (limit is None or handle.frames < limit):
+            limit = handle.frames
+        handle.close()
+        return native_sr, _checked_first(path, _mono_blocks(path, reader, block, limit))
+    return native_sr, _checked_first(path, _sndfile_read_blocks(path, handle, block, limit))
 
 
-def _ffmpeg_blocks(path: Path, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+def _sndfile_read_blocks(path: Path, handle: sf.SoundFile, block: int, limit: int | None) -> Iterator[np.ndarray]:
+    remaining = limit
+    with handle:
+        while remaining is None or remaining > 0:
+            want = block if remaining is None else min(block, remaining)
+            try:
+                with _decoder_chatter(path):
+                    data = _read_float(handle, want)
+            except Exception as exc:
+                raise AudioLoadError(path, f"decoding failed: {_clean_reason(exc)}") from None
+            if data.shape[0] == 0:
+                break
+            yield _downmix(data)
+            if remaining is not None:
+                remaining -= data.shape[0]
+            if data.shape[0] < want:
+                break
+
+
+def _read_float(handle: sf.SoundFile, frames: int) -> np.ndarray:
+    """Up to ``frames`` frames [shape=(n, channels), float32] from the current position.
+
+    ``SoundFile.read`` calls ``tell()`` before and ``seek()`` after every read to track the
+    position; for mp3 each is a real libmpg123 seek, which restarts decoding without the bit
+    reservoir: ~5,000 wrong samples after every block of a whole-file read. So libsndfile's
+    ``sf_readf_float`` is called directly (through soundfile's own cffi handle).
+    """
+    out = np.empty((frames, handle.channels), np.float32)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        lib, ffi, file = sf._snd, sf._ffi, handle._file
+    except AttributeError:  # a soundfile without these internals: its read, seeks and all
+        return handle.read(frames=frames, dtype="float32", always_2d=True)
+    got = lib.sf_readf_float(file, ffi.cast("float *", out.ctypes.data), frames)
+    if lib.sf_error(file):
+        raise RuntimeError(ffi.string(lib.sf_strerror(file)).decode("utf-8", "replace"))
+    return out[:got]
+
+
+def _mpg123_reader(path: Path, native_sr: int) -> mpg123.MonoReader | None:
+    """libmpg123 opened on ``path`` for mono reading; None (use libsndfile) when it cannot be."""
+    if not mpg123.available():
+        return None
+    with _decoder_chatter(path):
+        reader = mpg123.open_mono(path)
+    if reader is not None and reader.samplerate != native_sr:  # never expected: both parse the same header
+        reader.close()
+        return None
+    return reader
+
+
+def _mono_blocks(path: Path, reader: mpg123.MonoReader, block: int, limit: int | None) -> Iterator[np.ndarray]:
+    """What :func:`_sndfile_read_blocks` yields, read already mixed to mono by libmpg123."""
+    remaining = limit
+    with reader:
+        while remaining is None or remaining > 0:
+            want = block if remaining is None else min(block, remaining)
+            with _decoder_chatter(path):
+                data = reader.read(want)
+            if data.size == 0:
+                break
+            yield data
+            if remaining is not None:
+                remaining -= data.size
+            if data.size < want:
+                break
+
+
+def _ffmpeg_blocks(path: Path | str, duration: float | None,
+                   source: io.BytesIO | None = None) -> tuple[int, Iterator[np.ndarray]]:
+    try:
+        container = av.open(str(path) if source is None else source, metadata_errors="ignore")
     except Exception as exc:  # av.error.* all derive from OSError/ValueError
         raise AudioLoadError(path, _clean_reason(exc)) from None
     if not container.streams.audio:
@@ -254,6 +359,17 @@ def _checked_first(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndar
     return chain()
 
 
+_chatter_sink: tuple[int, object] | None = None  # (pid, temporary file): one per process, reused
+
+
+def _sink_file():
+    """This process's temporary file that takes the decoders' fd-2 output (a fork gets its own)."""
+    global _chatter_sink
+    if _chatter_sink is None or _chatter_sink[0] != os.getpid():
+        _chatter_sink = (os.getpid(), tempfile.TemporaryFile())
+    return _chatter_sink[1]
+
+
 @contextlib.contextmanager
 def _decoder_chatter(path: Path) -> Iterator[None]:
     """Turn what libsndfile's mp3 decoder writes straight to file descriptor 2 into a debug log.
@@ -261,22 +377,28 @@ def _decoder_chatter(path: Path) -> Iterator[None]:
     libmpg123 prints lines such as "part2_3_length (960) too large for available bit count" on
     stderr for a damaged or truncated frame (common at the end of cut mp3s), whatever ``-q``
     says, and they would break progress bars once per file. The audio is decoded all the same;
-    the message is kept, with the file's name, at debug level (``-v`` shows it).
+    the message is kept, with the file's name, at debug level (``-v`` shows it). The sink is a
+    temporary file kept open per process, emptied after each use: a few system calls per
+    decoder call instead of a new file each time.
     """
     try:
         saved = os.dup(2)
     except OSError:  # no stderr at all
         yield
         return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read(4096).decode("utf-8", "replace").strip()
+    sink = _sink_file().fileno()
+    os.dup2(sink, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        written = os.lseek(sink, 0, os.SEEK_CUR)
+        if written:
+            os.lseek(sink, 0, os.SEEK_SET)
+            text = os.read(sink, min(written, 4096)).decode("utf-8", "replace").strip()
+            os.ftruncate(sink, 0)
+            os.lseek(sink, 0, os.SEEK_SET)  # the next decoder call writes from the start again
             if text:
                 log.debug("%s: decoder says: %s", path, " | ".join(text.splitlines()))
 
@@ -324,8 +446,10 @@ def _clean_reason(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def probe_duration(path: Path) -> float | None:
+def probe_duration(path: Path | AudioBytes) -> float | None:
     """The file's length in seconds from its header, without decoding; None if unknown."""
+    if isinstance(path, AudioBytes):
+        return _probe_bytes(path)
     try:
         info = sf.info(os.fsencode(path))
         if info.samplerate > 0 and info.frames > 0:
@@ -334,6 +458,22 @@ def probe_duration(path: Path) -> float | None:
         pass
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
+            if container.duration:
+                return container.duration / 1_000_000  # AV_TIME_BASE
+    except Exception:
+        pass
+    return None
+
+
+def _probe_bytes(audio: AudioBytes) -> float | None:
+    try:
+        with sf.SoundFile(io.BytesIO(audio.data)) as handle:
+            if handle.samplerate > 0 and handle.frames > 0:
+                return handle.frames / handle.samplerate
+    except Exception:  # not a libsndfile format: ask FFmpeg
+        pass
+    try:
+        with av.open(io.BytesIO(audio.data), metadata_errors="ignore") as container:
             if container.duration:
                 return container.duration / 1_000_000  # AV_TIME_BASE
     except Exception:

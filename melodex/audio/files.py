@@ -11,7 +11,10 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from melodex.audio.uris import RemoteFile, find_audio_uris
 from melodex.constants import AUDIO_EXTENSIONS
+from melodex.errors import MelodexError
+from melodex.util.uri import local_path
 
 
 def is_audio_file(path: str | Path) -> bool:
@@ -40,7 +43,10 @@ def find_audio_files(inputs: Iterable[str | Path], *, missing: str = "raise") ->
         raise ValueError(f"missing must be 'raise' or 'keep', not {missing!r}")
     found: set[Path] = set()
     for item in inputs:
-        path = Path(item)
+        path = local_path(item)  # a file:// URI is a local path
+        if path is None:
+            raise MelodexError(f"{item}: URIs other than file:// are read by --engine ray only (a Ray cluster "
+                               "reads them through pyarrow.fs); mount the storage, or add --engine ray")
         if path.is_dir():
             found.update(_walk(path))
         elif missing == "keep" or path.exists() or path.is_symlink():
@@ -48,6 +54,26 @@ def find_audio_files(inputs: Iterable[str | Path], *, missing: str = "raise") ->
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
     return sorted(found, key=str)
+
+
+def find_audio_sources(inputs: Iterable[str | Path | RemoteFile], *,
+                       missing: str = "raise") -> list[Path | RemoteFile]:
+    """As :func:`find_audio_files`, but URIs that ``pyarrow.fs`` reads (``s3://bucket/prefix``)
+    are listed too (:func:`melodex.audio.uris.find_audio_uris`) and kept as :class:`RemoteFile`;
+    a ``file://`` URI is a local path. Local paths come first, sorted, then each URI's objects."""
+    local: list[str | Path] = []
+    uris: list[str] = []
+    remote: dict[str, RemoteFile] = {}
+    for item in inputs:
+        if isinstance(item, RemoteFile):
+            remote.setdefault(item.uri, item)
+        elif local_path(item) is not None:
+            local.append(item)
+        else:
+            uris.append(str(item))
+    for found in find_audio_uris(uris, missing=missing):
+        remote.setdefault(found.uri, found)
+    return [*find_audio_files(local, missing=missing), *sorted(remote.values(), key=lambda r: r.uri)]
 
 
 def _walk(root: Path) -> Iterator[Path]:

@@ -4,6 +4,7 @@
   melodex index --from-jsonl results.jsonl --fma-metadata data/fma_metadata
   melodex index --audio music/ --model M --manifest dates.csv --store my_library
   melodex index --audio /mnt/music --model M --engine ray --address auto   # on a Ray cluster
+  melodex index --audio s3://bucket/music --model M --engine ray --address auto --store /mnt/shared/library
   melodex index --audio music/ --features mfcc-stats --store my_mfcc_library   # no model needed
 
 ``--features mfcc-stats`` indexes without any model: each file becomes the mean and standard
@@ -55,7 +56,9 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
     src = parser.add_argument_group("what to add (one of)")
-    src.add_argument("--audio", nargs="+", metavar="PATH", help="audio files or folders (searched recursively); needs --model")
+    src.add_argument("--audio", nargs="+", metavar="PATH",
+                     help="audio files or folders (searched recursively); with --engine ray also URIs "
+                          "(s3://bucket/music, gs://, hdfs://); needs --model")
     src.add_argument("--from-jsonl", "--from_jsonl", dest="from_jsonl", metavar="FILE",
                      help="an inference JSONL written by 'melodex infer --format jsonl' (with embeddings)")
     add_model(src, required=False, purpose=" (with --audio)")
@@ -114,26 +117,34 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(iter_jsonl(args.from_jsonl), desc="index", unit="line", disable=quiet)
         return _add(args, store, records_from_jsonl(bar, sources, known, summary), bar, sources, summary, stamp)
     try:
-        files = new_audio_files(args.audio, sources, known, summary)
+        files = new_audio_files(args.audio, sources, known, summary, uris=args.engine == "ray")
     except FileNotFoundError as exc:
         raise MelodexError(f"{exc.filename or exc}: no such file or folder") from exc
     log.info("%d new audio file(s) to index (%d already in the store)", len(files), summary.skipped)
     bar = tqdm(total=len(files), desc="index", unit="file", disable=quiet)
+    if files and args.engine == "ray":  # the workers write the parts; the driver commits them
+        from melodex.library.staging import StagedRun
+
+        staged = StagedRun(store, sources, stamp)
+        rows = _predictor(args, ckpt).write(files, staged.writer, full=args.full, files_per_call=args.part_size)
+        return _add(args, store, rows, bar, sources, summary, stamp, staged=staged)
     records = records_from_audio(_predictor(args, ckpt), files, sources, summary, full=args.full, progress=bar) \
         if files else iter(())
     return _add(args, store, records, bar, sources, summary, stamp)
 
 
-def _add(args: argparse.Namespace, store, records, bar, sources, summary, stamp, *, fitting=None) -> int:
+def _add(args: argparse.Namespace, store, records, bar, sources, summary, stamp, *, fitting=None, staged=None) -> int:
     """Append ``records`` (made by ``stamp``), then compact, update metadata and report; the exit status.
-    ``fitting``: the mfcc-stats embedder, whose scaling pass may have been interrupted."""
+    ``fitting``: the mfcc-stats embedder, whose scaling pass may have been interrupted; ``staged``:
+    a StagedRun, whose parts (written by Ray workers) ``records`` (their rows) report."""
     from melodex.library.indexing import index_records
     from melodex.library.updates import update_metadata
     from melodex.util.interrupt import UntilInterrupted
 
     records = UntilInterrupted(records)  # Ctrl-C while embedding: write what is done, then stop
     try:
-        summary.added = index_records(store, records, part_size=args.part_size, progress=bar, model=stamp)
+        summary.added = index_records(store, records, part_size=args.part_size, progress=bar, model=stamp) \
+            if staged is None else staged.commit(records, summary, progress=bar)
     finally:
         bar.close()
     if records.interrupted or (fitting is not None and fitting.interrupted):

@@ -17,6 +17,13 @@ Output: --format json|jsonl|csv (default: from the --output extension; without -
 table on stdout, or the chosen format on stdout). JSONL and CSV rows are written as files
 finish; JSON is written atomically at the end. README.md ("Inference") lists every field.
 
+A model without a genre head (trained without labels, e.g. contrastively) gives embeddings and
+no predictions; every format keeps its fields and columns: JSONL has empty "predictions" {},
+"top_labels" [], "probabilities" [] and "all_probabilities" {}; JSON has "predicted_label" and
+"confidence" null, "all_probabilities" {} and, with --full, "top_predictions" []; CSV leaves
+predicted_label, confidence (or rank and probability) empty, one row per file also with --full;
+the table lists each file's duration and says "no genre head".
+
 Files that cannot be read do not stop the run. They are recorded: JSONL gets
 {"audio_file", "error"} lines, JSON an "errors" list, CSV a sidecar <stem>.errors.csv
 (audio_file,error) beside the output. A summary on stderr counts successes and failures (the
@@ -57,7 +64,8 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model(parser, required=True)
     parser.add_argument("--audio", required=True, nargs="+", metavar="PATH",
-                        help="audio files and/or directories (searched recursively)")
+                        help="audio files and/or directories (searched recursively); with --engine ray also "
+                             "URIs (s3://bucket/music, gs://, hdfs://)")
     add_device(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output", "-o", metavar="FILE",
@@ -97,7 +105,7 @@ def _choose_format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from melodex.audio.files import find_audio_files
+    from melodex.audio.files import find_audio_files, find_audio_sources
     from melodex.inference.jsonl import prepare_resume, resume_key
     from melodex.inference.results import MODE_FIRST, MODE_FULL
     from melodex.inference.writers import TableWriter, get_writer
@@ -109,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         raise MelodexError("--resume needs a JSONL --output (it appends to that file)")
     mode = MODE_FULL if args.full else MODE_FIRST
 
-    files = find_audio_files(args.audio, missing="keep")
+    files = (find_audio_sources if args.engine == "ray" else find_audio_files)(args.audio, missing="keep")  # URIs: Ray
     if not files:
         raise MelodexError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
                            f"found in {' '.join(args.audio)}")
@@ -123,9 +131,13 @@ def run(args: argparse.Namespace) -> int:
 
     if fmt == "table":
         writer = TableWriter(None, mode=mode, name_width=max(len(str(f)) for f in files) if files else 8,
-                             label_width=max(len(label) for label in predictor.labels))
+                             label_width=max((len(label) for label in predictor.labels), default=5),
+                             headless=not predictor.labels)
     else:
         writer = get_writer(fmt)(args.output, mode=mode, embeddings=args.embeddings, append=args.resume)
+        if not predictor.labels:
+            log.info("%s has no genre head: the output's prediction fields stay empty%s", args.model,
+                     "" if args.embeddings else " and --no-embeddings leaves out the embeddings too")
     log.debug("%d files, mode %s, device %s, %d workers, batch %d", len(files), mode, predictor.device,
               predictor.num_workers, predictor.batch_size)
 

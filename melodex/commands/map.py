@@ -39,8 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"static figure, {FIGURE_FORMATS} by extension (default {DEFAULT_MAP_FIGURE})")
     parser.add_argument("--no-png", "--no-figure", dest="no_figure", action="store_true",
                         help="do not write the static figure")
-    parser.add_argument("--color-by", "--color_by", dest="color_by", choices=MAP_COLOR_CHOICES, default="genre",
-                        help="colouring of the static figure and the page's first colouring (default genre)")
+    parser.add_argument("--color-by", "--color_by", dest="color_by", choices=MAP_COLOR_CHOICES, default=None,
+                        help="colouring of the static figure and the page's first colouring (folder: each file's "
+                             "parent folder); default: the tag genre, else the predicted genre, else the artist, "
+                             "else the folder, whichever the tracks have first; a model without a genre head "
+                             "predicts no genre")
     parser.add_argument("--n-neighbors", "--n_neighbors", dest="n_neighbors", type=int, default=None,
                         help=f"UMAP n_neighbors (default {UMAP_DEFAULTS['n_neighbors']}; clamped on tiny stores)")
     parser.add_argument("--min-dist", "--min_dist", dest="min_dist", type=float, default=None,
@@ -56,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from melodex.analysis.map_figure import write_static_map
-    from melodex.analysis.map_page import write_html_map
+    from melodex.analysis.map_page import choose_color_by, map_frame, write_html_map
     from melodex.analysis.mapping import update_map
     from melodex.commands.options import open_store
 
@@ -72,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, fast=args.fast)
     if done.startswith("placed 0 "):  # update_map has said what it fitted or placed; say "nothing" too
         log.info("map: up to date, no new tracks to place")
-    written = [write_html_map(store, args.out, title=args.title, color_by=args.color_by)]
+    color_by = choose_color_by(map_frame(store), args.color_by)  # one choice (and warning) for page and figure
+    written = [write_html_map(store, args.out, title=args.title, color_by=color_by)]
     if not args.no_figure:
-        written.append(write_static_map(store, args.figure, color_by=args.color_by))
+        written.append(write_static_map(store, args.figure, color_by=color_by))
     for path in written:
         print(path)
     return 0

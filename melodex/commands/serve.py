@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"address to listen on (default {DEFAULT_HOST}: this computer only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
-    parser.add_argument("--color-by", "--color_by", dest="color_by", choices=MAP_COLOR_CHOICES, default="genre",
-                        help="initial colouring of the map (default genre)")
+    parser.add_argument("--color-by", "--color_by", dest="color_by", choices=MAP_COLOR_CHOICES, default=None,
+                        help="initial colouring of the map (default: the tag genre, else the predicted genre, "
+                             "else the artist, else the folder, as 'melodex map' chooses)")
     parser.add_argument("--title", default="Melodex map", help="title of the page")
 
 

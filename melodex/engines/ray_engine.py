@@ -3,14 +3,19 @@
 The dataset, stage by stage::
 
     file list (index, path)                  from_items; files already done are left out first
-      -> decode      CPU tasks (DECODE_CPUS)   file -> its segments' samples, or a row with the error
+      -> decode      CPU tasks (DECODE_CPUS)   file -> its segments' samples, or a row with the error;
+                                               a URI (s3://...) is read as bytes through pyarrow.fs
       -> MFCC + CNN  actor pool                the model built once per actor; num_gpus=1 per actor
                                                when the cluster has GPUs, else ACTOR_CPUS
-      -> the driver                            rows -> FileResult, in the files' order
+      -> the driver                            rows -> FileResult, in the files' order (predict)
+      -> or a sink   CPU tasks (WRITE_CPUS)    rows -> FileResults -> ``sink`` (write): the store's
+                                               parts written on the nodes; small rows to the driver
 
-It yields the same :class:`~melodex.inference.results.FileResult` objects as
-:meth:`Predictor.predict <melodex.inference.predictor.Predictor.predict>`, so the existing writers
-and the library store take them unchanged (and the store's model rules apply as before).
+:meth:`RayPredictor.predict` yields the same :class:`~melodex.inference.results.FileResult`
+objects as :meth:`Predictor.predict <melodex.inference.predictor.Predictor.predict>`, so the
+existing writers take them unchanged (``infer``: one output in the files' order, written by the
+driver). :meth:`RayPredictor.write` hands them to a sink on the nodes instead (``index``: the
+store's parts written there, :mod:`melodex.library.staging`), so the driver never holds them.
 Decoding and the MFCC are the local engine's own functions: embeddings agree within float
 rounding (forward passes group segments differently), failures carry the same reasons.
 
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +43,10 @@ import pandas as pd
 import ray
 import torch
 
-from melodex.audio.files import find_audio_files
+from melodex.audio.decode import AudioBytes
+from melodex.audio.files import find_audio_sources
 from melodex.audio.segments import LAST_POLICIES
+from melodex.audio.uris import RemoteFile, read_bytes
 from melodex.errors import AudioLoadError, DeviceError
 from melodex.features.mfcc import MFCC, FeatureConfig, compute_mfcc
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
@@ -54,6 +61,7 @@ DECODE_CPUS = 1.0  # one decode task per CPU
 ACTOR_CPUS = 0.5  # a CPU actor leaves room for decode tasks beside it (and differs from DECODE_CPUS: no fusion)
 CPUS_PER_ACTOR = 4  # on CPUs the MFCC + forward is about a third of a file's cost: 1 actor per 4 CPUs
 FILES_PER_BLOCK = 8  # files per decode task, once there are enough files to keep every CPU busy
+WRITE_CPUS = 0.25  # a sink task (writing a store part) is mostly I/O; it differs from both stages above
 
 
 def _failure(exc: Exception) -> str:
@@ -67,15 +75,21 @@ def _as_bytes(array: np.ndarray) -> bytes:
     return np.ascontiguousarray(array).tobytes()
 
 
-def decode_files(batch: pd.DataFrame, settings: DecodeSettings) -> pd.DataFrame:
+def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: list) -> pd.DataFrame:
     """The decode stage: one row per file with its segments' samples (float32, one segment per
-    row of ``audio``), their numbers and times, and its duration; or the reason it failed."""
+    row of ``audio``), their numbers and times, and its duration; or the reason it failed.
+
+    A row whose ``fs`` is not -1 is a URI: its object is read whole through ``filesystems[fs]``
+    (at ``fs_path``) and decoded from memory; other rows are local paths, decoded as files."""
     rows = []
-    for index, path in zip(batch["index"], batch["path"]):
-        row = {"index": int(index), "path": path, "n_segments": 0, "audio": b"", "seg": b"", "start": b"",
-               "end": b"", "duration": math.nan, "error": ""}
+    for index, name, path, fs, fs_path in zip(batch["index"], batch["name"], batch["path"], batch["fs"],
+                                              batch["fs_path"]):
+        row = {"index": int(index), "name": name, "path": path, "n_segments": 0, "audio": b"", "seg": b"",
+               "start": b"", "end": b"", "duration": math.nan, "error": ""}
         try:
-            segments = list(file_segments(Path(path), settings))
+            source = Path(path) if fs < 0 else \
+                AudioBytes(path, read_bytes(RemoteFile(path, filesystems[fs], fs_path)))
+            segments = list(file_segments(source, settings))
             audio = np.stack([seg.audio.astype(np.float32, copy=False) for seg, _, _ in segments])
             row.update(n_segments=len(segments), audio=_as_bytes(audio),
                        seg=_as_bytes(np.array([seg.index for seg, _, _ in segments], dtype=np.int64)),
@@ -113,8 +127,9 @@ class EmbedFiles:
         for start in range(0, len(mfccs), self.batch_size):
             x = torch.from_numpy(np.stack(mfccs[start:start + self.batch_size])).to(self.device)
             with torch.inference_mode():
-                emb, logits = self.model.embed_and_classify(x)
-                probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+                emb, logits = self.model.embed_and_classify(x)  # logits None: a headless model, no labels
+                probs.append(np.zeros((len(emb), 0), np.float32) if logits is None
+                             else torch.softmax(logits.float(), dim=-1).cpu().numpy())
                 embs.append(emb.float().cpu().numpy())
         return np.concatenate(probs), np.concatenate(embs)
 
@@ -164,9 +179,8 @@ def _result(row, mode: str, labels: tuple[str, ...], audio_file: str, embeddings
     """One output row -> the :class:`FileResult` the local engine would yield for the file."""
     if row.error:
         return FileResult.failed(audio_file, mode, labels, row.error)
-    n = len(labels)
-    probs = np.frombuffer(row.probs, dtype=np.float32).reshape(-1, n)
     seg = np.frombuffer(row.seg, dtype=np.int64)
+    probs = np.frombuffer(row.probs, dtype=np.float32).reshape(len(seg), len(labels))  # (n, 0) when headless
     start, end = np.frombuffer(row.start, dtype=np.float64), np.frombuffer(row.end, dtype=np.float64)
     segments = tuple(SegmentPrediction(int(seg[k]), float(start[k]), float(end[k]), probs[k].copy())
                      for k in range(len(seg)))
@@ -232,31 +246,46 @@ class RayPredictor:
         self.num_workers = cpus  # what the commands log as the decoding workers
         self.shipped = ray.put(self.checkpoint)
 
-    def _dataset(self, files: list[Path], settings: DecodeSettings):
-        items = [{"index": i, "path": str(Path(f).absolute())} for i, f in enumerate(files)]
+    def _dataset(self, files: list[Path | RemoteFile], settings: DecodeSettings):
+        filesystems: dict[int, tuple[int, object]] = {}  # each distinct filesystem once; rows say which
+        items = []
+        for i, f in enumerate(files):
+            if isinstance(f, RemoteFile):
+                known = filesystems.setdefault(id(f.filesystem), (len(filesystems), f.filesystem))[0]
+                items.append({"index": i, "name": f.uri, "path": f.uri, "fs": known, "fs_path": f.path})
+            else:
+                items.append({"index": i, "name": str(f), "path": str(Path(f).absolute()), "fs": -1,
+                              "fs_path": ""})
         blocks = min(len(items), max(2 * self.cpus, math.ceil(len(items) / FILES_PER_BLOCK)))
         actor_resources = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": ACTOR_CPUS}
         return (ray.data.from_items(items, override_num_blocks=blocks)
-                .map_batches(decode_files, fn_kwargs={"settings": settings}, batch_format="pandas",
-                             batch_size=None, num_cpus=DECODE_CPUS)
+                .map_batches(decode_files, fn_kwargs={"settings": settings,
+                                                      "filesystems": [fs for _, fs in filesystems.values()]},
+                             batch_format="pandas", batch_size=None, num_cpus=DECODE_CPUS)
                 .map_batches(EmbedFiles, batch_format="pandas", batch_size=self.batch_size,
                              fn_constructor_kwargs={"shipped": [self.shipped], "device": self.device,
                                                     "batch_size": self.batch_size},
                              compute=ray.data.ActorPoolStrategy(size=self.actors), **actor_resources))
 
-    def predict(self, paths: Iterable[str | Path], *, full: bool = False, hop_seconds: float | None = None,
-                last: str = "pad", embeddings: bool = True, legacy: bool = False) -> Iterator[FileResult]:
-        """One :class:`FileResult` per audio file, in sorted-path order, as ``Predictor.predict``
-        (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``)."""
+    def _start(self, paths: Iterable, full: bool, hop_seconds: float | None, last: str):
+        """(files, decode settings) for a run; local paths, file:// URIs and other URIs alike."""
         if last not in LAST_POLICIES:
             raise ValueError(f"last must be one of {LAST_POLICIES}, not {last!r}")
-        files = find_audio_files(paths, missing="keep")
-        if not files:
-            return
-        settings = DecodeSettings(self.checkpoint.feature_config, bool(full), hop_seconds, last)
-        mode = MODE_FULL if full else MODE_FIRST
+        files = find_audio_sources(paths, missing="keep")
         log.debug("ray: %d files, %d actor(s) on %s, %d CPU(s) in the cluster", len(files), self.actors,
                   self.device, self.cpus)
+        return files, DecodeSettings(self.checkpoint.feature_config, bool(full), hop_seconds, last)
+
+    def predict(self, paths: Iterable[str | Path | RemoteFile], *, full: bool = False,
+                hop_seconds: float | None = None, last: str = "pad", embeddings: bool = True,
+                legacy: bool = False) -> Iterator[FileResult]:
+        """One :class:`FileResult` per audio file, in sorted-path order, as ``Predictor.predict``
+        (``legacy`` is accepted and ignored: the reference path runs with ``--engine local``).
+        ``paths`` may hold URIs (``s3://bucket/music``), listed and read through ``pyarrow.fs``."""
+        files, settings = self._start(paths, full, hop_seconds, last)
+        if not files:
+            return
+        mode = MODE_FULL if full else MODE_FIRST
         ready: dict[int, FileResult] = {}  # rows come as they finish; yield them in the files' order
         next_index = 0
         for batch in self._dataset(files, settings).iter_batches(batch_format="pandas", batch_size=None):
@@ -267,3 +296,34 @@ class RayPredictor:
                 next_index += 1
         if next_index != len(files):  # never drop a file silently
             raise RuntimeError(f"the Ray pipeline returned {next_index} of {len(files)} files")
+
+    def write(self, paths: Iterable[str | Path | RemoteFile], sink: Callable[[list[FileResult]], list[dict]], *,
+              full: bool = False, hop_seconds: float | None = None, last: str = "pad",
+              files_per_call: int = 256) -> Iterator[dict]:
+        """Run ``sink`` on the cluster over the files' results, ``files_per_call`` at a time, and
+        yield what it returns (one small dict per file, in the order they finish).
+
+        ``sink`` is pickled to the write tasks: it writes the results somewhere every node
+        reaches (a store's parts, see :mod:`melodex.library.staging`) and returns a summary, so
+        the driver never holds the embeddings. Every file comes back through ``sink``, failed
+        ones included (a FileResult with its ``error``)."""
+        files, settings = self._start(paths, full, hop_seconds, last)
+        if not files:
+            return
+        dataset = self._dataset(files, settings).map_batches(
+            write_results, batch_format="pandas", batch_size=int(files_per_call), num_cpus=WRITE_CPUS,
+            fn_kwargs={"sink": sink, "mode": MODE_FULL if full else MODE_FIRST, "labels": self.labels})
+        count = 0
+        for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
+            for row in batch.to_dict("records"):
+                count += 1
+                yield row
+        if count != len(files):  # never drop a file silently
+            raise RuntimeError(f"the Ray pipeline returned {count} of {len(files)} files")
+
+
+def write_results(batch: pd.DataFrame, sink: Callable[[list[FileResult]], list[dict]], mode: str,
+                  labels: tuple[str, ...]) -> pd.DataFrame:
+    """The sink stage: a batch of rows as FileResults (named as the files were given), to ``sink``."""
+    results = [_result(row, mode, labels, str(row.name), True) for row in batch.itertuples(index=False)]
+    return pd.DataFrame(sink(results))

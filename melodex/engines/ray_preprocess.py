@@ -24,9 +24,10 @@ from melodex.features.cache import FeatureCache
 from melodex.training.preprocess import extract_job
 
 
-def _extract_rows(batch: pd.DataFrame, jobs: list, cache_dir: str, config: dict) -> pd.DataFrame:
-    """The task: each row's job extracted; its outcome pickled (a frozen dataclass of plain values)."""
-    done = [pickle.dumps(extract_job(jobs[int(i)], cache_dir, config)) for i in batch["index"]]
+def _extract_rows(batch: pd.DataFrame, cache_dir: str, config: dict) -> pd.DataFrame:
+    """The task: each row's job extracted (the ``.npy`` written into the cache here, on the node);
+    its outcome pickled (a frozen dataclass of plain values, no MFCC)."""
+    done = [pickle.dumps(extract_job(pickle.loads(job), cache_dir, config)) for job in batch["job"]]
     return pd.DataFrame({"index": batch["index"], "done": done})
 
 
@@ -38,10 +39,11 @@ def extract_on_ray(jobs: Sequence, cache: FeatureCache, workers: int | None = No
         return
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     blocks = min(len(jobs), max(2 * cpus, math.ceil(len(jobs) / FILES_PER_BLOCK)))
-    dataset = ray.data.from_items([{"index": i} for i in range(len(jobs))], override_num_blocks=blocks)
+    # each row carries its own job, so a task holds its block's jobs, not the whole list
+    items = [{"index": i, "job": pickle.dumps(job)} for i, job in enumerate(jobs)]
+    dataset = ray.data.from_items(items, override_num_blocks=blocks)
     dataset = dataset.map_batches(_extract_rows, batch_format="pandas", batch_size=None, num_cpus=DECODE_CPUS,
-                                  fn_kwargs={"jobs": list(jobs), "cache_dir": str(cache.root),
-                                             "config": cache.config.to_dict()})
+                                  fn_kwargs={"cache_dir": str(cache.root), "config": cache.config.to_dict()})
     for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
         for blob in batch["done"]:
             yield pickle.loads(blob)  # written by extract_job in this run's own tasks

@@ -171,8 +171,9 @@ class MFCC(torch.nn.Module):
         out = torch.empty(batch, n_frames, cfg.n_mels)
         for b in range(batch):
             for lo in range(0, n_frames, _CPU_FRAME_BLOCK):
-                spec = torch.fft.rfft(frames[b, lo : lo + _CPU_FRAME_BLOCK] * self.window)
-                power = spec.real.square() + spec.imag.square()  # (t, 1 + n_fft/2)
+                spec = torch.view_as_real(torch.fft.rfft(frames[b, lo : lo + _CPU_FRAME_BLOCK] * self.window))
+                squares = spec.square()  # one contiguous pass; re**2 + im**2 from strided views is ~1.5x slower
+                power = squares[..., 0] + squares[..., 1]  # (t, 1 + n_fft/2), the same floats
                 out[b, lo : lo + _CPU_FRAME_BLOCK] = torch.matmul(self._sparse_basis, power.T).T
         return out
 

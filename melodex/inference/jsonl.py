@@ -16,13 +16,14 @@ from typing import Any
 
 from melodex.errors import DatasetError, OutputError
 from melodex.util.atomic import atomic_write
+from melodex.util.uri import scheme_of
 
 log = logging.getLogger(__name__)
 
 
 def resume_key(audio_file: str) -> str:
-    """The identity of a file in a results file being resumed: its absolute path."""
-    return os.path.abspath(audio_file)
+    """The identity of a file in a results file being resumed: its absolute path (a URI as it is)."""
+    return audio_file if scheme_of(audio_file) else os.path.abspath(audio_file)
 
 
 def prepare_resume(path: Path, mode: str) -> set[str]:

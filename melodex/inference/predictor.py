@@ -38,6 +38,7 @@ import torch
 from melodex.audio.files import find_audio_files
 from melodex.audio.segments import LAST_POLICIES
 from melodex.features.mfcc import FeatureConfig
+from melodex.inference.fast_forward import FastForward
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
 from melodex.inference.stream import (
     UNORDERED,
@@ -154,6 +155,7 @@ class Predictor:
         else:
             net, self.checkpoint = model
         self.model = place_model(net, self.device).eval()
+        self._net = FastForward(self.model)  # the same outputs as model.embed_and_classify, cheaper
         self.labels: tuple[str, ...] = tuple(self.checkpoint.labels)
         self.feature_config: FeatureConfig = self.checkpoint.feature_config
         if batch_size < 1:
@@ -213,12 +215,13 @@ class Predictor:
         return MODE_FULL if settings.full else MODE_FIRST
 
     def _forward(self, mfccs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """MFCCs -> (softmax probabilities (B, n_labels), embeddings (B, dim)) as numpy."""
+        """MFCCs -> (softmax probabilities (B, n_labels), embeddings (B, dim)) as numpy;
+        a headless model (no labels) gives probabilities of shape (B, 0)."""
         x = torch.from_numpy(np.stack(mfccs)).to(self.device)
         with torch.inference_mode():
-            emb, logits = self.model.embed_and_classify(x)
-            probs = torch.softmax(logits.float(), dim=-1)
-        return probs.cpu().numpy(), emb.float().cpu().numpy()
+            emb, logits = self._net(x)
+            probs = emb.new_zeros((emb.shape[0], 0)) if logits is None else torch.softmax(logits.float(), dim=-1)
+        return probs.float().cpu().numpy(), emb.float().cpu().numpy()
 
     def _predict_streaming(self, files: list[Path], settings: DecodeSettings, embeddings: bool, *, workers: int,
                            one_file_per_batch: bool = False) -> Iterator[FileResult]:

@@ -48,7 +48,8 @@ class FileResult:
         The path as it was found (relative paths stay relative).
     mode : {"first-30s", "full-file"}
     labels : tuple of str
-        The model's labels, in the order of ``probabilities``.
+        The model's labels, in the order of ``probabilities``; empty for a model without a genre
+        head, whose ``probabilities`` then have shape ``(0,)``.
     duration : float or None
         Real length of the file in seconds (exact when decoded to the end; in first-30s
         mode a file longer than a segment reports its header's length). None on error.

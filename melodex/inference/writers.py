@@ -40,6 +40,12 @@ embedding field and column; a flag chooses fields, never another code path):
 Probabilities are the mean of the segments' softmax outputs and the embedding the mean of
 the segments' embeddings (see :mod:`melodex.inference.results`). Top-k lists hold 3 entries, fewer when
 the model has fewer labels.
+
+A model without a genre head (no labels) keeps every field and column, its predictions empty:
+JSONL ``{}`` and ``[]``; JSON ``predicted_label``/``confidence`` ``null``, ``all_probabilities``
+``{}``, ``top_predictions`` ``[]``; CSV empty label, confidence, rank and probability cells and one
+row per file in both modes (so the embedding is written); the table shows durations and says
+"no genre head".
 """
 
 from __future__ import annotations
@@ -61,6 +67,12 @@ TOP_K = 3
 
 def _embedding_list(result: FileResult) -> list[float]:
     return [] if result.embedding is None else result.embedding.tolist()
+
+
+def _best(result: FileResult) -> tuple[str | None, float | None]:
+    """The most probable label and its probability; (None, None) for a headless model's result."""
+    top = result.top(1)
+    return top[0] if top else (None, None)
 
 
 def jsonl_record(result: FileResult, *, embeddings: bool = True) -> dict[str, Any]:
@@ -123,7 +135,7 @@ class JSONWriter(ResultWriter):
     def write_ok(self, result: FileResult) -> None:
         self.spool("audio_files", json.dumps(result.audio_file))
         if self.mode == MODE_FIRST:
-            (label, confidence), = result.top(1)
+            label, confidence = _best(result)
             entry = {"audio_file": result.audio_file, "predicted_label": label, "confidence": confidence,
                      "all_probabilities": result.all_probabilities()}
         else:
@@ -177,9 +189,11 @@ class CSVWriter(ResultWriter):
     def write_ok(self, result: FileResult) -> None:
         emb = [json.dumps(_embedding_list(result))] if self.embeddings else []
         if self.mode == MODE_FIRST:
-            (label, confidence), = result.top(1)
+            label, confidence = _best(result)
             self.emit(csv_line(result.audio_file, label, confidence, *emb))
             return
+        if not result.labels:  # a headless model: one row, its embedding, no rank or label
+            self.emit(csv_line(result.audio_file, None, None, None, *emb))
         for rank, (label, p) in enumerate(result.top(TOP_K), start=1):
             self.emit(csv_line(result.audio_file, rank, label, p, *(emb if rank == 1 else [""] * len(emb))))
 
@@ -192,16 +206,20 @@ class CSVWriter(ResultWriter):
 
 
 class TableWriter(ResultWriter):
-    """An aligned table for people; ``name_width`` fixes the file column up front."""
+    """An aligned table for people; ``name_width`` fixes the file column up front.
+
+    ``headless`` (a model without a genre head): the file and its duration in each row, and a
+    summary line that says the model has no genre head, instead of empty label columns."""
 
     name = "table"
     extension = ".txt"
 
     def __init__(self, path: str | Path | None = None, *, mode: str, embeddings: bool = False,
-                 append: bool = False, name_width: int = 40, label_width: int = 12):
+                 append: bool = False, name_width: int = 40, label_width: int = 12, headless: bool = False):
         super().__init__(path, mode=mode, embeddings=embeddings, append=append)
         self.name_width = max(8, min(name_width, 70))
         self.label_width = max(5, label_width)
+        self.headless = headless
 
     def _cell(self, pair: tuple[str, float] | None) -> str:
         if pair is None:
@@ -214,10 +232,17 @@ class TableWriter(ResultWriter):
         return f"{name:<{self.name_width}}"
 
     def start(self) -> None:
+        if self.headless:
+            self.emit(f"{'file':<{self.name_width}}  {'duration':>10}\n")
+            return
         w = self.label_width + 7
         self.emit(f"{'file':<{self.name_width}}  {'top label':<{w}}  {'2nd':<{w}}  {'3rd':<{w}}\n".rstrip() + "\n")
 
     def write_ok(self, result: FileResult) -> None:
+        if self.headless:
+            duration = "" if result.duration is None else f"{result.duration:8.1f} s"
+            self.emit(f"{self._name(result.audio_file)}  {duration}".rstrip() + "\n")
+            return
         top = result.top(TOP_K) + [None] * TOP_K
         self.emit(("  ".join([self._name(result.audio_file)] + [self._cell(t) for t in top[:TOP_K]])).rstrip() + "\n")
 
@@ -226,7 +251,9 @@ class TableWriter(ResultWriter):
 
     def finish(self) -> None:
         total = self.n_ok + self.n_failed
-        self.emit(f"{total} file{'s' if total != 1 else ''}: {self.n_ok} ok, {self.n_failed} failed\n")
+        note = ("; no genre head (this model gives embeddings only: write them with --output FILE.jsonl)"
+                if self.headless else "")
+        self.emit(f"{total} file{'s' if total != 1 else ''}: {self.n_ok} ok, {self.n_failed} failed{note}\n")
 
 
 WRITERS: dict[str, type[ResultWriter]] = {w.name: w for w in (JSONWriter, JSONLWriter, CSVWriter, TableWriter)}

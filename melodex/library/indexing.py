@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from melodex.audio.files import find_audio_files
+from melodex.audio.files import find_audio_files, find_audio_sources
 from melodex.constants import DEFAULT_PART_SIZE
 from melodex.library.metadata import (
     fma_tracks,
@@ -159,11 +159,12 @@ def records_from_audio(predictor: Any, files: list[Path], sources: MetadataSourc
 
 
 def new_audio_files(inputs: list[str], sources: MetadataSources, known: set[str],
-                    summary: IndexSummary) -> list[Path]:
-    """The audio files under ``inputs`` that the store does not hold yet (nothing is decoded)."""
+                    summary: IndexSummary, *, uris: bool = False) -> list[Any]:
+    """The audio files under ``inputs`` that the store does not hold yet (nothing is decoded);
+    with ``uris``, URIs such as ``s3://bucket/music`` are listed too (as RemoteFiles)."""
 
     files = []
-    for path in find_audio_files(inputs, missing="keep"):
+    for path in (find_audio_sources if uris else find_audio_files)(inputs, missing="keep"):
         if _known(str(path), sources, known):
             summary.skipped += 1
             summary.present.append(str(path))

@@ -5,6 +5,8 @@ A store is a directory (by default ``melodex_outputs/library``) of Parquet files
     library/
       parts/part-000000-1a2b3c4d.parquet   # one file per appended batch
       parts/part-000001-...parquet
+      _staging/<run>/*.parquet.staged      # only while index --engine ray runs: parts written by
+                                           # the cluster's workers, moved into parts/ by the driver
       _map/coordinates.arrow, map_info.json  # the saved 2-D map (melodex.library.store_map)
       _reembed/                            # only while --reembed runs (melodex.library.updates)
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -47,6 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from melodex.util.uri import local_path
 from melodex.constants import DEFAULT_STORE
 from melodex.errors import StoreError
 from melodex.library import store_map
@@ -103,13 +107,14 @@ class TrackRecord:
 
 def path_key(path: str | Path) -> str:
     """The stable ``track_id`` of a file that has no catalogue id: a hash of its resolved path."""
-    resolved = str(Path(path).expanduser().resolve())
-    return "p" + hashlib.sha1(resolved.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return "p" + hashlib.sha1(resolved_path(path).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def resolved_path(path: str | Path) -> str:
-    """The absolute, resolved form of ``path`` the store records."""
-    return str(Path(path).expanduser().resolve())
+    """The absolute, resolved form of ``path`` the store records; a URI other than ``file://``
+    (``s3://bucket/a.mp3``) is kept as it is, and a ``file://`` URI is its local path."""
+    local = local_path(path) if isinstance(path, str) else Path(path)
+    return str(path) if local is None else str(local.expanduser().resolve())
 
 
 class LibraryStore:
@@ -323,13 +328,33 @@ class LibraryStore:
         return f"part-{first:06d}-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
 
     def _write_table(self, table: pa.Table, name: str) -> None:
-        self.parts_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.parts_dir / name, "wb") as handle:
-            # metadata compresses well; the embedding column is stored plain, because decoding
-            # compressed floats costs more load time than it saves disk (see the module docstring)
-            codecs = {column: ("none" if column == "embedding" else "zstd") for column in table.column_names}
-            pq.write_table(table, handle, compression=codecs)
+        write_part_file(table, self.parts_dir / name)
         self._cache = None
+
+    def commit_part(self, staged: Path, present: set[str]) -> int:
+        """Move a part written elsewhere (by :func:`write_part_file`, on a Ray worker) into the
+        store under the next part name, in one rename; returns the tracks it adds.
+
+        ``present`` (the store's track ids, kept up to date here) decides which rows are new: a
+        part holding some already present is rewritten without them first. A part whose
+        embeddings differ in size from the store's raises :class:`StoreError` and stays out."""
+        schema = pq.read_schema(staged)
+        dim, width = self._embedding_dim(), embedding_width(schema.field("embedding").type)
+        if dim is not None and width != dim:
+            raise StoreError(f"{staged}: embeddings have {width} values; this store holds {dim}")
+        ids = pq.read_table(staged, columns=["track_id"]).column("track_id").to_pylist()
+        seen = set(present)
+        keep = [i for i, key in enumerate(ids) if not (key in seen or seen.add(key))]
+        if not keep:
+            staged.unlink()
+            return 0
+        if len(keep) < len(ids):
+            write_part_file(pq.read_table(staged).take(keep), staged)
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, self.parts_dir / self._next_name())
+        present.update(ids)
+        self._cache = None
+        return len(keep)
 
     def part_files(self) -> list[Path]:
         """The live part files, in row order (for :mod:`melodex.library.updates`)."""
@@ -388,3 +413,13 @@ class LibraryStore:
     def map_info(self) -> dict | None:
         """The info saved with the map, or None when no map was saved."""
         return store_map.map_info(self.root)
+
+
+def write_part_file(table: pa.Table, path: Path) -> None:
+    """Write one part (a table stamped by :func:`melodex.library.schema.stamp_table`) atomically:
+    a crash leaves no half-written file under the final name."""
+    with atomic_write(path, "wb") as handle:
+        # metadata compresses well; the embedding column is stored plain, because decoding
+        # compressed floats costs more load time than it saves disk (see the module docstring)
+        codecs = {column: ("none" if column == "embedding" else "zstd") for column in table.column_names}
+        pq.write_table(table, handle, compression=codecs)
