@@ -41,7 +41,6 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from torch.distributed.algorithms.join import Join
 from torch.nn.parallel import DistributedDataParallel
@@ -153,7 +152,7 @@ class Group:
         dist.all_gather(counts, count)
         sizes = [int(c) for c in counts]
         padded = F.pad(rows, (0, 0, 0, max(sizes) - rows.shape[0]))
-        parts = dist_nn.all_gather(padded)
+        parts = _GatherWithGradient.apply(padded)
         return torch.cat([part[:size] for part, size in zip(parts, sizes)]), sum(sizes[: self.rank])
 
     def join(self, net: torch.nn.Module) -> contextlib.AbstractContextManager:
@@ -220,6 +219,23 @@ class Group:
                 if key not in failures.reasons:
                     failures.reasons[key] = reason
                     log.warning("skipping a file that cannot be loaded: %s", reason)
+
+
+class _GatherWithGradient(torch.autograd.Function):
+    """``all_gather`` whose backward hands each rank the gradient of its own rows, summed over every
+    rank's loss (an all-reduce, which gloo and nccl both have), as SimCLR's multi-GPU training does."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        parts = [torch.empty_like(rows) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, rows.contiguous())
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:
+        summed = torch.stack(grads).contiguous()
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        return summed[dist.get_rank()]
 
 
 def from_environment(environ: dict[str, str] | None = None) -> Group:
