@@ -24,8 +24,8 @@ use its embeddings); the projection head the loss needs stays in train_state.pth
 classification report the run writes retrieval_report.txt: for the validation tracks, the share of
 each one's 10 nearest neighbours by the same artist (and album) against chance and against MFCC
 statistics of the same tracks; artists come from the files' tags, FMA metadata (--metadata_dir, or
-found beside an FMA folder) or --manifest. The MFCC cache (--cache_dir) is used where it holds the
-files, as 'melodex preprocess' fills it.
+found beside an FMA folder) or --manifest. With --cache_dir, the MFCC of every file the cache lacks
+is computed first (each file is decoded once, as 'melodex preprocess' does) and read from there.
 
 --init-from RUN starts a run (of either objective) from RUN's backbone and embedding weights with
 a new genre head: a contrastive run's, say, before supervised training on a few labelled tracks.
