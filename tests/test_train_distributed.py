@@ -99,3 +99,28 @@ def test_a_torchrun_environment_that_names_no_process_is_one_line_and_exit_2(fma
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "RANK 5 with WORLD_SIZE 2" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_contrastive_under_torchrun_gathers_negatives_from_both_processes(tmp_path):
+    from conftest import tone
+
+    from melodex.audio.encode import write_audio
+
+    music = tmp_path / "music"
+    for i in range(10):
+        write_audio(music / f"{i:02d}.wav", tone(2.0, 22050, freq=200 + 40 * i, channels=1, seed=i), 22050)
+    common = ["--objective", "contrastive", "--audio", str(music), "--cache_dir", str(tmp_path / "cache"),
+              "--batch_size", "4", "--epochs", "1", "--no-augment", "--num_workers", "0"]
+    proc = _torchrun(["-m", "melodex", "train", *common, "--output_dir", "ddp"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert script_main("train", [*common, "--output_dir", str(tmp_path / "one"), "-q"]) == 0
+    (ddp,), (one,) = _runs(tmp_path / "ddp"), _runs(tmp_path / "one")
+    files = {"model_weights.pth", "params.json", "retrieval_report.txt", "history.csv", "train_state.pth"}
+    assert {p.name for p in ddp.iterdir()} == {p.name for p in one.iterdir()} == files
+    p_ddp, p_one = (json.loads((run / "params.json").read_text()) for run in (ddp, one))
+    assert _keys(p_ddp) == _keys(p_one) and (p_ddp["processes"], p_one["processes"]) == (2, 1)
+    assert p_ddp["hyperparameters"]["objective"] == "contrastive" and p_ddp["split_sizes"] == p_one["split_sizes"]
+    # each view is scored against the other 7 views of its batch of 4 pairs, and under torchrun
+    # against the other process's 8 views too
+    assert (p_one["result"]["negatives_per_view"], p_ddp["result"]["negatives_per_view"]) == (6, 14)
+    assert proc.stderr.count("run saved in") == 1 and "training in 2 processes (gloo, cpu" in proc.stderr

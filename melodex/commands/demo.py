@@ -12,6 +12,13 @@ Steps, each the real command with its own flags (so what you see is what you wou
 7. ``evolution``   every artist's drift report in ``<out>/evolution/``.
 
 A second run reuses the corpus and the MFCC cache (both are resumable) and trains a new run.
+
+``--unlabeled`` runs the same job without labels, into ``<out>/unlabeled/``: ``train --objective
+contrastive`` on the corpus's audio (its genre labels hidden; the FMA metadata names artists only for
+the run's retrieval report), then ``infer``, ``index``, ``map`` and ``evolution`` with that headless
+model, and ``evaluate``: the share of each track's 10 nearest neighbours by the same artist, album
+and style, against chance and MFCC statistics, printed beside the supervised demo's store
+(``<out>/library``) when it exists (run ``melodex demo`` with the same ``--out`` first for that).
 Exit status: 0 when every step succeeded, otherwise the first failing step's status.
 """
 
@@ -30,22 +37,30 @@ from melodex.constants import DEFAULT_DEMO_OUT, DEFAULT_STORE
 
 log = logging.getLogger(__name__)
 
+EPOCHS, UNLABELED_EPOCHS = 12, 30
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="demo_data", metavar="DIR",
                         help="where the demo corpus is written (default demo_data)")
     parser.add_argument("--out", default=DEFAULT_DEMO_OUT, metavar="DIR",
                         help=f"where runs, predictions, the store, the map and reports go (default {DEFAULT_DEMO_OUT})")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs (default {EPOCHS}; with --unlabeled {UNLABELED_EPOCHS})")
     parser.add_argument("--tracks-per-artist", "--tracks_per_artist", type=int, default=18,
                         help="tracks per artist; 16 artists (default 18, so 288 tracks)")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the corpus, training and the map (default 0)")
+    parser.add_argument("--unlabeled", action="store_true",
+                        help="the main job without labels: contrastive training with the styles hidden, outputs in "
+                             "OUT/unlabeled, retrieval figures beside the supervised demo's")
     add_device(parser)
 
 
 def _steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]]:
     """(command, argv maker) pairs; argv is made when the step starts, after earlier steps ran."""
+    if args.unlabeled:
+        return _unlabeled_steps(args)
     data, out = Path(args.data), Path(args.out)
     audio, cache, runs = data / "fma_small", data / "fma_mfccs_precomputed", out / "training_outputs"
     model, store, seed = str(runs / "latest"), str(out / "library"), str(args.seed)
@@ -53,7 +68,7 @@ def _steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]
         ("make-demo", lambda: ["--out", str(data), "--tracks-per-artist", str(args.tracks_per_artist),
                                "--seconds", str(args.seconds), "--seed", seed]),
         ("preprocess", lambda: ["--data_dir", str(audio), "--cache_dir", str(cache)]),
-        ("train", lambda: ["--data_dir", str(audio), "--cache_dir", str(cache), "--epochs", str(args.epochs),
+        ("train", lambda: ["--data_dir", str(audio), "--cache_dir", str(cache), "--epochs", str(args.epochs or EPOCHS),
                            "--output_dir", str(runs), "--seed", seed, "--device", args.device]),
         ("infer", lambda: ["--model", model, "--audio", *_test_clips(audio, 8),
                            "--output", str(out / "predictions.jsonl"), "--device", args.device]),
@@ -63,6 +78,34 @@ def _steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]
                          "--seed", str(42 + args.seed), "--title", "Melodex demo corpus"]),
         ("evolution", lambda: ["--store", store, "--all", "--out", str(out / "evolution")]),
     ]
+
+
+def _unlabeled_steps(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[str]]]]:
+    """The main job without labels, into ``<out>/unlabeled`` (the supervised demo's files stay)."""
+    data, out = Path(args.data), Path(args.out) / "unlabeled"
+    audio, cache, runs = data / "fma_small", data / "fma_mfccs_precomputed", out / "training_outputs"
+    model, store, seed, meta = str(runs / "latest"), str(out / "library"), str(args.seed), str(data / "fma_metadata")
+    supervised = Path(args.out) / "library"
+    steps = [
+        ("make-demo", lambda: ["--out", str(data), "--tracks-per-artist", str(args.tracks_per_artist),
+                               "--seconds", str(args.seconds), "--seed", seed]),
+        ("preprocess", lambda: ["--data_dir", str(audio), "--cache_dir", str(cache)]),
+        ("train", lambda: ["--objective", "contrastive", "--audio", str(audio), "--cache_dir", str(cache),
+                           "--metadata_dir", meta, "--epochs", str(args.epochs or UNLABELED_EPOCHS),
+                           "--output_dir", str(runs), "--seed", seed, "--device", args.device]),
+        ("infer", lambda: ["--model", model, "--audio", *_test_clips(audio, 8),
+                           "--output", str(out / "predictions.jsonl"), "--device", args.device]),
+        ("index", lambda: ["--store", store, "--model", model, "--reembed", "--audio", str(audio),
+                           "--fma-metadata", meta, "--device", args.device]),
+        ("map", lambda: ["--store", store, "--out", str(out / "map.html"), "--png", str(out / "map.png"),
+                         "--seed", str(42 + args.seed), "--title", "Melodex demo corpus, trained without labels"]),
+        ("evolution", lambda: ["--store", store, "--all", "--out", str(out / "evolution")]),
+        ("evaluate", lambda: ["--store", store, "--out", str(out / "retrieval.json")]),
+    ]
+    if supervised.is_dir():  # the supervised demo's store, scored on the same tracks for the comparison
+        steps.append(("evaluate", lambda: ["--store", str(supervised), "--no-baseline",
+                                           "--out", str(out / "retrieval_supervised.json")]))
+    return steps
 
 
 def _test_clips(audio_dir: Path, n: int) -> list[str]:
@@ -91,7 +134,10 @@ def run(args: argparse.Namespace) -> int:
         if status != 0:
             log.error("demo: step '%s' ended with status %d; stopping", name, status)
             return status
-    _summary(args, out, timings, time.perf_counter() - start)
+    if args.unlabeled:
+        _unlabeled_summary(args, out, timings, time.perf_counter() - start)
+    else:
+        _summary(args, out, timings, time.perf_counter() - start)
     return 0
 
 
@@ -135,3 +181,27 @@ def _next_commands(args: argparse.Namespace, out: Path, run_dir: Path) -> list[s
         ["melodex", "serve", *where],
     ]
     return [shlex.join(c) for c in commands]
+
+
+def _unlabeled_summary(args: argparse.Namespace, out: Path, timings: list[tuple[str, float]], total: float) -> None:
+    """The retrieval figures of the model trained without labels, beside the supervised demo's."""
+    from melodex.demo.retrieval import comparison_table
+
+    mine = out / "unlabeled"
+    supervised = mine / "retrieval_supervised.json"
+    lines = [
+        "",
+        (f"Melodex demo without labels finished in {total:.0f} s "
+         f"({', '.join(f'{n} {t:.0f}s' for n, t in timings)})."),
+        "Top-10 neighbour agreement on the whole corpus (share of each track's 10 nearest by the same label):",
+        *(f"  {line}" for line in comparison_table(mine / "retrieval.json",
+                                                    supervised if supervised.is_file() else None).splitlines()),
+    ]
+    if not supervised.is_file():
+        lines.append(f"  (no supervised demo in {out}: run {shlex.join(['melodex', 'demo', '--out', str(out)])} "
+                     "and this again to see its figures beside these)")
+    run_dir = (mine / "training_outputs" / "latest").resolve()
+    lines += [f"  training run    {run_dir} (retrieval_report.txt: its validation tracks)",
+              f"  library store   {mine / 'library'}", f"  map (open it)   {mine / 'map.html'}",
+              f"  evolution       {mine / 'evolution'}"]
+    log.info("\n".join(lines))

@@ -14,9 +14,25 @@ Started by torchrun (torchrun --nproc_per_node N train.py ..., or torchrun ... -
 it trains with DistributedDataParallel, N processes on shares of the training split; rank 0 alone
 writes the run (see "On a cluster" in the README).
 
+Without labels: --objective contrastive --audio DIR [DIR ...] trains the same CNN and 512-d
+embedding self-supervised on any folders of audio (mp3, wav, flac, m4a, ogg; no metadata needed):
+two windows of --view-seconds cut at random offsets from one track (each maybe augmented) are a
+positive pair, the other tracks in the batch are negatives (NT-Xent at --temperature; under torchrun
+the negatives are gathered from every process). 10% of the tracks are held out for validation.
+model_weights.pth is then headless (no genre head; infer, index, map, similar, evolution and serve
+use its embeddings); the projection head the loss needs stays in train_state.pth. Instead of a
+classification report the run writes retrieval_report.txt: for the validation tracks, the share of
+each one's 10 nearest neighbours by the same artist (and album) against chance and against MFCC
+statistics of the same tracks; artists come from the files' tags, FMA metadata (--metadata_dir, or
+found beside an FMA folder) or --manifest. With --cache_dir, the MFCC of every file the cache lacks
+is computed first (each file is decoded once, as 'melodex preprocess' does) and read from there.
+
+--init-from RUN starts a run (of either objective) from RUN's backbone and embedding weights with
+a new genre head: a contrastive run's, say, before supervised training on a few labelled tracks.
+
 Output: training_outputs/YYYY-MM-DD_HH-MM-SS/ with model_weights.pth, params.json,
-history.csv, classification_report.txt and train_state.pth; training_outputs/latest names
-the newest run.
+history.csv, classification_report.txt (or retrieval_report.txt) and train_state.pth;
+training_outputs/latest names the newest run.
 """
 
 from __future__ import annotations
@@ -55,9 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="train on augmented clips too: random crop, low-pass 4-11 kHz, low-rate codecs, "
                             "noise and gain, so embeddings stay put across encodings; variants are made once per "
                             "clip under CACHE_DIR/augmented (default: on; --no-augment: clean MFCCs only)")
+    group.add_argument("--init-from", "--init_from", dest="init_from", default=None, metavar="RUN",
+                       help="start from RUN's backbone and embedding weights (a run directory, .../latest or a "
+                            ".pth), with a new genre head (default: random weights)")
     add_device(group)
     add_num_workers(group, default=None, what="DataLoader workers decoding audio (default: 0 when every track "
                                                "is cached, else up to 4)")
+    ssl = parser.add_argument_group("self-supervised (--objective contrastive)")
+    ssl.add_argument("--objective", choices=("supervised", "contrastive"), default="supervised",
+                     help="supervised (default: genre labels from --data_dir) or contrastive (no labels: --audio)")
+    ssl.add_argument("--audio", nargs="+", default=(), metavar="PATH",
+                     help="with --objective contrastive: audio folders (searched recursively) or files")
+    ssl.add_argument("--manifest", default=None, metavar="CSV",
+                     help="a CSV path,artist,album,... naming the tracks' artists for the retrieval report "
+                          "(tags and FMA metadata are read too)")
+    ssl.add_argument("--temperature", type=float, default=0.1, help="NT-Xent temperature (default: %(default)s)")
+    ssl.add_argument("--view-seconds", "--view_seconds", dest="view_seconds", type=float, default=5.0,
+                     metavar="S", help="length of each view cut from a track (default: %(default)s)")
+    ssl.add_argument("--projection-dim", "--projection_dim", dest="projection_dim", type=positive_int, default=128,
+                     metavar="N", help="output size of the projection head the loss sees (default: %(default)s)")
     out = parser.add_argument_group("output")
     out.add_argument("--output_dir", "--output-dir", default=DEFAULT_OUTPUT_ROOT, metavar="DIR",
                      help="runs are written to DIR/YYYY-MM-DD_HH-MM-SS (default: %(default)s)")
@@ -67,13 +99,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from melodex.training.config import TrainConfig
+    from melodex.training.contrastive import objective_of, train_contrastive
     from melodex.training.trainer import train
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
-                         progress=not getattr(args, "quiet", False))
-    result = train(config)
-    log.info("best epoch %d: validation accuracy %.4f, test accuracy %.4f", result.best_epoch,
-             result.best_val_accuracy, result.test_accuracy)
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values["audio"] = tuple(values.get("audio") or ())
+    config = TrainConfig(**values, progress=not getattr(args, "quiet", False))
+    if objective_of(config) == "contrastive":
+        result = train_contrastive(config, retrieval=retrieval_report)
+        log.info("best epoch %d: validation pair accuracy %.4f", result.best_epoch, result.best_val_accuracy)
+    else:
+        result = train(config)
+        log.info("best epoch %d: validation accuracy %.4f, test accuracy %.4f", result.best_epoch,
+                 result.best_val_accuracy, result.test_accuracy)
     log.info("run saved in %s", result.run_dir)
     return 0
+
+
+def retrieval_report(config, tracks, vectors) -> tuple[str, dict]:
+    """A contrastive run's retrieval report on its validation ``tracks``: top-10 same-artist and
+    same-album agreement of each embedding in ``vectors`` (the run's, ``mfcc-stats``), with chance.
+    Returns (text, scores for params.json)."""
+    import pandas as pd
+
+    from melodex.analysis.retrieval import format_table, label_columns, retrieval_table
+    from melodex.library.metadata import release_identity
+
+    sources = _metadata_sources(config)
+    rows = []
+    for track in tracks:
+        fields, _ = sources.describe(track.path)
+        rows.append({"artist": fields.get("artist"), "album": release_identity(fields)})
+    columns = label_columns(pd.DataFrame(rows), ["artist", "album"])
+    if "artist" not in columns:
+        return (("The retrieval report needs artist metadata for the validation tracks, and none was found: tag the "
+                 "files, or give --metadata_dir (FMA's tracks.csv) or --manifest (path,artist,album,...).\n"),
+                {"tracks": len(tracks), "artists_known": 0})
+    scores = retrieval_table(vectors, pd.DataFrame(rows), columns)
+    lines = [format_table(scores), ""]
+    by = {(s.label, s.embedding): s for s in scores}
+    for label in columns:
+        mine, base = by[(label, "contrastive")], by[(label, "mfcc-stats")]
+        ratio = mine.agreement / base.agreement if base.agreement else float("nan")
+        lines.append(f"same {label} among the {mine.k} nearest: contrastive {mine.agreement:.3f}, mfcc-stats "
+                     f"{base.agreement:.3f} ({ratio:.2f}x), chance {mine.chance:.3f}")
+    return "\n".join(lines) + "\n", {"tracks": len(tracks), "scores": [
+        {"label": s.label, "embedding": s.embedding, "k": s.k, "tracks": s.tracks, "agreement": s.agreement,
+         "chance": s.chance} for s in scores]}
+
+
+def _metadata_sources(config):
+    """Tags, FMA's tracks.csv (--metadata_dir, or fma_metadata beside an FMA audio folder) and --manifest."""
+    from pathlib import Path
+
+    from melodex.datasets.fma import default_metadata_dir
+    from melodex.library.indexing import MetadataSources, load_fma_tracks
+    from melodex.library.metadata import read_manifest
+
+    fma = config.metadata_dir
+    if fma is None:
+        beside = [default_metadata_dir(a) for a in config.audio if Path(a).is_dir()]
+        fma = next((str(d) for d in beside if (Path(d) / "tracks.csv").is_file()), None)
+    return MetadataSources(load_fma_tracks(None, fma), read_manifest(config.manifest) if config.manifest else None)

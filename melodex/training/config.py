@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 # Settings that define a run; --resume takes them from the run's params.json.
 _RUN_SETTINGS = ("data_dir", "metadata_dir", "kind", "subset", "batch_size", "lr", "weight_decay", "seed",
-                 "cache_dir", "patience", "augment")
+                 "cache_dir", "patience", "augment", "objective", "audio", "manifest", "temperature",
+                 "view_seconds", "projection_dim", "init_from")
+OBJECTIVES = ("supervised", "contrastive")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,13 @@ class TrainConfig:
     optimiser, seed and batch settings are used; ``epochs``, ``device``, ``num_workers`` and
     ``progress`` may change. ``augment`` (on by default) trains on augmented clips as
     :mod:`melodex.training.augment` describes; False trains on the clean MFCCs only, as before.
+
+    ``objective`` ``"contrastive"`` trains without labels on the files under ``audio`` (folders
+    or files; see :mod:`melodex.training.contrastive`): ``temperature`` is NT-Xent's, each view
+    is ``view_seconds`` long, and the projection head that only the loss sees maps the 512-d
+    embedding to ``projection_dim``. ``metadata_dir`` (FMA) and ``manifest`` then only name the
+    validation tracks' artists and albums for the retrieval report. ``init_from`` (a run
+    directory or checkpoint) starts a run from another run's backbone and embedding weights.
     """
 
     data_dir: str | Path = "data/fma_small"
@@ -50,9 +59,17 @@ class TrainConfig:
     patience: int | None = None
     progress: bool = True
     augment: bool = True
+    objective: str = "supervised"
+    audio: tuple[str, ...] = ()
+    manifest: str | Path | None = None
+    temperature: float = 0.1
+    view_seconds: float = 5.0
+    projection_dim: int = 128
+    init_from: str | Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
     settings = saved.get("hyperparameters", {})
     changes = {k: settings[k] for k in _RUN_SETTINGS if k in settings}
     changes.setdefault("augment", False)  # a run saved before augmentation existed trained without it
+    changes["audio"] = tuple(changes.get("audio") or ())
     changes["epochs"] = config.epochs if config.epochs is not None else settings.get("epochs", DEFAULT_EPOCHS)
     return dataclasses.replace(config, **changes)
 
@@ -90,3 +108,14 @@ def check_settings(config: TrainConfig) -> None:
         raise MelodexError(f"--lr must be positive, not {config.lr}")
     if config.patience is not None and config.patience < 1:
         raise MelodexError(f"--patience must be at least 1, not {config.patience}")
+    if config.objective not in OBJECTIVES:
+        raise MelodexError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {config.objective!r}")
+    if config.objective == "contrastive":
+        if not config.audio:
+            raise MelodexError("--objective contrastive needs --audio DIR [DIR ...] (any folders of audio, no labels)")
+        if not 0 < config.temperature <= 10:
+            raise MelodexError(f"--temperature must be above 0 and at most 10, not {config.temperature}")
+        if config.view_seconds <= 0:
+            raise MelodexError(f"--view-seconds must be positive, not {config.view_seconds}")
+    elif config.audio:
+        raise MelodexError("--audio is for --objective contrastive; supervised training reads --data_dir")

@@ -51,7 +51,7 @@ class MfccDataset(torch.utils.data.Dataset):
     def __init__(self, tracks: Sequence[Track], label_index: dict[str, int], config: FeatureConfig,
                  cache: FeatureCache | None = None):
         self.tracks = list(tracks)
-        self.targets = [label_index[t.label] for t in self.tracks]
+        self.targets = [label_index.get(t.label, -1) for t in self.tracks]  # -1: no label (self-supervised)
         self.config = config
         self.cache = cache
 

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.distributed.algorithms.join import Join
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
@@ -140,6 +141,20 @@ class Group:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor.tolist()
 
+    def gather_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Every rank's ``rows`` [shape=(n_r, d)] stacked in rank order, with the gradient flowing back
+        to each rank's own rows, and where this rank's rows start (contrastive negatives). Ranks may
+        hold different numbers of rows (a file that failed): they are padded for the exchange."""
+        if not self.active:
+            return rows, 0
+        count = torch.tensor([rows.shape[0]], dtype=torch.long, device=rows.device)
+        counts = [torch.zeros_like(count) for _ in range(self.world_size)]
+        dist.all_gather(counts, count)
+        sizes = [int(c) for c in counts]
+        padded = F.pad(rows, (0, 0, 0, max(sizes) - rows.shape[0]))
+        parts = _GatherWithGradient.apply(padded)
+        return torch.cat([part[:size] for part, size in zip(parts, sizes)]), sum(sizes[: self.rank])
+
     def join(self, net: torch.nn.Module) -> contextlib.AbstractContextManager:
         """Around an epoch's steps: DDP's ``Join``, so a rank with fewer steps (a batch of files
         that all failed is skipped) shadows the others' collectives instead of hanging them."""
@@ -205,6 +220,23 @@ class Group:
                 if key not in failures.reasons:
                     failures.reasons[key] = reason
                     log.warning("skipping a file that cannot be loaded: %s", reason)
+
+
+class _GatherWithGradient(torch.autograd.Function):
+    """``all_gather`` whose backward hands each rank the gradient of its own rows, summed over every
+    rank's loss (an all-reduce, which gloo and nccl both have), as SimCLR's multi-GPU training does."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        parts = [torch.empty_like(rows) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, rows.contiguous())
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:
+        summed = torch.stack(grads).contiguous()
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        return summed[dist.get_rank()]
 
 
 def from_environment(environ: dict[str, str] | None = None) -> Group:

@@ -6,6 +6,7 @@
     history.csv                  epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds
     model_weights.pth            the best-on-validation model (a melodex checkpoint)
     classification_report.txt    per-class precision/recall/F1, accuracy, confusion matrix (test split)
+    retrieval_report.txt         instead, for a contrastive run: top-10 same-artist/album neighbours
     train_state.pth              model + optimizer + epoch + best so far, to resume; plain data
 
 ``training_outputs/latest`` is a relative symlink to the newest run, replaced atomically; where
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 PARAMS_NAME = "params.json"
 HISTORY_NAME = "history.csv"
 REPORT_NAME = "classification_report.txt"
+RETRIEVAL_REPORT_NAME = "retrieval_report.txt"  # a contrastive run's report (melodex.training.contrastive)
 STATE_NAME = "train_state.pth"
 STATE_FORMAT = "melodex-train-state"
 HISTORY_HEADER = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")

@@ -16,8 +16,6 @@ import contextlib
 import logging
 import math
 import os
-import platform
-import random
 import shlex
 import time
 from dataclasses import dataclass, replace
@@ -25,13 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import sklearn
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from melodex import __version__
 from melodex.constants import DEFAULT_EPOCHS
 from melodex.datasets import load_dataset
 from melodex.datasets.base import SPLITS, Dataset
@@ -46,6 +41,7 @@ from melodex.training.distributed import Group, from_environment
 from melodex.training.runs import (
     PARAMS_NAME,
     REPORT_NAME,
+    RETRIEVAL_REPORT_NAME,
     STATE_FORMAT,
     STATE_NAME,
     format_report,
@@ -57,7 +53,9 @@ from melodex.training.runs import (
     resolve_run_dir,
     write_json,
 )
+from melodex.training.runtime import _epoch_seed, _num, default_num_workers, library_versions, seed_everything
 from melodex.training.variants import AugmentedView, VariantBank, clean_batchnorm
+from melodex.training.warmstart import start_from
 from melodex.util.atomic import atomic_write
 from melodex.util.workers import usable_cores
 
@@ -78,21 +76,6 @@ class Best:
         return accuracy > self.val_accuracy or (accuracy == self.val_accuracy and loss < self.val_loss)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def library_versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__, "melodex": __version__, "platform": platform.platform()}
-
-
 class Trainer:
     """One run: its data, model, optimizer and where it stands. Build with :meth:`start` or :meth:`resume`."""
 
@@ -105,7 +88,8 @@ class Trainer:
         self.labels = list(dataset.labels)
         self.features = DEFAULT_FEATURES
         index = dataset.label_index()
-        usable = [t for t in dataset.tracks if t.label in index and t.split in SPLITS]
+        # a dataset without labels (self-supervised training) keeps every track of a split
+        usable = [t for t in dataset.tracks if (t.label in index or not index) and t.split in SPLITS]
         if len(usable) < len(dataset.tracks):
             log.warning("%d tracks have no label or no split and are left out", len(dataset.tracks) - len(usable))
         cache = open_cache(config.cache_dir, self.features)
@@ -134,10 +118,12 @@ class Trainer:
     def start(cls, config: TrainConfig, device: torch.device, group: Group | None = None) -> Trainer:
         config = replace(config, epochs=config.epochs if config.epochs is not None else DEFAULT_EPOCHS)
         check_settings(config)
-        dataset = _load(config)
+        dataset = cls.load_dataset(config)
         trainer = cls(config, device, dataset, None, group)
         log.info("tracks: %s", ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
         trainer._normalise()
+        if config.init_from is not None:
+            start_from(trainer.model, config.init_from)
         trainer._prepare_augmentation()
         # The run directory appears once the data is known to be usable; rank 0 alone makes it.
         trainer.run_dir = trainer.group.on_main(trainer._new_run)
@@ -156,7 +142,7 @@ class Trainer:
         run_dir, params, state, reported = group.on_main(_read_run, config)
         config = settings_for_resume(config, params)
         check_settings(config)
-        dataset = _load(config)
+        dataset = cls.load_dataset(config)
         if list(dataset.labels) != list(params.get("labels", [])):
             raise ResumeError(f"{run_dir}: the dataset's labels {dataset.labels} differ from the run's "
                               f"{params.get('labels')}")
@@ -168,6 +154,7 @@ class Trainer:
             return trainer
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.load_extra_state(state)
         done = int(state["epoch"])
         trainer.start_epoch = done + 1
         trainer.best = Best(int(state["best_epoch"]), float(state["best_val_accuracy"]),
@@ -185,6 +172,22 @@ class Trainer:
                 write_json(run_dir / PARAMS_NAME, params)
         log.info("resuming run %s after epoch %d of %d", run_dir.name, done, config.epochs)
         return trainer
+
+    # -- what a subclass (another objective) replaces -------------------------------------------
+    @staticmethod
+    def load_dataset(config: TrainConfig) -> Dataset:
+        return _load(config)
+
+    def trained_module(self) -> torch.nn.Module:
+        """Every module the optimiser trains (DDP wraps it): the model, for a supervised run."""
+        return self.model
+
+    def extra_state(self) -> dict[str, Any]:
+        """More to keep in ``train_state.pth`` for a resume (plain tensors and numbers)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`extra_state` saved."""
 
     def _normalise(self) -> None:
         """Set the model's per-coefficient mean and std from the training split."""
@@ -206,7 +209,7 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        self.net = self.group.wrap(self.model)
+        self.net = self.group.wrap(self.trained_module())
         try:
             self._epochs()
         except KeyboardInterrupt:
@@ -360,6 +363,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "best_epoch": self.best.epoch, "best_val_accuracy": self.best.val_accuracy,
             "best_val_loss": self.best.val_loss, "since": self.best.since, "stopped_early": self.stopped_early,
+            **self.extra_state(),
         }
         with atomic_write(self.run_dir / STATE_NAME, "wb") as handle:
             torch.save(state, handle)
@@ -404,15 +408,11 @@ class Trainer:
                 "bank_dir": None if self.bank.root is None else os.path.abspath(self.bank.root), **self.bank_counts}
 
 
-def _num(value: float) -> float | None:
-    """A float for JSON: NaN (an empty split) becomes None."""
-    return None if value is None or math.isnan(value) else float(value)
-
-
 def _read_run(config: TrainConfig) -> tuple[Path, dict[str, Any], dict[str, Any] | None, bool]:
     """The run ``config.resume`` names: its directory, params, saved state, and whether it has a report."""
     run_dir = resolve_run_dir(config.resume, config.output_dir)
-    return run_dir, read_json(run_dir / PARAMS_NAME), read_state(run_dir), (run_dir / REPORT_NAME).is_file()
+    reported = any((run_dir / name).is_file() for name in (REPORT_NAME, RETRIEVAL_REPORT_NAME))
+    return run_dir, read_json(run_dir / PARAMS_NAME), read_state(run_dir), reported
 
 
 def _load(config: TrainConfig) -> Dataset:
@@ -440,10 +440,3 @@ def train(config: TrainConfig) -> TrainResult:
         trainer = (Trainer.resume(config, device, group) if config.resume is not None
                    else Trainer.start(config, device, group))
         return trainer.fit()
-
-
-def default_num_workers(cached_fraction: float, processes: int = 1) -> int:
-    """DataLoader workers for one of ``processes`` training processes on this machine (0: all cached)."""
-    if cached_fraction >= 1.0:
-        return 0
-    return max(1, min(4, usable_cores() // processes - 1))

@@ -1,0 +1,162 @@
+"""Unlabelled audio for self-supervised training: the tracks of some folders, and pairs of views of each.
+
+:func:`audio_dataset` lists any folders of audio (the five formats, found as every command finds
+files) as a :class:`~melodex.datasets.base.Dataset` without labels: 90% of the tracks train, 10%
+are held out for validation (a hash of the key decides, so adding files moves no other track).
+A file named as FMA names its audio (``NNN/NNNNNN.mp3``) gets FMA's key, any other the key the
+folder loader would give it, so the MFCC cache that ``melodex preprocess`` filled is found.
+
+:class:`PairViews` turns a track into two *views*: windows of ``view_frames`` MFCC frames cut at
+independent random offsets from the real (unpadded) audio of the track's first segment, each, with
+probability ``augment.prob``, taken from one of the clip's augmented variants (low-pass, codec,
+noise, shifted start; :mod:`melodex.training.variants`) instead of the clean MFCC, and given a
+random gain. The MFCC comes from the cache when it holds the file as it is now, else the file
+is decoded, so memory stays bounded by a batch whatever the number of files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from melodex.audio.files import find_audio_files
+from melodex.datasets.base import Dataset, Track
+from melodex.datasets.splits import key_from_relpath
+from melodex.errors import DatasetError
+from melodex.features.mfcc import FeatureConfig
+from melodex.training.augment import gain_mfcc
+from melodex.training.data import MfccDataset
+from melodex.training.variants import VariantBank
+
+VALIDATION_SHARE = 0.1
+_FMA_NAME = re.compile(r"^\d{6}$")
+
+
+def audio_dataset(inputs: Sequence[str | Path], *, seed: int = 0) -> Dataset:
+    """Every audio file under ``inputs`` (folders searched recursively, or files) as unlabelled tracks.
+
+    Raises :class:`DatasetError` when a path does not exist or no audio file is found.
+    """
+    try:
+        files = find_audio_files(inputs)
+    except FileNotFoundError as exc:
+        raise DatasetError(str(exc)) from None
+    if not files:
+        raise DatasetError(f"{', '.join(map(str, inputs))}: no audio files (.mp3, .wav, .flac, .m4a, .ogg) found")
+    taken: set[str] = set()
+    keys = [_key(path, inputs, taken) for path in files]
+    held_out = _validation(keys, seed)
+    tracks = [Track(key=key, path=path, label=None, split="validation" if key in held_out else "training")
+              for key, path in zip(keys, files)]
+    roots = [Path(p) for p in inputs]
+    return Dataset(name=roots[0].name or "audio", root=roots[0], tracks=tracks, labels=[])
+
+
+def _key(path: Path, inputs: Sequence[str | Path], taken: set[str]) -> str:
+    if _FMA_NAME.match(path.stem) and path.parent.name == path.stem[:3] and path.stem not in taken:
+        taken.add(path.stem)
+        return path.stem
+    for root in map(Path, inputs):
+        if root.is_dir() and path.is_relative_to(root):
+            return key_from_relpath(path.relative_to(root), taken)
+    return key_from_relpath(path.name, taken)
+
+
+def _validation(keys: list[str], seed: int) -> set[str]:
+    """The keys held out for validation: about :data:`VALIDATION_SHARE` of them (at least 2 of 8 or
+    more, 1 of 3 or more, none of fewer), those whose ``sha256(seed:key)`` is lowest, so that adding
+    files moves a track only at the boundary."""
+    n = len(keys)
+    wanted = max(2 if n >= 8 else 1 if n >= 3 else 0, round(n * VALIDATION_SHARE))
+    ranked = sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    return set(ranked[:wanted])
+
+
+def view_frames(config: FeatureConfig, seconds: float) -> int:
+    """MFCC frames in a view of ``seconds`` (at most a whole segment's)."""
+    return max(8, min(config.n_frames, round(seconds * config.sample_rate / config.hop_length)))
+
+
+@dataclass
+class PairBatch:
+    """Two views of each loadable track: ``a`` and ``b`` [shape=(B, n_mfcc, view_frames)]."""
+
+    indices: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    failures: list[tuple[int, str]]
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def pin_memory(self) -> PairBatch:
+        return PairBatch(self.indices, self.a.pin_memory(), self.b.pin_memory(), self.failures)
+
+
+class PairViews(torch.utils.data.Dataset):
+    """Items ``(index, view a or None, view b or None, failure reason or None)`` of one epoch.
+
+    Every draw comes from ``(seed, epoch, index)``, so an epoch repeats exactly whatever the
+    number of workers (validation uses a fixed epoch, so its pairs are the same every epoch).
+    """
+
+    def __init__(self, base: MfccDataset, bank: VariantBank | None, *, frames: int, seed: int, epoch: int,
+                 prob: float = 0.0, gain_db: float = 0.0):
+        self.base, self.bank, self.frames, self.seed, self.epoch = base, bank, frames, seed, epoch
+        self.prob, self.gain_db = (prob, gain_db) if bank is not None else (0.0, 0.0)
+        self.tracks = base.tracks
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        index, clean, _, reason = self.base[index]
+        if clean is None:
+            return index, None, None, reason
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        real = self._real_frames(clean.numpy())
+        variants = self.bank.get(self.tracks[index]) if self.bank is not None and self.prob > 0 else None
+        views = [self._view(clean.numpy(), variants, real, rng) for _ in range(2)]
+        return index, torch.from_numpy(views[0]), torch.from_numpy(views[1]), None
+
+    @staticmethod
+    def _real_frames(mfcc: np.ndarray) -> int:
+        """Frames before the padding: a segment shorter than the window ends in copies of its floor frame."""
+        differs = np.flatnonzero(np.any(mfcc != mfcc[:, -1:], axis=0))
+        return int(differs[-1]) + 2 if len(differs) else mfcc.shape[-1]
+
+    def _view(self, clean: np.ndarray, variants: np.ndarray | None, real: int, rng: np.random.Generator) -> np.ndarray:
+        source = clean
+        if variants is not None and rng.random() < self.prob:
+            source = np.asarray(variants[int(rng.integers(len(variants)))])
+        start = int(rng.integers(0, max(0, real - self.frames) + 1))
+        view = np.ascontiguousarray(source[:, start:start + self.frames], dtype=np.float32)
+        if view.shape[-1] < self.frames:  # a segment shorter than a view: as inference pads it
+            view = np.pad(view, ((0, 0), (0, self.frames - view.shape[-1])), mode="edge")
+        if self.gain_db:
+            view = gain_mfcc(view, float(rng.uniform(-self.gain_db, self.gain_db)), self.base.config)
+        return view
+
+
+def collate_pairs(items: list[tuple]) -> PairBatch:
+    good = [item for item in items if item[1] is not None]
+    failures = [(item[0], item[3]) for item in items if item[1] is None]
+    if not good:
+        empty = torch.zeros(0)
+        return PairBatch(torch.zeros(0, dtype=torch.long), empty, empty, failures)
+    return PairBatch(torch.tensor([item[0] for item in good], dtype=torch.long),
+                     torch.stack([item[1] for item in good]), torch.stack([item[2] for item in good]), failures)
+
+
+def pair_loader(views: PairViews, order: Sequence[int], *, batch_size: int, num_workers: int, seed: int = 0,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader over ``order`` (indices into ``views``) in batches of :class:`PairBatch`."""
+    return torch.utils.data.DataLoader(views, batch_size=batch_size, sampler=list(order), collate_fn=collate_pairs,
+                                       num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
+                                       pin_memory=pin_memory)
