@@ -126,6 +126,19 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
 _CPU_FRAME_BLOCK = 64  # frames per rfft block on the CPU: 64 x 2048 floats stay in L2
 
 
+def _frame_block(signal: torch.Tensor, lo: int, hi: int, n_fft: int, hop: int) -> torch.Tensor:
+    """Frames ``lo:hi`` ``(hi - lo, n_fft)`` of ``signal`` ``(samples,)`` zero-padded by
+    ``n_fft // 2`` each side (``center=True``): a view where no padding is touched, else a
+    padded copy of just this block (never of the whole signal: that pass cost ~10% of the MFCC).
+    """
+    start, stop = lo * hop - n_fft // 2, (hi - 1) * hop + n_fft - n_fft // 2
+    if start >= 0 and stop <= signal.shape[-1]:
+        return signal[start:stop].unfold(-1, n_fft, hop)
+    piece = signal[max(start, 0) : min(stop, signal.shape[-1])]
+    padded = torch.nn.functional.pad(piece, (max(0, -start), max(0, stop - signal.shape[-1])))
+    return padded.unfold(-1, n_fft, hop)
+
+
 class MFCC(torch.nn.Module):
     """Batched MFCC: ``(batch, samples)`` float audio -> ``(batch, n_mfcc, n_frames)``.
 
@@ -159,19 +172,22 @@ class MFCC(torch.nn.Module):
         """
         cfg = self.config
         half = cfg.n_fft // 2
-        frames = torch.nn.functional.pad(audio, (half, half)).unfold(-1, cfg.n_fft, cfg.hop_length)
         if audio.device.type != "cpu":
+            frames = torch.nn.functional.pad(audio, (half, half)).unfold(-1, cfg.n_fft, cfg.hop_length)
             spec = torch.fft.rfft(frames * self.window)
             return torch.matmul(spec.real.square() + spec.imag.square(), self.mel_basis.T)
         if self._sparse_basis is None:
             with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul is stable
                 warnings.simplefilter("ignore", UserWarning)
                 self._sparse_basis = self.mel_basis.to_sparse_csr()
-        batch, n_frames = frames.shape[0], frames.shape[1]
+        batch, n_frames = audio.shape[0], 1 + audio.shape[-1] // cfg.hop_length
         out = torch.empty(batch, n_frames, cfg.n_mels)
+        windowed = torch.empty(_CPU_FRAME_BLOCK, cfg.n_fft)
         for b in range(batch):
             for lo in range(0, n_frames, _CPU_FRAME_BLOCK):
-                spec = torch.view_as_real(torch.fft.rfft(frames[b, lo : lo + _CPU_FRAME_BLOCK] * self.window))
+                block = _frame_block(audio[b], lo, min(lo + _CPU_FRAME_BLOCK, n_frames), cfg.n_fft, cfg.hop_length)
+                framed = torch.mul(block, self.window, out=windowed[: block.shape[0]])
+                spec = torch.view_as_real(torch.fft.rfft(framed))
                 squares = spec.square()  # one contiguous pass; re**2 + im**2 from strided views is ~1.5x slower
                 power = squares[..., 0] + squares[..., 1]  # (t, 1 + n_fft/2), the same floats
                 out[b, lo : lo + _CPU_FRAME_BLOCK] = torch.matmul(self._sparse_basis, power.T).T
