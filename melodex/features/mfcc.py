@@ -187,8 +187,9 @@ class MFCC(torch.nn.Module):
             for lo in range(0, n_frames, _CPU_FRAME_BLOCK):
                 block = _frame_block(audio[b], lo, min(lo + _CPU_FRAME_BLOCK, n_frames), cfg.n_fft, cfg.hop_length)
                 framed = torch.mul(block, self.window, out=windowed[: block.shape[0]])
-                spec = torch.view_as_real(torch.fft.rfft(framed))
-                squares = spec.square()  # one contiguous pass; re**2 + im**2 from strided views is ~1.5x slower
+                # squared in place (the rfft's own buffer) in one contiguous pass; re**2 + im**2
+                # from strided views is ~1.5x slower
+                squares = torch.view_as_real(torch.fft.rfft(framed)).square_()
                 power = squares[..., 0] + squares[..., 1]  # (t, 1 + n_fft/2), the same floats
                 out[b, lo : lo + _CPU_FRAME_BLOCK] = torch.matmul(self._sparse_basis, power.T).T
         return out
