@@ -139,3 +139,26 @@ def test_whole_file_blocks_join_without_a_seam(tmp_path, decoder, which):
     joined = np.concatenate(list(blocks))
     assert native_sr == 44100 and joined.shape == one_read.shape
     np.testing.assert_allclose(joined, one_read, rtol=0, atol=1e-5)
+
+
+_ID3V2 = b"ID3\x03\x00\x00\x00\x00\x02\x00" + b"\x00" * 256  # a 256-byte ID3v2.3 tag, no frames
+_ID3V1 = b"TAG" + b"x" * 125
+
+
+@needs_mpg123
+@pytest.mark.parametrize("shape", ["id3v2 + id3v1", "junk at the end", "cut mid-frame"])
+@pytest.mark.parametrize("full", [False, True], ids=["first-20s", "streamed"])
+def test_tagged_and_damaged_mp3s_give_the_same_samples(make_audio, tmp_path, decoder, shape, full):
+    """libmpg123 is fed the file's bytes in pieces (no seeking, no look at the file's end):
+    tags at either end, trailing junk and a truncated last frame decode as libsndfile decodes them."""
+    data = make_audio("base.mp3", seconds=22.0).read_bytes()  # > one 256-kB feed
+    edited = {"id3v2 + id3v1": _ID3V2 + data + _ID3V1, "junk at the end": data + bytes(range(256)) * 20,
+              "cut mid-frame": data[: len(data) * 2 // 3 + 137]}[shape]
+    path = tmp_path / "edited.mp3"
+    path.write_bytes(edited)
+    decoder("mpg123")
+    fast = _decode_all(path, full)
+    decoder("libsndfile")
+    reference = _decode_all(path, full)
+    assert isinstance(reference, np.ndarray) and fast.shape == reference.shape
+    np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-5)
