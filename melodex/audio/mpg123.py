@@ -13,6 +13,8 @@ Homebrew); the copy inside the soundfile wheel is linked into libsndfile and can
 Where there is none, :func:`available` is False and :mod:`melodex.audio.decode` reads mp3
 through libsndfile as before. The decoder is set up as libsndfile sets it up (gapless, float
 output, no automatic resampling, no "Frankenstein" streams), so both give the same samples.
+The file is read from Python and fed to the decoder in 256-kB pieces (``mpg123_feed``): opened
+on a path, libmpg123 makes two ``read()`` calls per mp3 frame, ~1 ms of system time per 30 s.
 
 Every function here returns ``None`` rather than raising when libmpg123 cannot do the job: the
 caller then takes the libsndfile path, which gives the reasons users are shown.
