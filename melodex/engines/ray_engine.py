@@ -3,10 +3,11 @@
 The dataset, stage by stage::
 
     file list (index, path)                  from_items; files already done are left out first
-      -> decode      CPU tasks (DECODE_CPUS)   file -> its segments' samples, or a row with the error;
-                                               a URI (s3://...) is read as bytes through pyarrow.fs
-      -> MFCC + CNN  actor pool                the model built once per actor; num_gpus=1 per actor
-                                               when the cluster has GPUs, else ACTOR_CPUS
+      -> decode      CPU tasks (DECODE_CPUS)   file -> its segments' MFCCs (CPU clusters) or samples
+                                               (GPU clusters), or a row with the error; a URI
+                                               (s3://...) is read as bytes through pyarrow.fs
+      -> CNN         actor pool                the model built once per actor; num_gpus=1 per actor
+                                               (and the MFCC there) when the cluster has GPUs, else ACTOR_CPUS
       -> the driver                            rows -> FileResult, in the files' order (predict)
       -> or a sink   CPU tasks (WRITE_CPUS)    rows -> FileResults -> ``sink`` (write): the store's
                                                parts written on the nodes; small rows to the driver
@@ -76,24 +77,30 @@ def _as_bytes(array: np.ndarray) -> bytes:
     return np.ascontiguousarray(array).tobytes()
 
 
-def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: list) -> pd.DataFrame:
+def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: list,
+                 mfcc: bool = False) -> pd.DataFrame:
     """The decode stage: one row per file with its segments' samples (float32, one segment per
     row of ``audio``), their numbers and times, its duration and (``settings.fingerprint``) the
     audio fingerprint of its first segment, as the local engine computes it; or the reason it failed.
 
     A row whose ``fs`` is not -1 is a URI: its object is read whole through ``filesystems[fs]``
-    (at ``fs_path``) and decoded from memory; other rows are local paths, decoded as files."""
+    (at ``fs_path``) and decoded from memory; other rows are local paths, decoded as files.
+
+    With ``mfcc`` (CPU clusters) the task also computes the segments' MFCCs, the local engine's
+    function, and ships those (51 kB a segment) in ``mfcc`` instead of the samples (2.6 MB)."""
     rows = []
     for index, name, path, fs, fs_path in zip(batch["index"], batch["name"], batch["path"], batch["fs"],
                                               batch["fs_path"]):
         row = {"index": int(index), "name": name, "path": path, "n_segments": 0, "audio": b"", "seg": b"",
-               "start": b"", "end": b"", "duration": math.nan, "fingerprint": None, "error": ""}
+               "start": b"", "end": b"", "duration": math.nan, "fingerprint": None, "mfcc": b"", "error": ""}
         try:
             source = Path(path) if fs < 0 else \
                 AudioBytes(path, read_bytes(RemoteFile(path, filesystems[fs], fs_path)))
             segments = list(file_segments(source, settings))
             audio = np.stack([seg.audio.astype(np.float32, copy=False) for seg, _, _ in segments])
-            row.update(n_segments=len(segments), audio=_as_bytes(audio),
+            if mfcc:
+                row["mfcc"] = _as_bytes(compute_mfcc(audio, settings.config))
+            row.update(n_segments=len(segments), audio=b"" if mfcc else _as_bytes(audio),
                        seg=_as_bytes(np.array([seg.index for seg, _, _ in segments], dtype=np.int64)),
                        start=_as_bytes(np.array([seg.start_time for seg, _, _ in segments], dtype=np.float64)),
                        end=_as_bytes(np.array([seg.end_time for seg, _, _ in segments], dtype=np.float64)),
@@ -140,6 +147,8 @@ class EmbedFiles:
         return np.concatenate(probs), np.concatenate(embs)
 
     def _mfccs(self, row) -> list[np.ndarray]:
+        if row.mfcc:  # computed in the decode task (CPU clusters)
+            return list(np.frombuffer(row.mfcc, dtype=np.float32).reshape(int(row.n_segments), self.config.n_mfcc, -1))
         audio = np.frombuffer(row.audio, dtype=np.float32).reshape(int(row.n_segments), -1).copy()
         if self.gpu_mfcc is None:
             return list(compute_mfcc(audio, self.config))
@@ -147,7 +156,7 @@ class EmbedFiles:
             return list(self.gpu_mfcc(torch.from_numpy(audio).to(self.device)).cpu().numpy())
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        out = batch.drop(columns=["audio"]).assign(probs=b"", probabilities=b"", embedding=b"")
+        out = batch.drop(columns=["audio", "mfcc"]).assign(probs=b"", probabilities=b"", embedding=b"")
         mfccs: list[np.ndarray] = []
         owners: list[int] = []  # the batch row of each segment
         for i, row in enumerate(batch.itertuples(index=False)):
@@ -267,7 +276,8 @@ class RayPredictor:
         actor_resources = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": ACTOR_CPUS}
         return (ray.data.from_items(items, override_num_blocks=blocks)
                 .map_batches(decode_files, fn_kwargs={"settings": settings,
-                                                      "filesystems": [fs for _, fs in filesystems.values()]},
+                                                      "filesystems": [fs for _, fs in filesystems.values()],
+                                                      "mfcc": not self.gpu},
                              batch_format="pandas", batch_size=None, num_cpus=DECODE_CPUS)
                 .map_batches(EmbedFiles, batch_format="pandas", batch_size=self.batch_size,
                              fn_constructor_kwargs={"shipped": [self.shipped], "device": self.device,
