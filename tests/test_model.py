@@ -47,6 +47,7 @@ def test_headless_model_round_trips_with_no_labels(tmp_path):
     save_checkpoint(path, model, [], FeatureConfig())
     again, ckpt = load_model(path)
     assert ckpt.headless and ckpt.labels == [] and again.headless
+    assert "headless (no genre head)" in repr(ckpt) and "0 labels" not in repr(ckpt)
     assert torch.allclose(again.embed(x), model.embed(x))
 
 

@@ -53,7 +53,8 @@ class Checkpoint:
         """A summary (labels, sizes, where from), never the tensors themselves."""
         n_params = sum(int(t.numel()) for t in self.state_dict.values() if isinstance(t, torch.Tensor))
         labels = ", ".join(self.labels[:6]) + (f", ... ({len(self.labels)} in all)" if len(self.labels) > 6 else "")
-        return (f"Checkpoint({self.path or 'in memory'}: {len(self.labels)} labels [{labels}], "
+        heads = "headless (no genre head)" if self.headless else f"{len(self.labels)} labels [{labels}]"
+        return (f"Checkpoint({self.path or 'in memory'}: {heads}, "
                 f"{n_params:,} weights in {len(self.state_dict)} tensors, "
                 f"{self.model_config.embedding_dim}-d embedding, {self.feature_config.n_mfcc} MFCCs x "
                 f"{self.feature_config.n_frames} frames, metadata keys {sorted(self.metadata)})")
