@@ -33,6 +33,11 @@ def split_counts(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> tupl
     return n - n_val - n_test, n_val, n_test
 
 
+def hash_order(keys: Iterable[str], seed: int = 0) -> list[str]:
+    """``keys`` ordered by ``sha256(f"{seed}:{key}")``: each key's place depends on its own key only."""
+    return sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+
+
 def stratified_split(
     items: Iterable[tuple[str, str]],
     *,
@@ -48,7 +53,7 @@ def stratified_split(
         by_label[label].append(key)
     result: dict[str, str] = {}
     for label in sorted(by_label):
-        keys = sorted(by_label[label], key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+        keys = hash_order(by_label[label], seed)
         n_train, n_val, _ = split_counts(len(keys), fractions)
         for i, key in enumerate(keys):
             result[key] = "training" if i < n_train else "validation" if i < n_train + n_val else "test"

@@ -10,7 +10,7 @@ training loop warns once per file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,9 +115,11 @@ def collate(items: list[tuple]) -> Batch:
     )
 
 
-def make_loader(dataset: MfccDataset, order: Iterable[int], *, batch_size: int, num_workers: int,
-                seed: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader visiting ``order`` (indices into ``dataset``) in batches.
+def make_loader(dataset: torch.utils.data.Dataset, order: Iterable[int], *, batch_size: int, num_workers: int,
+                seed: int = 0, pin_memory: bool = False,
+                collate_fn: Callable = collate) -> torch.utils.data.DataLoader:
+    """A DataLoader visiting ``order`` (indices into ``dataset``) in batches made by ``collate_fn``
+    (default :func:`collate`: a :class:`Batch`).
 
     Its own seeded generator keeps the global torch RNG (dropout) untouched by how many
     workers there are.
@@ -126,7 +128,7 @@ def make_loader(dataset: MfccDataset, order: Iterable[int], *, batch_size: int, 
         dataset,
         batch_size=batch_size,
         sampler=list(order),
-        collate_fn=collate,
+        collate_fn=collate_fn,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed),
         pin_memory=pin_memory,

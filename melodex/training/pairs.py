@@ -16,7 +16,6 @@ is decoded, so memory stays bounded by a batch whatever the number of files.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ import torch
 
 from melodex.audio.files import find_audio_files
 from melodex.datasets.base import Dataset, Track
-from melodex.datasets.splits import key_from_relpath
+from melodex.datasets.splits import hash_order, key_from_relpath
 from melodex.errors import DatasetError
 from melodex.features.mfcc import FeatureConfig
 from melodex.training.augment import gain_mfcc
-from melodex.training.data import MfccDataset
+from melodex.training.data import MfccDataset, make_loader
 from melodex.training.variants import VariantBank
 
 VALIDATION_SHARE = 0.1
@@ -74,8 +73,7 @@ def _validation(keys: list[str], seed: int) -> set[str]:
     files moves a track only at the boundary."""
     n = len(keys)
     wanted = max(2 if n >= 8 else 1 if n >= 3 else 0, round(n * VALIDATION_SHARE))
-    ranked = sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
-    return set(ranked[:wanted])
+    return set(hash_order(keys, seed)[:wanted])
 
 
 def view_frames(config: FeatureConfig, seconds: float) -> int:
@@ -156,7 +154,7 @@ def collate_pairs(items: list[tuple]) -> PairBatch:
 
 def pair_loader(views: PairViews, order: Sequence[int], *, batch_size: int, num_workers: int, seed: int = 0,
                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader over ``order`` (indices into ``views``) in batches of :class:`PairBatch`."""
-    return torch.utils.data.DataLoader(views, batch_size=batch_size, sampler=list(order), collate_fn=collate_pairs,
-                                       num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
-                                       pin_memory=pin_memory)
+    """A DataLoader over ``order`` (indices into ``views``) in batches of :class:`PairBatch`
+    (:func:`~melodex.training.data.make_loader` with :func:`collate_pairs`)."""
+    return make_loader(views, order, batch_size=batch_size, num_workers=num_workers, seed=seed,
+                       pin_memory=pin_memory, collate_fn=collate_pairs)
