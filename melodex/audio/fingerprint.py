@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from melodex.audio.segments import Segment
+
 try:  # libchromaprint is a system library; without it, fingerprints are not computed (and said so)
     import chromaprint as _chromaprint
 except ImportError:  # pragma: no cover - depends on the machine
@@ -67,13 +69,14 @@ def to_bytes(items: np.ndarray) -> bytes:
     return np.asarray(items, dtype="<u4").tobytes()
 
 
-def segment_fingerprint(audio: np.ndarray, seconds: float, sr: int) -> bytes | None:
-    """The stored fingerprint (:func:`to_bytes`) of a decoded segment ``audio`` [shape=(samples,)]
-    at ``sr`` Hz whose first ``seconds`` are sound (the rest is the segment's zero padding).
+def segment_fingerprint(segment: Segment, sr: int) -> bytes | None:
+    """The stored fingerprint (:func:`to_bytes`) of a decoded ``segment`` at ``sr`` Hz: its real
+    audio only (``end_time - start_time`` seconds; the rest is the segment's zero padding).
 
     None when libchromaprint is missing (the indexer says so once); empty bytes when the audio is
     too short to give an item (fingerprinted, but nothing to compare: never a duplicate).
     """
     if _chromaprint is None:
         return None
-    return to_bytes(chromaprint(np.asarray(audio)[: max(0, round(seconds * sr))], sr))
+    real = max(0, round((segment.end_time - segment.start_time) * sr))
+    return to_bytes(chromaprint(np.asarray(segment.audio)[:real], sr))

@@ -107,8 +107,7 @@ def decode_files(batch: pd.DataFrame, settings: DecodeSettings, filesystems: lis
                        duration=float(segments[-1][2]))
             first = segments[0][0]
             if settings.fingerprint and first.index == 0:
-                row["fingerprint"] = segment_fingerprint(first.audio, first.end_time - first.start_time,
-                                                         settings.config.sample_rate)  # None: no libchromaprint
+                row["fingerprint"] = segment_fingerprint(first, settings.config.sample_rate)  # None: no libchromaprint
         except Exception as exc:  # a bad file is a row with its reason, never a crashed task
             log.debug("decoding %s failed", path, exc_info=True)
             row["error"] = _failure(exc)

@@ -110,7 +110,7 @@ def file_items(index: int, path: Path, settings: DecodeSettings) -> Iterator[Seg
     try:
         for seg, last, duration in file_segments(path, settings):
             if settings.fingerprint and seg.index == 0:
-                fingerprint = segment_fingerprint(seg.audio, seg.end_time - seg.start_time, settings.config.sample_rate)
+                fingerprint = segment_fingerprint(seg, settings.config.sample_rate)
             mfcc = compute_mfcc(seg.audio, settings.config)
             yield SegmentItem(index, seg.index, seg.start_time, seg.end_time, mfcc, last, duration,
                               fingerprint=fingerprint if last else None)

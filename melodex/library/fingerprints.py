@@ -38,7 +38,7 @@ def file_fingerprint(path: str | Path) -> bytes | None:
     """The stored form of one file's fingerprint, from its first segment; AudioLoadError when it
     cannot be decoded."""
     segment = read_first_segment(Path(path), sr=SAMPLE_RATE, window_seconds=SEGMENT_SECONDS)
-    return segment_fingerprint(segment.audio, segment.end_time - segment.start_time, SAMPLE_RATE)
+    return segment_fingerprint(segment, SAMPLE_RATE)
 
 
 def add_fingerprints(store: LibraryStore, *, progress: Any = None) -> FingerprintSummary:
