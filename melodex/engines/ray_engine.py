@@ -51,6 +51,7 @@ from melodex.audio.segments import LAST_POLICIES
 from melodex.audio.uris import RemoteFile, read_bytes
 from melodex.errors import AudioLoadError, DeviceError
 from melodex.features.mfcc import MFCC, FeatureConfig, compute_mfcc
+from melodex.inference.fast_forward import FastForward, model_outputs
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
 from melodex.inference.stream import DecodeSettings, file_segments
 from melodex.model.checkpoint import Checkpoint, load_checkpoint
@@ -127,6 +128,7 @@ class EmbedFiles:
         checkpoint: Checkpoint = ray.get(shipped[0])
         self.device = torch.device(device)
         self.model = place_model(checkpoint.build_model(), self.device).eval()
+        self.net = FastForward(self.model)  # the local engine's forward pass: the same numbers
         self.config: FeatureConfig = checkpoint.feature_config
         self.batch_size = batch_size
         # On a GPU the MFCC runs there too, a file's segments at once (dense kernels); on the CPU
@@ -135,15 +137,9 @@ class EmbedFiles:
 
     def _forward(self, mfccs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """MFCCs -> (probabilities (n, labels), embeddings (n, dim)), ``batch_size`` at a time."""
-        probs, embs = [], []
-        for start in range(0, len(mfccs), self.batch_size):
-            x = torch.from_numpy(np.stack(mfccs[start:start + self.batch_size])).to(self.device)
-            with torch.inference_mode():
-                emb, logits = self.model.embed_and_classify(x)  # logits None: a headless model, no labels
-                probs.append(np.zeros((len(emb), 0), np.float32) if logits is None
-                             else torch.softmax(logits.float(), dim=-1).cpu().numpy())
-                embs.append(emb.float().cpu().numpy())
-        return np.concatenate(probs), np.concatenate(embs)
+        outputs = [model_outputs(self.net, mfccs[start:start + self.batch_size], self.device)
+                   for start in range(0, len(mfccs), self.batch_size)]
+        return np.concatenate([p for p, _ in outputs]), np.concatenate([e for _, e in outputs])
 
     def _mfccs(self, row) -> list[np.ndarray]:
         if row.mfcc:  # computed in the decode task (CPU clusters)

@@ -15,6 +15,7 @@ negative one would turn the max into a min), and calls the model's own method ot
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -65,3 +66,13 @@ class FastForward:
             x = bn(relu(pool(conv(x))))
         emb = model.embedding(model.pool(x).flatten(1))
         return emb, (model.head(emb) if model.head is not None else None)
+
+
+def model_outputs(net: FastForward, mfccs: list[np.ndarray], device: torch.device | str) -> tuple[np.ndarray, np.ndarray]:
+    """MFCCs -> (softmax probabilities (B, n_labels), embeddings (B, dim)) as numpy float32, one
+    forward pass; a headless model (no labels) gives probabilities of shape (B, 0)."""
+    x = torch.from_numpy(np.stack(mfccs)).to(device)
+    with torch.inference_mode():
+        emb, logits = net(x)
+        probs = emb.new_zeros((emb.shape[0], 0)) if logits is None else torch.softmax(logits.float(), dim=-1)
+    return probs.float().cpu().numpy(), emb.float().cpu().numpy()

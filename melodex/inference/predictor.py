@@ -38,7 +38,7 @@ import torch
 from melodex.audio.files import find_audio_files
 from melodex.audio.segments import LAST_POLICIES
 from melodex.features.mfcc import FeatureConfig
-from melodex.inference.fast_forward import FastForward
+from melodex.inference.fast_forward import FastForward, model_outputs
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
 from melodex.inference.stream import (
     UNORDERED,
@@ -222,11 +222,7 @@ class Predictor:
     def _forward(self, mfccs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """MFCCs -> (softmax probabilities (B, n_labels), embeddings (B, dim)) as numpy;
         a headless model (no labels) gives probabilities of shape (B, 0)."""
-        x = torch.from_numpy(np.stack(mfccs)).to(self.device)
-        with torch.inference_mode():
-            emb, logits = self._net(x)
-            probs = emb.new_zeros((emb.shape[0], 0)) if logits is None else torch.softmax(logits.float(), dim=-1)
-        return probs.float().cpu().numpy(), emb.float().cpu().numpy()
+        return model_outputs(self._net, mfccs, self.device)
 
     def _predict_streaming(self, files: list[Path], settings: DecodeSettings, embeddings: bool, *, workers: int,
                            one_file_per_batch: bool = False) -> Iterator[FileResult]:
