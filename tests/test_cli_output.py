@@ -278,6 +278,7 @@ def test_the_readme_commands_work_after_the_demo(demo_dir, monkeypatch, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 11
 
     served = []
-    monkeypatch.setattr(serve.ThreadingHTTPServer, "serve_forever", lambda self: served.append(self))
+    monkeypatch.setattr(serve.ThreadingHTTPServer, "serve_forever",
+                        lambda self, poll_interval=0.5: served.append(self))
     assert main(["serve", "--port", "0"]) == 0 and len(served) == 1
     assert "demo_outputs/library" in capsys.readouterr().err

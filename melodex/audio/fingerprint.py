@@ -27,6 +27,18 @@ try:  # libchromaprint is a system library; without it, fingerprints are not com
     import chromaprint as _chromaprint
 except ImportError:  # pragma: no cover - depends on the machine
     _chromaprint = None
+else:
+
+    class _Fingerprinter(_chromaprint.Fingerprinter):
+        """pyacoustid's Fingerprinter, quiet when a Ctrl-C lands inside its ``__init__``: the
+        parent's ``__del__`` then printed an AttributeError traceback (no ``_ctx``) above the
+        "interrupted: ..." line, in every DataLoader worker the signal reached."""
+
+        _ctx = None
+
+        def __del__(self) -> None:
+            if self._ctx is not None:
+                super().__del__()
 
 CHROMAPRINT_RATE = 11025  # Hz: Chromaprint's own rate; audio is resampled to it here (soxr, 4x faster
 # than libchromaprint's internal resampler, which took as long as decoding the file)
@@ -54,7 +66,7 @@ def chromaprint(audio: np.ndarray, sr: int) -> np.ndarray:
     if sr != CHROMAPRINT_RATE:
         pcm = soxr.resample(pcm, sr, CHROMAPRINT_RATE, quality="LQ")
     pcm = (np.clip(pcm, -1.0, 1.0) * 32767.0).astype("<i2")
-    printer = _chromaprint.Fingerprinter()
+    printer = _Fingerprinter()
     printer.start(CHROMAPRINT_RATE, 1)
     printer.feed(pcm.tobytes())
     encoded = printer.finish()
