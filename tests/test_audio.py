@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from melodex.audio.decode import load_audio, stream_audio
+from melodex.audio.decode import load_audio, load_audio_and_length, probe_duration, stream_audio
 from melodex.audio.files import find_audio_files
 from melodex.constants import SAMPLE_RATE
 from melodex.errors import AudioLoadError
@@ -32,6 +32,17 @@ def test_duration_limits_what_is_decoded(make_audio):
     audio = load_audio(path, duration=5.0)
     assert audio.size == 5 * SAMPLE_RATE
 
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_load_audio_and_length_reads_the_header_of_the_same_open(make_audio, ext):
+    path = make_audio(f"long.{ext}", seconds=8.0, sr=44100)
+    audio, length = load_audio_and_length(path, duration=5.0)
+    np.testing.assert_array_equal(audio, load_audio(path, duration=5.0))
+    if ext == "m4a":  # FFmpeg's files: the length is left to probe_duration
+        assert length is None and probe_duration(path) == pytest.approx(8.0, abs=0.1)
+    else:
+        assert length == probe_duration(path) and length == pytest.approx(8.0, abs=0.1)
 
 def test_equals_librosa_load_on_mp3(make_audio):
     librosa = pytest.importorskip("librosa")

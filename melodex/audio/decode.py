@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 # Formats libsndfile decodes well; the rest go straight to FFmpeg.
 _SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3"})
 _BLOCK_SECONDS = 10.0  # native-rate block size when streaming a whole file
+# an opened file: native rate, its mono blocks, and its length in seconds from libsndfile's header
+_Opened = tuple[int, Iterator[np.ndarray], float | None]
 
 
 @dataclass(frozen=True)
@@ -91,12 +93,19 @@ def load_audio(
     AudioLoadError
         The file is missing, unreadable, not audio, or holds no samples.
     """
-    native_sr, blocks = _open_blocks(path, duration=duration)
+    return load_audio_and_length(path, duration=duration, sr=sr)[0]
+
+
+def load_audio_and_length(path: str | Path | AudioBytes, *, duration: float | None = None,
+                          sr: int = SAMPLE_RATE) -> tuple[np.ndarray, float | None]:
+    """:func:`load_audio`, and the file's length in seconds from its header as
+    :func:`probe_duration` reads it (None when the decoder gives none), without a second open."""
+    native_sr, blocks, length = _open_blocks(path, duration=duration)
     parts = list(blocks)
     audio = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if audio.size == 0:
         raise AudioLoadError(path, "the file holds no audio samples")
-    return _finish(_resample(audio, native_sr, sr))
+    return _finish(_resample(audio, native_sr, sr)), length
 
 
 def stream_audio(path: str | Path | AudioBytes, *, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
@@ -111,7 +120,7 @@ def stream_audio(path: str | Path | AudioBytes, *, sr: int = SAMPLE_RATE) -> Ite
     AudioLoadError
         As :func:`load_audio`; raised before the first chunk when the file cannot be opened.
     """
-    native_sr, blocks = _open_blocks(path, duration=None)
+    native_sr, blocks, _ = _open_blocks(path, duration=None)
     return _stream(path, native_sr, blocks, sr)
 
 
@@ -152,8 +161,8 @@ def _resample(audio: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
     return soxr.resample(audio, native_sr, sr, quality="HQ")
 
 
-def _open_blocks(path: str | Path | AudioBytes, *, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
-    """Open ``path`` with the best decoder; return its native rate and a block iterator."""
+def _open_blocks(path: str | Path | AudioBytes, *, duration: float | None) -> _Opened:
+    """Open ``path`` with the best decoder: its native rate, a block iterator, its header's length."""
     if isinstance(path, AudioBytes):
         return _open_bytes(path, duration)
     path = Path(path)
@@ -181,7 +190,7 @@ def _open_blocks(path: str | Path | AudioBytes, *, duration: float | None) -> tu
     raise AudioLoadError(path, "cannot decode (" + "; ".join(reasons) + ")")
 
 
-def _open_bytes(audio: AudioBytes, duration: float | None) -> tuple[int, Iterator[np.ndarray]]:
+def _open_bytes(audio: AudioBytes, duration: float | None) -> _Opened:
     """:func:`_open_blocks` for a file held in memory: the same decoders, read from a buffer."""
     if not audio.data:
         raise AudioLoadError(audio.name, "the file is empty (0 bytes)")
@@ -203,7 +212,7 @@ def _open_bytes(audio: AudioBytes, duration: float | None) -> tuple[int, Iterato
 
 
 def _sndfile_blocks(path: Path | str, duration: float | None,
-                    source: io.BytesIO | None = None) -> tuple[int, Iterator[np.ndarray]]:
+                    source: io.BytesIO | None = None) -> _Opened:
     try:
         with decoder_chatter(path):
             # bytes: names that are not valid UTF-8 open too; ``source``: a file held in memory
@@ -214,6 +223,7 @@ def _sndfile_blocks(path: Path | str, duration: float | None,
     if native_sr <= 0 or handle.channels <= 0:
         handle.close()
         raise AudioLoadError(path, "invalid sample rate or channel count in the header")
+    length = handle.frames / native_sr if handle.frames > 0 else None  # what probe_duration reads
     limit = None if duration is None else int(math.ceil(duration * native_sr))
     # A bounded read happens in one go (no concatenation); a whole file in ~10-s blocks.
     block = limit if limit is not None else int(_BLOCK_SECONDS * native_sr)
@@ -224,8 +234,8 @@ def _sndfile_blocks(path: Path | str, duration: float | None,
         if handle.frames > 0 and (limit is None or handle.frames < limit):
             limit = handle.frames
         handle.close()
-        return native_sr, _checked_first(path, _mono_blocks(path, reader, block, limit))
-    return native_sr, _checked_first(path, _sndfile_read_blocks(path, handle, block, limit))
+        return native_sr, _checked_first(path, _mono_blocks(path, reader, block, limit)), length
+    return native_sr, _checked_first(path, _sndfile_read_blocks(path, handle, block, limit)), length
 
 
 def _sndfile_read_blocks(path: Path, handle: sf.SoundFile, block: int, limit: int | None) -> Iterator[np.ndarray]:
@@ -296,7 +306,7 @@ def _mono_blocks(path: Path, reader: mpg123.MonoReader, block: int, limit: int |
 
 
 def _ffmpeg_blocks(path: Path | str, duration: float | None,
-                   source: io.BytesIO | None = None) -> tuple[int, Iterator[np.ndarray]]:
+                   source: io.BytesIO | None = None) -> _Opened:
     try:
         container = av.open(str(path) if source is None else source, metadata_errors="ignore")
     except Exception as exc:  # av.error.* all derive from OSError/ValueError
@@ -343,7 +353,7 @@ def _ffmpeg_blocks(path: Path | str, duration: float | None,
         if pending:
             yield np.concatenate(pending)
 
-    return native_sr, _checked_first(path, blocks())
+    return native_sr, _checked_first(path, blocks()), None  # probe_duration asks FFmpeg
 
 
 def _checked_first(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

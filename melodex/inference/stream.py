@@ -25,9 +25,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from melodex.audio.decode import probe_duration, stream_audio
+from melodex.audio.decode import load_audio_and_length, probe_duration, stream_audio
 from melodex.audio.fingerprint import segment_fingerprint
-from melodex.audio.segments import Segment, read_first_segment, sliding_segments
+from melodex.audio.segments import Segment, first_segment, sliding_segments
 from melodex.errors import AudioLoadError
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
 from melodex.util.workers import start_worker
@@ -85,9 +85,10 @@ def file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segmen
             counted, sr=cfg.sample_rate, window_seconds=cfg.segment_seconds,
             hop_seconds=settings.hop_seconds, last=settings.last,
         )
-    else:
+    else:  # as read_first_segment, keeping the header's length from the same open
         counted = None
-        segments = iter([read_first_segment(path, sr=cfg.sample_rate, window_seconds=cfg.segment_seconds)])
+        audio, length = load_audio_and_length(path, duration=cfg.segment_seconds, sr=cfg.sample_rate)
+        segments = iter([first_segment(audio, sr=cfg.sample_rate, window_seconds=cfg.segment_seconds)])
     previous: Segment | None = None
     for segment in segments:  # one segment of look-ahead tells which one is last
         if previous is not None:
@@ -100,7 +101,7 @@ def file_segments(path: Path, settings: DecodeSettings) -> Iterator[tuple[Segmen
     elif previous.end_time < cfg.segment_seconds - 1.0 / cfg.sample_rate:
         duration = previous.end_time  # the whole file was decoded
     else:
-        duration = probe_duration(path) or previous.end_time
+        duration = length or probe_duration(path) or previous.end_time
     yield previous, True, duration
 
 
