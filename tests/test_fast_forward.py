@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from melodex.inference.fast_forward import FastForward
+from melodex.inference.fast_forward import FastForward, max_pool2
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
 
 
@@ -53,3 +53,21 @@ def test_a_negative_batchnorm_weight_keeps_the_models_own_pass():
 def test_training_mode_and_other_models_keep_their_own_pass():
     assert not FastForward(_model().train()).reordered
     assert not FastForward(torch.nn.Linear(3, 3)).reordered
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 20, 640), (3, 16, 5, 161), (1, 4, 3, 2), (2, 32, 2, 5)])
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels-last", "contiguous"])
+def test_max_pool2_is_max_pool2d_bit_for_bit(shape, channels_last):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
+    x[0, 0, 0, 0] = float("nan")  # a NaN wins its window in both
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out, ref = max_pool2(x), torch.nn.functional.max_pool2d(x, 2)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=0, atol=0, equal_nan=True)
+
+
+def test_other_pooling_keeps_the_models_own_pass():
+    model = _model()
+    model.features[3] = torch.nn.MaxPool2d(2, ceil_mode=True)
+    assert not FastForward(model).reordered
