@@ -232,13 +232,16 @@ class Predictor:
         if not files:
             return
         mode = self._mode(settings)
+        # A worker sends its segments in lists of batch_size / workers, two lists ahead: each
+        # message costs both processes ~0.1 ms (queue, pickling, the loader's own bookkeeping)
+        # whatever it carries, and first-30s mode has one segment per file.
         loader = torch.utils.data.DataLoader(
             SegmentStream(files, settings),
-            batch_size=None,
+            batch_size=math.ceil(self.batch_size / workers) if workers else 1,
             collate_fn=identity,
             num_workers=workers,
             worker_init_fn=WorkerInit() if workers else None,
-            prefetch_factor=max(2, math.ceil(self.batch_size / workers)) if workers else None,
+            prefetch_factor=2 if workers else None,
             **UNORDERED,
         )
         open_files: dict[int, _Accumulator] = {}
@@ -264,21 +267,22 @@ class Predictor:
         with _torch_threads(threads):
             stream = iter(loader)
             try:
-                for item in stream:
-                    if item.error is not None:
-                        open_files.pop(item.file_index, None)
-                        ready[item.file_index] = FileResult.failed(
-                            str(files[item.file_index]), mode, self.labels, item.error)
-                    else:
-                        if item.file_index not in open_files:
-                            open_files[item.file_index] = _Accumulator(
-                                files[item.file_index], mode, self.labels, embeddings)
-                        batch.append(item)
-                        if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
-                            run_batch()
-                    while next_index in ready:
-                        yield ready.pop(next_index)
-                        next_index += 1
+                for items in stream:
+                    for item in items:
+                        if item.error is not None:
+                            open_files.pop(item.file_index, None)
+                            ready[item.file_index] = FileResult.failed(
+                                str(files[item.file_index]), mode, self.labels, item.error)
+                        else:
+                            if item.file_index not in open_files:
+                                open_files[item.file_index] = _Accumulator(
+                                    files[item.file_index], mode, self.labels, embeddings)
+                            batch.append(item)
+                            if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
+                                run_batch()
+                        while next_index in ready:
+                            yield ready.pop(next_index)
+                            next_index += 1
                 if batch:
                     run_batch()
                 while next_index in ready:
