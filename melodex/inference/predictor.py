@@ -13,7 +13,8 @@ How files stream (the default path): a torch ``DataLoader`` over
 :class:`~melodex.inference.stream.SegmentStream`, an ``IterableDataset`` sharded across
 ``num_workers`` processes (worker ``w`` decodes files ``w, w+W, ...``). Each
 item is one segment's MFCC, computed in the worker with the checkpoint's
-:class:`~melodex.features.mfcc.FeatureConfig` and tagged with its file's index. The main process
+:class:`~melodex.features.mfcc.FeatureConfig` and tagged with its file's index; a worker sends
+its items in lists of ``batch_size / num_workers``. The main process
 groups ``batch_size`` segments per forward pass, adds the outputs to per-file accumulators
 and hands finished files on in sorted-path order through a small reorder buffer. Prefetch is
 bounded, and nothing holds more than the files in flight, so memory stays flat however many
