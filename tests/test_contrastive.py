@@ -203,3 +203,22 @@ def test_demo_unlabeled_trains_without_labels_and_prints_retrieval_beside_the_su
     report = json.loads((mine / "unlabeled" / "retrieval.json").read_text())
     assert {s["embedding"] for s in report["scores"]} == {"store", "mfcc-stats"}
     assert (mine / "unlabeled" / "map.html").is_file() and (mine / "unlabeled" / "evolution").is_dir()
+
+
+def test_masked_and_mixed_views_train_and_are_recorded_and_old_runs_resume_without_them(unlabeled, tmp_path, capsys):
+    from melodex.training.config import TrainConfig, settings_for_resume
+
+    folder, _ = unlabeled
+    args = _args(folder, tmp_path / "cache", tmp_path / "runs", "--epochs", "1", "--no-augment", "-q")
+    assert main([*args, "--spec-mask", "0.2", "--mix", "0.5"]) == 0
+    (run,) = _runs(tmp_path / "runs")
+    params = json.loads((run / "params.json").read_text())
+    assert (params["hyperparameters"]["spec_mask"], params["hyperparameters"]["mix"]) == (0.2, 0.5)
+    assert (params["objective"]["spec_mask"], params["objective"]["mix"]) == (0.2, 0.5)
+    for flag, value, message in (("--spec-mask", "0.5", "--spec-mask must be at least 0 and below 0.5"),
+                                 ("--mix", "1.5", "--mix must be between 0 and 1")):
+        assert main([*args, flag, value]) == 2
+        assert message in capsys.readouterr().err
+    old = {"hyperparameters": {"objective": "contrastive", "view_seconds": 5.0}}  # saved before the flags
+    resumed = settings_for_resume(TrainConfig(spec_mask=0.3, mix=1.0), old)
+    assert (resumed.spec_mask, resumed.mix) == (0.0, 0.0)

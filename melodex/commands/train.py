@@ -16,8 +16,9 @@ writes the run (see "On a cluster" in the README).
 
 Without labels: --objective contrastive --audio DIR [DIR ...] trains the same CNN and 512-d
 embedding self-supervised on any folders of audio (mp3, wav, flac, m4a, ogg; no metadata needed):
-two windows of --view-seconds cut at random offsets from one track (each maybe augmented) are a
-positive pair, the other tracks in the batch are negatives (NT-Xent at --temperature; under torchrun
+two windows of --view-seconds cut at random offsets from one track (each maybe augmented, then
+maybe mixed with another clip of the batch underneath (--mix) and masked SpecAugment-style
+(--spec-mask)) are a positive pair, the other tracks in the batch are negatives (NT-Xent at --temperature; under torchrun
 the negatives are gathered from every process). 10% of the tracks are held out for validation.
 model_weights.pth is then headless (no genre head; infer, index, map, similar, evolution and serve
 use its embeddings); the projection head the loss needs stays in train_state.pth. Instead of a
@@ -90,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      metavar="S", help="length of each view cut from a track (default: %(default)s)")
     ssl.add_argument("--projection-dim", "--projection_dim", dest="projection_dim", type=positive_int, default=128,
                      metavar="N", help="output size of the projection head the loss sees (default: %(default)s)")
+    ssl.add_argument("--spec-mask", "--spec_mask", dest="spec_mask", type=float, default=0.2, metavar="W",
+                     help="SpecAugment-style masking of each training view: 2 blocks of frames and 2 of MFCC "
+                          "coefficients, each up to W of its axis (default: %(default)s; 0: off)")
+    ssl.add_argument("--mix", type=float, default=0.5, metavar="P",
+                     help="chance that a training view gets another clip of the batch mixed in 6-18 dB below it "
+                          "(default: %(default)s; 0: off)")
     out = parser.add_argument_group("output")
     out.add_argument("--output_dir", "--output-dir", default=DEFAULT_OUTPUT_ROOT, metavar="DIR",
                      help="runs are written to DIR/YYYY-MM-DD_HH-MM-SS (default: %(default)s)")

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # Settings that define a run; --resume takes them from the run's params.json.
 _RUN_SETTINGS = ("data_dir", "metadata_dir", "kind", "subset", "batch_size", "lr", "weight_decay", "seed",
                  "cache_dir", "patience", "augment", "objective", "audio", "manifest", "temperature",
-                 "view_seconds", "projection_dim", "init_from")
+                 "view_seconds", "projection_dim", "init_from", "spec_mask", "mix")
 OBJECTIVES = ("supervised", "contrastive")
 
 
@@ -37,9 +37,11 @@ class TrainConfig:
     ``objective`` ``"contrastive"`` trains without labels on the files under ``audio`` (folders
     or files; see :mod:`melodex.training.contrastive`): ``temperature`` is NT-Xent's, each view
     is ``view_seconds`` long, and the projection head that only the loss sees maps the 512-d
-    embedding to ``projection_dim``. ``metadata_dir`` (FMA) and ``manifest`` then only name the
-    validation tracks' artists and albums for the retrieval report. ``init_from`` (a run
-    directory or checkpoint) starts a run from another run's backbone and embedding weights.
+    embedding to ``projection_dim``; ``spec_mask`` (a width, 0.2; 0 off) and ``mix`` (a chance, 0.5;
+    0 off) augment the training views (:mod:`melodex.training.view_augment`). ``metadata_dir`` (FMA) and
+    ``manifest`` then only name the validation tracks' artists and albums for the retrieval report.
+    ``init_from`` (a run directory or checkpoint) starts a run from another run's backbone and
+    embedding weights.
     """
 
     data_dir: str | Path = "data/fma_small"
@@ -65,6 +67,8 @@ class TrainConfig:
     temperature: float = 0.1
     view_seconds: float = 5.0
     projection_dim: int = 128
+    spec_mask: float = 0.2
+    mix: float = 0.5
     init_from: str | Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +98,8 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
     settings = saved.get("hyperparameters", {})
     changes = {k: settings[k] for k in _RUN_SETTINGS if k in settings}
     changes.setdefault("augment", False)  # a run saved before augmentation existed trained without it
+    for name in ("spec_mask", "mix"):  # nor did one saved before the views were masked or mixed
+        changes.setdefault(name, 0.0)
     changes["audio"] = tuple(changes.get("audio") or ())
     changes["epochs"] = config.epochs if config.epochs is not None else settings.get("epochs", DEFAULT_EPOCHS)
     return dataclasses.replace(config, **changes)
@@ -117,5 +123,9 @@ def check_settings(config: TrainConfig) -> None:
             raise MelodexError(f"--temperature must be above 0 and at most 10, not {config.temperature}")
         if config.view_seconds <= 0:
             raise MelodexError(f"--view-seconds must be positive, not {config.view_seconds}")
+        if not 0 <= config.spec_mask < 0.5:
+            raise MelodexError(f"--spec-mask must be at least 0 and below 0.5, not {config.spec_mask}")
+        if not 0 <= config.mix <= 1:
+            raise MelodexError(f"--mix must be between 0 and 1, not {config.mix}")
     elif config.audio:
         raise MelodexError("--audio is for --objective contrastive; supervised training reads --data_dir")

@@ -6,6 +6,8 @@ are a positive pair; every other view in the batch is a negative (with ``torchru
 every process's batch: :meth:`~melodex.training.distributed.Group.gather_rows`). The loss is NT-Xent
 (SimCLR's normalised temperature-scaled cross entropy; COLA and CLMR use it for audio) over the
 cosine similarities of a small projection head's outputs, ``512 -> 512 -> projection_dim``.
+Training views may be made harder on the device (:mod:`melodex.training.view_augment`): another clip
+of the batch mixed in underneath (``mix``, a chance) and SpecAugment-style masks (``spec_mask``, a width).
 With a ``cache_dir``, the MFCC of every file the cache lacks is computed first (as ``melodex
 preprocess`` does), so each file is decoded once; the views are then read from the cache.
 
@@ -50,6 +52,7 @@ from melodex.training.preprocess import preprocess_dataset
 from melodex.training.runs import PARAMS_NAME, RETRIEVAL_REPORT_NAME, read_json, resolve_run_dir, write_json
 from melodex.training.runtime import _epoch_seed, _num
 from melodex.training.trainer import Trainer
+from melodex.training.view_augment import mask_views, mix_views
 from melodex.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -146,13 +149,18 @@ class ContrastiveTrainer(Trainer):
             raise DatasetError(f"{', '.join(cfg.audio)}: no training track could be loaded")
         return loss_sum / seen, correct / seen
 
+    def _augment(self, views: torch.Tensor) -> torch.Tensor:
+        """A training batch of views, mixed and masked as ``config.mix`` and ``config.spec_mask`` say."""
+        views = mix_views(views, self.config.mix, self.features)
+        return mask_views(views, self.model.feature_mean, self.config.spec_mask)
+
     def _pair_steps(self, bar) -> tuple[float, int, int]:
         loss_sum, correct, seen = 0.0, 0, 0
         for batch in bar:
             self.failures["training"].note(batch)
             if not len(batch) and not self.group.active:  # under torchrun every rank takes every step
                 continue
-            a, b = batch.a.to(self.device, non_blocking=True), batch.b.to(self.device, non_blocking=True)
+            a, b = (self._augment(v.to(self.device, non_blocking=True)) for v in (batch.a, batch.b))
             self.optimizer.zero_grad(set_to_none=True)
             z_a, z_b = self.net(a, b)
             loss, hits, negatives = nt_xent(z_a, z_b, self.config.temperature, self.group)
@@ -226,6 +234,7 @@ class ContrastiveTrainer(Trainer):
         params["hyperparameters"].update(loss="nt_xent", view_frames=self.frames)
         params["objective"] = {"name": "contrastive", "temperature": self.config.temperature,
                                "view_seconds": self.config.view_seconds, "view_frames": self.frames,
+                               "spec_mask": self.config.spec_mask, "mix": self.config.mix,
                                "projection": [self.model.config.embedding_dim] * 2 + [self.config.projection_dim],
                                "negatives": "every other view in the batch, gathered across processes"}
         return params
