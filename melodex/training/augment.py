@@ -24,8 +24,9 @@ probability ``prob``, and the model kept is the best on validation among the aug
 only. A genre run's default (:data:`DEFAULT_AUGMENT`) is 4 clean epochs, then ``prob`` 0.5. On the
 default demo (12 epochs, training seeds 0-4, ``OMP_NUM_THREADS=1``) the test split's 42 clips came
 out right 205 times of 210 with it, as without augmentation (205), against 202 with ``prob`` 0.7 and
-no warm-up, 202 with the warm-up at 0.7 and 201 at 0.5 without it: differences of a clip or two,
-always on the clips that mix two styles about 2:1. Robustness (``bench_robustness.py``, the 42
+no warm-up, 202 with the warm-up at 0.7 and 201 at 0.5 without it (default threads: 203, against 205
+without augmentation and 201 with ``prob`` 0.7 and no warm-up): differences of a clip or two, always
+on the clips that mix two styles about 2:1. Robustness (``bench_robustness.py``, the 42
 test clips) is that of ``prob`` 0.7 without the warm-up: mean cosine between versions 0.995-0.997
 for every seed, nearest neighbour the same clip for >= 99.6% of files; the lowest cosine (one
 clip's low-rate ogg) varies with the seed, 0.83-0.97 (0.90-0.97 without the warm-up), 0.96 for seed 0.
