@@ -7,6 +7,7 @@ for three genres, with every split represented, plus one file that is not audio
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,22 @@ def make_fma_fixture(root: Path, seconds: float = 2.0) -> Path:
         }
     write_tracks_csv(tracks_frame(records), root / "fma_metadata" / "tracks.csv")
     return audio_dir
+
+
+@contextlib.contextmanager
+def interrupted_in_epoch(epoch: int):
+    """Inside the block, a supervised run stops with Ctrl-C (KeyboardInterrupt) as epoch ``epoch`` begins."""
+    import pytest
+
+    from melodex.training.trainer import Trainer
+
+    real_epoch = Trainer._train_epoch
+
+    def stop(self, number):
+        if number == epoch:
+            raise KeyboardInterrupt
+        return real_epoch(self, number)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "_train_epoch", stop)
+        yield

@@ -7,19 +7,21 @@ runs go through ``melodex train`` on the tiny FMA fixture.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from _helpers_trainer import LAYOUT, make_fma_fixture
+from _helpers_trainer import LAYOUT, interrupted_in_epoch, make_fma_fixture
 
 from melodex.audio.encode import CODECS, TRAINING_CODECS, roundtrip
 from melodex.cli import script_main
 from melodex.datasets import load_dataset
 from melodex.features.mfcc import DEFAULT_FEATURES, compute_mfcc
 from melodex.model.checkpoint import load_checkpoint, resolve_model_path
+from melodex.training import trainer
 from melodex.training.augment import DEFAULT_AUGMENT, AugmentConfig, add_noise, crop_start, gain_mfcc, lowpass
 from melodex.training.config import TrainConfig, settings_for_resume
 from melodex.training.data import MfccDataset, open_cache
@@ -134,11 +136,20 @@ def _weights(run):
     return torch.load(run / "model_weights.pth", weights_only=True)["state_dict"]
 
 
-def test_training_augments_by_default_and_records_it(fma, tmp_path):
+@pytest.fixture
+def one_clean_epoch(monkeypatch):
+    """The default augmentation with its warm-up cut to one epoch, so that a 2-epoch run augments its second."""
+    settings = dataclasses.replace(DEFAULT_AUGMENT, clean_epochs=1)
+    monkeypatch.setattr(trainer, "DEFAULT_AUGMENT", settings)
+    return settings
+
+
+def test_training_augments_by_default_and_records_it(fma, tmp_path, one_clean_epoch):
     audio, cache = fma
     run, params = _train(audio, cache, tmp_path / "a")
     aug = params["augmentation"]
     assert aug["enabled"] is True and params["hyperparameters"]["augment"] is True
+    assert aug["prob"] == DEFAULT_AUGMENT.prob and aug["clean_epochs"] == one_clean_epoch.clean_epochs == 1
     assert aug["lowpass_hz"] == [4000.0, 11000.0] and aug["codecs"] == list(TRAINING_CODECS)
     assert {"variants", "prob", "crop_seconds", "noise_snr_db", "gain_db", "codec_prob"} <= aug.keys()
     assert aug["clips"] == N_TRAIN and aug["made"] + aug["kept"] == N_TRAIN - 1 and aug["failed"] == 1  # the broken file
@@ -163,7 +174,7 @@ def _assert_kept_with_clean_batchnorm(run, params, audio, cache):
     assert kept and all(torch.allclose(v, model.state_dict()[k], rtol=1e-4, atol=1e-5) for k, v in kept.items())
 
 
-def test_no_augment_trains_on_the_cached_mfccs_alone_as_before(fma, tmp_path):
+def test_no_augment_trains_on_the_cached_mfccs_alone_as_before(fma, tmp_path, one_clean_epoch):
     """The off switch: no variants are made or read, and two runs give the same weights, unlike an augmented one."""
     audio, cache = fma
     fresh = tmp_path / "cache-copy"
@@ -190,3 +201,53 @@ def test_train_py_takes_the_switch_next_to_its_old_flags():
     proc = run_script([str(ROOT / "train.py"), "--help"])
     assert proc.returncode == 0 and "--no-augment" in proc.stdout
     assert all(flag in proc.stdout for flag in ("--data_dir", "--cache_dir", "--batch_size", "--epochs", "--resume"))
+
+
+def _history(run):
+    lines = (run / "history.csv").read_text().splitlines()
+    return [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+
+
+def test_clean_epochs_train_clean_first_and_keep_an_augmented_model(fma, tmp_path, monkeypatch):
+    """The warm-up: epoch 1 of a run with ``clean_epochs=1`` is the epoch 1 of a ``--no-augment`` run
+    (same loss, to the digit), epoch 2 is augmented, and the model kept comes from epoch 2: the
+    best of the warm-up is forgotten when augmentation starts."""
+    audio, cache = fma
+    plain, _ = _train(audio, cache, tmp_path / "plain", "--no-augment")
+    monkeypatch.setattr(trainer, "DEFAULT_AUGMENT", AugmentConfig(clean_epochs=1))
+    warm, params = _train(audio, cache, tmp_path / "warm")
+    assert params["augmentation"]["clean_epochs"] == 1 and params["augmentation"]["enabled"] is True
+    assert _history(warm)[0]["train_loss"] == _history(plain)[0]["train_loss"]
+    assert _history(warm)[1]["train_loss"] != _history(plain)[1]["train_loss"]
+    assert params["result"]["best_epoch"] == 2
+
+
+def test_settings_recorded_before_a_field_existed_load_as_runs_then_trained():
+    recorded = {"enabled": True, **AugmentConfig(prob=0.5).to_dict(), "bank_dir": "/x", "clips": 3, "made": 3,
+                "kept": 0, "failed": 0, "seconds": 1.0}
+    assert AugmentConfig.recorded(recorded) == AugmentConfig(prob=0.5)
+    del recorded["clean_epochs"]  # a params.json from before the warm-up existed: it had none
+    assert AugmentConfig.recorded(recorded) == AugmentConfig(prob=0.5, clean_epochs=0)
+    assert AugmentConfig.recorded({"enabled": False}) is None
+    with pytest.raises(ValueError, match="clean_epochs"):
+        AugmentConfig(clean_epochs=-1)
+
+
+def test_a_resumed_run_keeps_its_own_augmentation_settings(fma, tmp_path, monkeypatch):
+    """Resume reads the settings from params.json, not today's default: a run recorded without a
+    warm-up resumes without one even when the default has one."""
+    audio, cache = fma
+    monkeypatch.setattr(trainer, "DEFAULT_AUGMENT", AugmentConfig())  # no warm-up, as before it existed
+    whole, _ = _train(audio, cache, tmp_path / "whole")
+    with interrupted_in_epoch(2):
+        assert script_main("train", ["--data_dir", str(audio), "--cache_dir", str(cache), "--epochs", "2",
+                                     "--batch_size", "4", "--output_dir", str(tmp_path / "cut"), "--device", "cpu",
+                                     "-q"]) == 130
+    cut = resolve_model_path(tmp_path / "cut" / "latest").parent
+    params = json.loads((cut / "params.json").read_text())
+    del params["augmentation"]["clean_epochs"]  # as written before the field existed
+    (cut / "params.json").write_text(json.dumps(params))
+    monkeypatch.setattr(trainer, "DEFAULT_AUGMENT", AugmentConfig(clean_epochs=2))
+    assert script_main("train", ["--resume", str(cut), "-q"]) == 0
+    assert [r["train_loss"] for r in _history(cut)] == [r["train_loss"] for r in _history(whole)]
+    assert all(torch.equal(a, b) for a, b in zip(_weights(whole).values(), _weights(cut).values()))

@@ -24,6 +24,7 @@ from conftest import ROOT, signal_when, tone
 from melodex.audio.encode import write_audio
 from melodex.cli import main
 from melodex.model.checkpoint import load_checkpoint
+from melodex.training.augment import AugmentConfig
 
 ARTISTS = ("Ana", "Bo", "Cy", "Di")
 N_FILES = 16
@@ -86,6 +87,8 @@ def test_contrastive_run_writes_the_usual_files_and_a_headless_model(contrastive
     assert params["objective"]["projection"] == [512, 512, 128]
     assert params["labels"] == [] and params["augmentation"]["enabled"] is True
     assert params["augmentation"]["clips"] == params["split_sizes"]["training"] == N_FILES - 2
+    settings = AugmentConfig().to_dict()  # contrastive runs keep theirs: no warm-up, prob 0.7
+    assert {k: params["augmentation"][k] for k in settings} == settings and settings["clean_epochs"] == 0
     assert params["split_sizes"]["validation"] == 2 and params["result"]["epochs_run"] == 2
     assert [row["epoch"] for row in _history(run)] == ["1", "2"]
     ckpt = load_checkpoint(run)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _helpers_trainer import BROKEN_KEY, GENRES, LAYOUT, SHORT_KEY, make_fma_fixture
+from _helpers_trainer import BROKEN_KEY, GENRES, LAYOUT, SHORT_KEY, interrupted_in_epoch, make_fma_fixture
 from conftest import ROOT, run_script
 
 from melodex.cli import script_main
@@ -106,7 +106,7 @@ def test_train_script_writes_a_complete_run(fma_dir, tmp_path):
     assert state["epoch"] == 2 and "optimizer" in state
 
 
-def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, tmp_path, monkeypatch, capsys):
+def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, tmp_path, capsys):
     out = tmp_path / "out"
     config = TrainConfig(data_dir=fma_dir, epochs=2, batch_size=4, seed=7, device="cpu", cache_dir=cache_dir,
                          output_dir=out, progress=False)
@@ -118,23 +118,13 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(fma_dir, cache_dir, 
     assert _without_run_name(first.report) == _without_run_name(second.report)
 
     # Interrupt a third run during epoch 2, then resume it from the command line.
-    from melodex.training.trainer import Trainer
-
-    real_epoch = Trainer._train_epoch
-
-    def stop_in_epoch_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", stop_in_epoch_2)
     argv = ["--data_dir", str(fma_dir), "--epochs", "2", "--batch_size", "4", "--seed", "7", "--device", "cpu",
             "--cache_dir", str(cache_dir), "--output_dir", str(out), "-q"]
-    assert script_main("train", argv) == 130
+    with interrupted_in_epoch(2):
+        assert script_main("train", argv) == 130
     interrupted = out / os.readlink(out / "latest")
     assert [row["epoch"] for row in _history(interrupted)] == ["1"]
     assert not (interrupted / "classification_report.txt").exists()
-    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
 
     assert script_main("train", ["--resume", "--output-dir", str(out), "-q"]) == 0
     assert _same_weights(first.run_dir, interrupted)

@@ -8,7 +8,8 @@ from it at the end. An interrupted run continues where it stopped with --resume.
 
 Training is augmented by default (--no-augment turns it off): each training clip is decoded once
 and a few band-limited, re-encoded, noisy and shifted versions of it are kept next to the cache;
-every epoch shows a clip clean or as one of them. params.json records the settings.
+after 4 clean epochs, every epoch shows a clip clean or (half the time) as one of them. params.json
+records the settings.
 
 Started by torchrun (torchrun --nproc_per_node N train.py ..., or torchrun ... -m melodex train ...),
 it trains with DistributedDataParallel, N processes on shares of the training split; rank 0 alone

@@ -14,9 +14,22 @@ what such files went through:
 * **noise**: white noise at a random ``noise_snr_db`` below the clip, with probability ``noise_prob``;
 * **gain**: a random level change within +-``gain_db``.
 
-After each epoch, with ``clean_batchnorm``, the BatchNorm statistics are re-estimated on the clean
-training clips with dropout off (:func:`melodex.training.variants.clean_batchnorm`): the model is
-validated, kept and used on clips as they come, not on the augmented mixture it trained on.
+After each augmented epoch, with ``clean_batchnorm``, the BatchNorm statistics are re-estimated on
+the clean training clips with dropout off (:func:`melodex.training.variants.clean_batchnorm`): the
+model is validated, kept and used on clips as they come, not on the augmented mixture it trained on.
+
+The schedule: the first ``clean_epochs`` epochs train on the clean clips alone (a warm-up, exactly
+as ``--no-augment`` trains them); from then on each item is one of its clip's variants with
+probability ``prob``, and the model kept is the best on validation among the augmented epochs
+only. A genre run's default (:data:`DEFAULT_AUGMENT`) is 4 clean epochs, then ``prob`` 0.5. On the
+default demo (12 epochs, training seeds 0-4, ``OMP_NUM_THREADS=1``) the test split's 42 clips came
+out right 205 times of 210 with it, as without augmentation (205), against 202 with ``prob`` 0.7 and
+no warm-up, 202 with the warm-up at 0.7 and 201 at 0.5 without it (default threads: 203, against 205
+without augmentation and 201 with ``prob`` 0.7 and no warm-up): differences of a clip or two, always
+on the clips that mix two styles about 2:1. Robustness (``bench_robustness.py``, the 42
+test clips) is that of ``prob`` 0.7 without the warm-up: mean cosine between versions 0.995-0.997
+for every seed, nearest neighbour the same clip for >= 99.6% of files; the lowest cosine (one
+clip's low-rate ogg) varies with the seed, 0.83-0.97 (0.90-0.97 without the warm-up), 0.96 for seed 0.
 
 The first four need the waveform; they make ``variants`` MFCCs per training clip once (see
 :mod:`melodex.training.variants`). Gain is applied to the MFCC itself, where it is exact: a level
@@ -52,8 +65,11 @@ class AugmentConfig:
     noise_prob: float = 0.5
     gain_db: float = 6.0
     clean_batchnorm: bool = True  # validate and keep the model with BatchNorm statistics of clean clips
+    clean_epochs: int = 0  # epochs trained on clean clips alone before augmentation starts (a warm-up)
 
     def __post_init__(self):
+        if self.clean_epochs < 0:
+            raise ValueError(f"clean_epochs must be 0 or more, not {self.clean_epochs}")
         unknown = [c for c in self.codecs if c not in CODECS]
         if unknown:
             raise ValueError(f"unknown codecs {unknown}; known: {sorted(CODECS)}")
@@ -63,11 +79,29 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        """The settings ``to_dict`` wrote; a field missing from an older record takes its field
+        default, which is what runs did before the field existed."""
         fields = known_fields(cls, data, "augmentation settings")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
+    @classmethod
+    def recorded(cls, section: dict[str, Any]) -> AugmentConfig | None:
+        """The settings of a run's ``params.json`` ``augmentation`` section (which also says whether it
+        was on and what its variant bank held); None when it records none."""
+        settings = {k: v for k, v in section.items() if k not in RUN_RECORD}
+        return cls.from_dict(settings) if settings else None
 
-DEFAULT_AUGMENT = AugmentConfig()
+    def augments(self, epoch: int) -> bool:
+        """Whether training epoch ``epoch`` (from 1) shows augmented clips (after the clean warm-up)."""
+        return epoch > self.clean_epochs
+
+
+# A genre run's default (the module docstring gives the measurements); contrastive runs keep the
+# settings they were measured with, the field defaults, which are also what a run recorded before a
+# field existed did.
+DEFAULT_AUGMENT = AugmentConfig(prob=0.5, clean_epochs=4)
+CONTRASTIVE_AUGMENT = AugmentConfig()
+RUN_RECORD = ("enabled", "bank_dir", "clips", "made", "kept", "failed", "seconds")  # beside the settings in params.json
 
 
 def lowpass(audio: np.ndarray, sr: int, cutoff_hz: float) -> np.ndarray:

@@ -45,6 +45,7 @@ from melodex.datasets.base import Dataset, Track
 from melodex.errors import CacheMismatchError, DatasetError
 from melodex.features.stats import StatsScaler, mfcc_stats
 from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint
+from melodex.training.augment import CONTRASTIVE_AUGMENT, AugmentConfig
 from melodex.training.config import TrainConfig, TrainResult
 from melodex.training.distributed import Group, from_environment
 from melodex.training.pairs import PairViews, audio_dataset, pair_loader, view_frames
@@ -114,6 +115,10 @@ class ContrastiveTrainer(Trainer):
     @staticmethod
     def load_dataset(config: TrainConfig) -> Dataset:
         return audio_dataset(config.audio, seed=config.seed)
+
+    def default_augment(self) -> AugmentConfig:
+        """Contrastive runs keep the augmentation they were measured with (no warm-up, ``prob`` 0.7)."""
+        return CONTRASTIVE_AUGMENT
 
     def trained_module(self) -> nn.Module:
         return self.pair_net

@@ -34,7 +34,7 @@ from melodex.errors import DatasetError, ResumeError
 from melodex.features.mfcc import DEFAULT_FEATURES
 from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
-from melodex.training.augment import DEFAULT_AUGMENT
+from melodex.training.augment import DEFAULT_AUGMENT, AugmentConfig
 from melodex.training.config import TrainConfig, TrainResult, check_settings, settings_for_resume
 from melodex.training.data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
 from melodex.training.distributed import Group, from_environment
@@ -147,7 +147,7 @@ class Trainer:
             raise ResumeError(f"{run_dir}: the dataset's labels {dataset.labels} differ from the run's "
                               f"{params.get('labels')}")
         trainer = cls(config, device, dataset, run_dir, group)
-        trainer._prepare_augmentation()
+        trainer._prepare_augmentation(AugmentConfig.recorded(params.get("augmentation", {})))
         if state is None:  # stopped before its first epoch ended: start it again, in the same place
             log.info("run %s stopped before its first epoch ended; starting it again", run_dir.name)
             trainer._normalise()
@@ -198,12 +198,16 @@ class Trainer:
             raise DatasetError(f"{self.config.data_dir}: {exc}") from None
         self.model.set_normalization(mean, std)
 
-    def _prepare_augmentation(self) -> None:
-        """With ``config.augment``, the training clips' variants, made once (:mod:`melodex.training.variants`)."""
+    def default_augment(self) -> AugmentConfig:
+        """The augmentation of a new run (:data:`~melodex.training.augment.DEFAULT_AUGMENT` for a genre run)."""
+        return DEFAULT_AUGMENT
+
+    def _prepare_augmentation(self, settings: AugmentConfig | None = None) -> None:
+        """With ``config.augment``, the clips' variants (made once) for ``settings`` or :meth:`default_augment`."""
         if self.config.augment:
             workers = self.config.num_workers if self.config.num_workers is not None else max(  # the main process
                 1, min(4, usable_cores() // self.group.local_world_size))  # only writes: a worker per core
-            self.bank = VariantBank.beside(self.config.cache_dir, self.features, DEFAULT_AUGMENT)
+            self.bank = VariantBank.beside(self.config.cache_dir, self.features, settings or self.default_augment())
             self.bank_counts = self.group.fill_bank(self.bank, self.data["training"].tracks, num_workers=workers,
                                                     progress=self.config.progress)
 
@@ -227,6 +231,8 @@ class Trainer:
                 started = time.perf_counter()
                 train_loss, train_acc = self._train_epoch(epoch)
                 val_loss, val_acc = self.group.on_main(lambda: self.evaluate("validation")[:2])
+                if self.bank is not None and epoch == self.bank.augment.clean_epochs + 1 > 1:
+                    self.best = Best()  # the model kept is one trained with augmentation, not from the warm-up
                 better = self.best.improves(val_acc, val_loss)
                 if better:
                     self.best = Best(epoch, val_acc, val_loss, 0)
@@ -249,7 +255,8 @@ class Trainer:
         data = self.data["training"]
         order = self.group.order(len(data), seed=cfg.seed, epoch=epoch)
         torch.manual_seed(_epoch_seed(cfg.seed, epoch) + self.group.rank)  # dropout differs across ranks
-        if self.bank is not None:
+        augmented = self.bank is not None and self.bank.augment.augments(epoch)
+        if augmented:
             data = AugmentedView(data, self.bank, seed=cfg.seed, epoch=epoch)
         loader = make_loader(data, order, batch_size=cfg.batch_size, num_workers=self.num_workers,
                              seed=_epoch_seed(cfg.seed, epoch), pin_memory=self.device.type == "cuda")
@@ -262,7 +269,7 @@ class Trainer:
         self.group.share_failures(self.failures["training"])
         if not seen:
             raise DatasetError(f"{cfg.data_dir}: no training track could be loaded")
-        if self.bank is not None and self.bank.augment.clean_batchnorm:  # validated and kept as clips come
+        if augmented and self.bank.augment.clean_batchnorm:  # validated and kept as clips come
             clean_batchnorm(self.model, self.data["training"], self.device, cfg.batch_size, self.num_workers)
         return loss_sum / seen, correct / seen
 

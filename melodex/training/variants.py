@@ -42,13 +42,14 @@ from melodex.util.atomic import atomic_write
 log = logging.getLogger(__name__)
 
 BANK_DIR = "augmented"
+PER_EPOCH = ("prob", "gain_db", "clean_batchnorm", "clean_epochs")  # settings that leave the variants as they are
 CLEAN_BN_CLIPS = 1024  # clean clips that BatchNorm statistics are estimated on after each augmented epoch
 
 
 def fingerprint(features: FeatureConfig, augment: AugmentConfig) -> str:
-    """A short hash of everything that shapes a variant (not ``prob`` and ``gain_db``, applied per
-    epoch, nor ``clean_batchnorm``, which concerns the model)."""
-    shaping = {k: v for k, v in augment.to_dict().items() if k not in ("prob", "gain_db", "clean_batchnorm")}
+    """A short hash of everything that shapes a variant (not :data:`PER_EPOCH`: what each epoch
+    does with the variants and what concerns the model)."""
+    shaping = {k: v for k, v in augment.to_dict().items() if k not in PER_EPOCH}
     payload = json.dumps({"version": 1, "features": features.to_dict(), "augment": shaping}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
