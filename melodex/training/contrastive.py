@@ -51,7 +51,7 @@ from melodex.training.distributed import Group, from_environment
 from melodex.training.pairs import PairViews, audio_dataset, pair_loader, view_frames
 from melodex.training.preprocess import preprocess_dataset
 from melodex.training.runs import PARAMS_NAME, RETRIEVAL_REPORT_NAME, read_json, resolve_run_dir, write_json
-from melodex.training.runtime import _epoch_seed, _num
+from melodex.training.runtime import epoch_seed, json_number
 from melodex.training.trainer import Trainer
 from melodex.training.view_augment import mask_views, mix_views
 from melodex.util.atomic import atomic_write
@@ -139,9 +139,9 @@ class ContrastiveTrainer(Trainer):
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg = self.config
         order = self.group.order(len(self.data["training"]), seed=cfg.seed, epoch=epoch)
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + self.group.rank)
+        torch.manual_seed(epoch_seed(cfg.seed, epoch) + self.group.rank)
         loader = pair_loader(self._views("training", epoch), order, batch_size=cfg.batch_size,
-                             num_workers=self.num_workers, seed=_epoch_seed(cfg.seed, epoch),
+                             num_workers=self.num_workers, seed=epoch_seed(cfg.seed, epoch),
                              pin_memory=self.device.type == "cuda")
         self.pair_net.train()
         bar = tqdm(loader, total=math.ceil(len(order) / cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
@@ -224,8 +224,8 @@ class ContrastiveTrainer(Trainer):
                          f"tracks (best epoch {self.best.epoch})\n{report}")
         params = read_json(self.run_dir / PARAMS_NAME)
         params["result"] = {
-            "best_epoch": self.best.epoch, "best_val_accuracy": _num(self.best.val_accuracy),
-            "best_val_loss": _num(self.best.val_loss), "epochs_run": self.last_epoch(),
+            "best_epoch": self.best.epoch, "best_val_accuracy": json_number(self.best.val_accuracy),
+            "best_val_loss": json_number(self.best.val_loss), "epochs_run": self.last_epoch(),
             "stopped_early": self.stopped_early, "retrieval": scores, "negatives_per_view": self.negatives,
             "failed_files": {s: sorted(f.reasons.values()) for s, f in self.failures.items() if f.reasons},
         }

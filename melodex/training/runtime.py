@@ -14,7 +14,8 @@ from melodex import __version__
 from melodex.util.workers import usable_cores
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of ``epoch`` of a run seeded ``seed``: its shuffle, views and dropout draws."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
@@ -36,6 +37,6 @@ def default_num_workers(cached_fraction: float, processes: int = 1) -> int:
     return max(1, min(4, usable_cores() // processes - 1))
 
 
-def _num(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     """A float for JSON: NaN (an empty split) becomes None."""
     return None if value is None or math.isnan(value) else float(value)

@@ -34,6 +34,7 @@ from melodex.errors import DatasetError, ResumeError
 from melodex.features.mfcc import DEFAULT_FEATURES
 from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
+from melodex.training import runtime
 from melodex.training.augment import DEFAULT_AUGMENT, AugmentConfig
 from melodex.training.config import TrainConfig, TrainResult, check_settings, settings_for_resume
 from melodex.training.data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
@@ -53,7 +54,7 @@ from melodex.training.runs import (
     resolve_run_dir,
     write_json,
 )
-from melodex.training.runtime import _epoch_seed, _num, default_num_workers, library_versions, seed_everything
+from melodex.training.runtime import epoch_seed, json_number
 from melodex.training.variants import AugmentedView, VariantBank, clean_batchnorm
 from melodex.training.warmstart import start_from
 from melodex.util.atomic import atomic_write
@@ -103,8 +104,8 @@ class Trainer:
         if cache is not None:
             log.info("MFCC cache %s holds %.0f%% of the tracks", cache.root, 100 * self.cached_fraction)
         self.num_workers = (config.num_workers if config.num_workers is not None
-                            else default_num_workers(self.cached_fraction, self.group.local_world_size))
-        seed_everything(config.seed)
+                            else runtime.default_num_workers(self.cached_fraction, self.group.local_world_size))
+        runtime.seed_everything(config.seed)
         self.model = self.net = place_model(GenreCNN(ModelConfig(n_classes=len(self.labels))), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.start_epoch = 1
@@ -254,12 +255,12 @@ class Trainer:
         cfg = self.config
         data = self.data["training"]
         order = self.group.order(len(data), seed=cfg.seed, epoch=epoch)
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + self.group.rank)  # dropout differs across ranks
+        torch.manual_seed(epoch_seed(cfg.seed, epoch) + self.group.rank)  # dropout differs across ranks
         augmented = self.bank is not None and self.bank.augment.augments(epoch)
         if augmented:
             data = AugmentedView(data, self.bank, seed=cfg.seed, epoch=epoch)
         loader = make_loader(data, order, batch_size=cfg.batch_size, num_workers=self.num_workers,
-                             seed=_epoch_seed(cfg.seed, epoch), pin_memory=self.device.type == "cuda")
+                             seed=epoch_seed(cfg.seed, epoch), pin_memory=self.device.type == "cuda")
         self.model.train()
         bar = tqdm(loader, total=math.ceil(len(order) / cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
                    unit="batch", leave=False, disable=None if cfg.progress else True, dynamic_ncols=True)
@@ -330,8 +331,8 @@ class Trainer:
             handle.write(report)
         params = read_json(self.run_dir / PARAMS_NAME)
         params["result"] = {
-            "best_epoch": self.best.epoch, "best_val_accuracy": _num(self.best.val_accuracy),
-            "test_accuracy": _num(test_acc), "epochs_run": epochs_run, "stopped_early": self.stopped_early,
+            "best_epoch": self.best.epoch, "best_val_accuracy": json_number(self.best.val_accuracy),
+            "test_accuracy": json_number(test_acc), "epochs_run": epochs_run, "stopped_early": self.stopped_early,
             "failed_files": {s: sorted(f.reasons.values()) for s, f in self.failures.items() if f.reasons},
             "finished": datetime.now().isoformat(timespec="seconds"),
         }
@@ -356,9 +357,9 @@ class Trainer:
     def _save_weights(self, epoch: int, val_acc: float, val_loss: float, train_acc: float) -> None:
         if not self.group.is_main:
             return
-        metadata = {"run": self.run_dir.name, "epoch": epoch, "val_accuracy": _num(val_acc),
-                    "val_loss": _num(val_loss), "train_accuracy": _num(train_acc), "seed": self.config.seed,
-                    "dataset": str(self.config.data_dir)}
+        metadata = {"run": self.run_dir.name, "epoch": epoch, "val_accuracy": json_number(val_acc),
+                    "val_loss": json_number(val_loss), "train_accuracy": json_number(train_acc),
+                    "seed": self.config.seed, "dataset": str(self.config.data_dir)}
         save_checkpoint(self.run_dir / WEIGHTS_NAME, self.model, self.labels, self.features, metadata)
 
     def _save_state(self, epoch: int) -> None:
@@ -404,7 +405,7 @@ class Trainer:
             "normalization": {"mean": self.model.feature_mean.tolist(), "std": self.model.feature_std.tolist()},
             "model": self.model.config.to_dict(),
             "augmentation": self.augmentation(),
-            "versions": library_versions(),
+            "versions": runtime.library_versions(),
         }
 
     def augmentation(self) -> dict[str, Any]:
