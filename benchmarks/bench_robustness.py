@@ -16,7 +16,7 @@ first 30 s), and the script prints per model:
 
 Without ``--model`` a small demo corpus is written to ``--work`` (when absent) and two models are
 trained on it, ``melodex train --no-augment`` and ``melodex train`` (augmented, the default);
-the clips are then its test split, which neither model saw (models and versions already under
+without ``--clips`` the clips are then its test split, which neither model saw (models and versions already under
 ``--work`` are reused: remove it to start afresh). Targets on real music (issue 2/6):
 min cosine >= 0.95 and nearest neighbour a version of the same clip for >= 95 % of files.
 """
@@ -165,7 +165,7 @@ def main() -> None:
     from melodex.audio.files import find_audio_files
 
     work = args.work
-    data = None if args.clips else demo_corpus(work, args)
+    data = None if args.clips and args.model else demo_corpus(work, args)  # the demo models train on it
     if args.model:
         models = [tuple(m.split("=", 1)) if "=" in m else (Path(m).name, m) for m in args.model]
     else:
