@@ -1,0 +1,110 @@
+"""How far a lossy re-encode moves the MFCC itself, for mel bands up to Nyquist and lower.
+
+    python benchmarks/bench_codec_features.py --clips DIR                  # 60 clips, fmax 11025 10000 9000
+    python benchmarks/bench_codec_features.py --clips DIR --fmax 11025 10500 --limit 200
+
+No model is involved: this measures the feature a model sees. Each clip's first 30 s is decoded
+to mono at 44.1 kHz, passed through each codec of :data:`melodex.audio.encode.CODECS` named by
+``--codecs`` (in memory; a codec with its own rate, such as the 22.05 kHz mp3, resamples first)
+and decoded back; both are then resampled to 22.05 kHz with soxr, as Melodex's decoder does.
+For every ``fmax`` the table gives, as median, 95th percentile and maximum over the clips:
+
+* ``frames``: the relative change of the whole MFCC, ``||M(codec) - M(clean)|| / ||M(clean)||``
+  (a codec whose delay is not cut to the sample also shows here, as a shift of every frame);
+* ``stats``: the same for the mean and standard deviation of each coefficient over time (what
+  ``mfcc-stats`` stores; a shift of the frames hardly moves it).
+
+Why: encoders for low-rate files cut everything above 10-11 kHz, and with mel bands up to
+11.025 kHz the top bands of such a file fall 60-70 dB, which the DCT spreads over all 20 MFCCs
+(``bench_robustness.py`` on real music: every version under cosine 0.95 was a 22.05 kHz mono mp3
+at 48 kbit/s). ``fmax`` is a :class:`~melodex.features.mfcc.FeatureConfig` field; changing its
+default would change every cache, model and stored vector, so this benchmark is the evidence to
+decide on, not a switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from melodex.audio.decode import load_audio
+from melodex.audio.encode import CODECS, roundtrip
+from melodex.audio.files import find_audio_files
+from melodex.errors import AudioLoadError
+from melodex.features.mfcc import DEFAULT_FEATURES, compute_mfcc
+
+DEFAULT_CODECS = ("mp3-48k-22k-mono", "ogg-default-22k-mono", "mp3-128k", "aac-64k")
+SOURCE_RATE = 44100  # Hz: the rate the versions are encoded from, as a CD-rate library's files were
+
+
+def _to_feature_rate(audio: np.ndarray) -> np.ndarray:
+    return soxr.resample(audio, SOURCE_RATE, DEFAULT_FEATURES.sample_rate, quality="HQ").astype(np.float32)
+
+
+def _relative(clean: np.ndarray, coded: np.ndarray) -> float:
+    return float(np.linalg.norm(coded - clean) / np.linalg.norm(clean))
+
+
+def _stats(mfcc: np.ndarray) -> np.ndarray:
+    return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)])
+
+
+def relative_changes(clips: list[Path], codecs: list[str],
+                     fmaxes: list[float]) -> dict[tuple[str, float], list[tuple[float, float]]]:
+    """``{(codec, fmax): [(frames change, stats change) per clip]}``; clips that cannot be decoded
+    are skipped (and said)."""
+    configs = {fmax: replace(DEFAULT_FEATURES, fmax=fmax) for fmax in fmaxes}
+    changes: dict[tuple[str, float], list[tuple[float, float]]] = {(c, f): [] for c in codecs for f in fmaxes}
+    for path in clips:
+        try:
+            audio = load_audio(path, duration=DEFAULT_FEATURES.segment_seconds, sr=SOURCE_RATE)
+        except AudioLoadError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            continue
+        clean_audio = _to_feature_rate(audio)
+        for codec in codecs:
+            coded_audio = _to_feature_rate(roundtrip(audio, SOURCE_RATE, codec))
+            for fmax, config in configs.items():
+                clean, coded = compute_mfcc(clean_audio, config), compute_mfcc(coded_audio, config)
+                changes[codec, fmax].append((_relative(clean, coded), _relative(_stats(clean), _stats(coded))))
+    return changes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", required=True, help="folder of audio clips (any of the five formats)")
+    parser.add_argument("--limit", type=int, default=60, help="at most this many clips (default 60)")
+    parser.add_argument("--fmax", type=float, nargs="+", default=[DEFAULT_FEATURES.fmax, 10000.0, 9000.0],
+                        help=f"upper mel band edges to compare, Hz (default: {DEFAULT_FEATURES.fmax:g}, the "
+                             "current default, then 10000 and 9000)")
+    parser.add_argument("--codecs", nargs="+", default=list(DEFAULT_CODECS), choices=sorted(CODECS),
+                        help=f"versions to compare with the clean clip (default: {' '.join(DEFAULT_CODECS)})")
+    args = parser.parse_args()
+    clips = find_audio_files([args.clips])[: args.limit]
+    if not clips:
+        raise SystemExit(f"{args.clips}: no audio files found")
+    started = time.perf_counter()
+    changes = relative_changes(clips, args.codecs, args.fmax)
+    n = len(next(iter(changes.values())))
+    print(f"relative MFCC change of a re-encoded clip, {n} clips of {args.clips} "
+          f"(first {DEFAULT_FEATURES.segment_seconds:g} s, encoded from {SOURCE_RATE} Hz mono)\n")
+    print(f"{'codec':22s} {'fmax Hz':>8s}   frames: median    p95    max   stats: median    p95    max")
+    for codec in args.codecs:
+        for fmax in args.fmax:
+            values = np.asarray(changes[codec, fmax])
+            cells = [f"{np.median(v):6.3f} {np.percentile(v, 95):6.3f} {v.max():6.3f}" for v in values.T]
+            print(f"{codec:22s} {fmax:8.0f}   {cells[0]:>29s}   {cells[1]:>28s}")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
