@@ -11,8 +11,9 @@ For every ``fmax`` the table gives, as median, 95th percentile and maximum over 
 
 * ``frames``: the relative change of the whole MFCC, ``||M(codec) - M(clean)|| / ||M(clean)||``
   (a codec whose delay is not cut to the sample also shows here, as a shift of every frame);
-* ``stats``: the same for the mean and standard deviation of each coefficient over time (what
-  ``mfcc-stats`` stores; a shift of the frames hardly moves it).
+* ``stats``: the same for the mean and standard deviation of each coefficient over time
+  (:func:`~melodex.features.stats.mfcc_stats`, what ``mfcc-stats`` standardises and stores; a
+  shift of the frames hardly moves it).
 
 Why: encoders for low-rate files cut everything above 10-11 kHz, and with mel bands up to
 11.025 kHz the top bands of such a file fall 60-70 dB, which the DCT spreads over all 20 MFCCs
@@ -41,6 +42,7 @@ from melodex.audio.encode import CODECS, roundtrip
 from melodex.audio.files import find_audio_files
 from melodex.errors import AudioLoadError
 from melodex.features.mfcc import DEFAULT_FEATURES, compute_mfcc
+from melodex.features.stats import mfcc_stats
 
 DEFAULT_CODECS = ("mp3-48k-22k-mono", "ogg-default-22k-mono", "mp3-128k", "aac-64k")
 SOURCE_RATE = 44100  # Hz: the rate the versions are encoded from, as a CD-rate library's files were
@@ -52,10 +54,6 @@ def _to_feature_rate(audio: np.ndarray) -> np.ndarray:
 
 def _relative(clean: np.ndarray, coded: np.ndarray) -> float:
     return float(np.linalg.norm(coded - clean) / np.linalg.norm(clean))
-
-
-def _stats(mfcc: np.ndarray) -> np.ndarray:
-    return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)])
 
 
 def relative_changes(clips: list[Path], codecs: list[str],
@@ -71,11 +69,13 @@ def relative_changes(clips: list[Path], codecs: list[str],
             print(f"skipped: {exc}", file=sys.stderr)
             continue
         clean_audio = _to_feature_rate(audio)
+        clean = {fmax: compute_mfcc(clean_audio, config) for fmax, config in configs.items()}  # once per clip
         for codec in codecs:
             coded_audio = _to_feature_rate(roundtrip(audio, SOURCE_RATE, codec))
             for fmax, config in configs.items():
-                clean, coded = compute_mfcc(clean_audio, config), compute_mfcc(coded_audio, config)
-                changes[codec, fmax].append((_relative(clean, coded), _relative(_stats(clean), _stats(coded))))
+                coded = compute_mfcc(coded_audio, config)
+                changes[codec, fmax].append((_relative(clean[fmax], coded),
+                                             _relative(mfcc_stats(clean[fmax]), mfcc_stats(coded))))
     return changes
 
 
