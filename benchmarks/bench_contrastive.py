@@ -163,8 +163,8 @@ def _table(runs: dict[str, Path], audio: Path, cache_dir: Path) -> None:
         run = runs.get(name)
         result = json.loads((run / "params.json").read_text())["result"] if run else {}
         acc = result.get("test_accuracy")
-        print(f"{name:<36}{style.agreement:>8.3f}{style.agreement / base['style'].agreement:>7.2f}x"
-              f"{artist.agreement:>8.3f}{artist.agreement / base['artist'].agreement:>7.2f}x"
+        print(f"{name:<36}{style.agreement:>8.3f}{_ratio(style.agreement, base['style'].agreement):>8}"
+              f"{artist.agreement:>8.3f}{_ratio(artist.agreement, base['artist'].agreement):>8}"
               f"{'-' if acc is None else f'{acc:.3f}':>10}{'-' if run is None else f'{_clips_per_second(run):.1f}':>9}")
 
 
