@@ -33,7 +33,6 @@ def test_duration_limits_what_is_decoded(make_audio):
     assert audio.size == 5 * SAMPLE_RATE
 
 
-
 @pytest.mark.parametrize("ext", FORMATS)
 def test_load_audio_and_length_reads_the_header_of_the_same_open(make_audio, ext):
     path = make_audio(f"long.{ext}", seconds=8.0, sr=44100)
@@ -43,6 +42,7 @@ def test_load_audio_and_length_reads_the_header_of_the_same_open(make_audio, ext
         assert length is None and probe_duration(path) == pytest.approx(8.0, abs=0.1)
     else:
         assert length == probe_duration(path) and length == pytest.approx(8.0, abs=0.1)
+
 
 def test_equals_librosa_load_on_mp3(make_audio):
     librosa = pytest.importorskip("librosa")
