@@ -50,8 +50,10 @@ def make_clips(folder: Path, n: int, seconds: float = 30.0, sr: int = 44100) -> 
 def baseline(path: Path) -> np.ndarray:
     import librosa
 
+    from melodex.constants import FMAX
+
     y, sr = librosa.load(path, sr=22050, duration=30)
-    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, n_fft=2048, hop_length=1024)
+    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, n_fft=2048, hop_length=1024, fmax=FMAX)
 
 
 def ceiling(path: Path) -> np.ndarray:

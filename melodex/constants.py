@@ -16,7 +16,12 @@ HOP_LENGTH = 1024  # STFT hop, samples (~46 ms)
 N_MELS = 128  # mel bands before the DCT
 N_MFCC = 20  # cepstral coefficients kept
 FMIN = 0.0  # Hz
-FMAX = SAMPLE_RATE / 2  # Hz
+# Hz. Not the Nyquist frequency (11025): the old files of real libraries are low-pass filtered
+# near 10 kHz (22.05 kHz mono mp3 at 48 kbit/s cuts above ~10.2 kHz), and mel bands above the cut
+# fall by 60-68 dB, which the DCT spreads over every MFCC (benchmarks/bench_codec_features.py).
+# Every checkpoint, MFCC cache and store records the value it was made with, so models and stores
+# made with the earlier default (11025) keep computing their features with it.
+FMAX = 10000.0
 TOP_DB = 80.0  # dynamic range kept by power_to_db, per segment
 AMIN = 1e-10  # floor of the power spectrum before the log
 

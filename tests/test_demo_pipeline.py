@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from melodex.cli import main
+from melodex.features.mfcc import FeatureConfig
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,14 @@ def test_demo_run_twice_reuses_the_corpus_and_re_embeds_the_store(tmp_path):
     assert main([*args, "--epochs", "1"]) == 0
     clips = {p: p.stat().st_mtime_ns for p in (data / "fma_small").glob("*/*.mp3")}
     first = model_fingerprint(load_checkpoint(out / "training_outputs" / "latest"))
+    # the MFCC cache as an earlier Melodex made it (mel bands up to 11025 Hz): the demo recomputes its own cache
+    features = data / "fma_mfccs_precomputed" / "features.json"
+    saved = json.loads(features.read_text())
+    saved["feature_config"]["fmax"] = 11025.0
+    features.write_text(json.dumps(saved))
     assert main([*args, "--epochs", "2"]) == 0  # another training run: another model
+    assert json.loads(features.read_text())["feature_config"] == FeatureConfig().to_dict()
+    assert len((data / "fma_mfccs_precomputed" / "index.csv").read_text().splitlines()) == len(clips) + 1
     assert {p: p.stat().st_mtime_ns for p in (data / "fma_small").glob("*/*.mp3")} == clips  # corpus reused
     second = model_fingerprint(load_checkpoint(out / "training_outputs" / "latest"))
     assert second != first

@@ -22,13 +22,23 @@ librosa = pytest.importorskip("librosa")
 def _librosa_mfcc(y: np.ndarray) -> np.ndarray:
     c = DEFAULT_FEATURES
     return librosa.feature.mfcc(
-        y=y, sr=c.sample_rate, n_mfcc=c.n_mfcc, n_fft=c.n_fft, hop_length=c.hop_length, n_mels=c.n_mels
+        y=y, sr=c.sample_rate, n_mfcc=c.n_mfcc, n_fft=c.n_fft, hop_length=c.hop_length, n_mels=c.n_mels,
+        fmin=c.fmin, fmax=c.fmax,
     )[:, : c.n_frames]
 
 
-def test_filterbank_equals_librosa():
-    ours = mel_filterbank(SAMPLE_RATE, 2048, 128, 0.0, SAMPLE_RATE / 2)
-    np.testing.assert_allclose(ours, librosa.filters.mel(sr=SAMPLE_RATE, n_fft=2048, n_mels=128), atol=1e-7)
+@pytest.mark.parametrize("fmax", [DEFAULT_FEATURES.fmax, SAMPLE_RATE / 2])  # today's default and Nyquist (before)
+def test_filterbank_equals_librosa(fmax):
+    ours = mel_filterbank(SAMPLE_RATE, 2048, 128, 0.0, fmax)
+    np.testing.assert_allclose(ours, librosa.filters.mel(sr=SAMPLE_RATE, n_fft=2048, n_mels=128, fmax=fmax), atol=1e-7)
+
+
+def test_mel_bands_stop_below_the_cut_of_low_rate_files():
+    """No mel band reaches past 10.2 kHz, where a 22.05 kHz mono mp3 at 48 kbit/s is cut off."""
+    assert DEFAULT_FEATURES.fmax <= 10000.0
+    bank = mel_filterbank(SAMPLE_RATE, 2048, 128, 0.0, DEFAULT_FEATURES.fmax)
+    freqs = np.fft.rfftfreq(2048, 1.0 / SAMPLE_RATE)
+    assert not bank[:, freqs > 10000.0].any()
 
 
 def test_dct_equals_scipy():
@@ -81,7 +91,7 @@ def test_shorter_window_is_padded_to_fixed_frames(rng):
     y = _music_like(rng, 10.0)
     out = compute_mfcc(y, cfg)
     assert out.shape == (N_MFCC, N_FRAMES)
-    ref = librosa.feature.mfcc(y=y, sr=SAMPLE_RATE, n_mfcc=20, n_fft=2048, hop_length=1024)
+    ref = librosa.feature.mfcc(y=y, sr=SAMPLE_RATE, n_mfcc=20, n_fft=2048, hop_length=1024, fmax=cfg.fmax)
     np.testing.assert_allclose(out[:, : ref.shape[1]], ref, atol=1e-2)
     assert np.allclose(out[:, -1], out[:, -2])  # the padding is constant
 

@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from melodex.util.logs import setup_logging
 
     resolve_device(args.device)  # --device cuda on a CPU machine fails now, not after the corpus is made
+    _drop_stale_cache(Path(args.data) / "fma_mfccs_precomputed")
     out = Path(args.out)
     timings: list[tuple[str, float]] = []
     start = time.perf_counter()
@@ -139,6 +140,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         _summary(args, out, timings, time.perf_counter() - start)
     return 0
+
+
+def _drop_stale_cache(cache_dir: Path) -> None:
+    """Remove the demo's own MFCC cache when it was made with other feature parameters (an earlier
+    Melodex's defaults), so that ``preprocess`` recomputes it; outside the demo such a cache is refused."""
+    import shutil
+
+    from melodex.errors import CacheMismatchError
+    from melodex.features.cache import FeatureCache
+
+    cache = FeatureCache(cache_dir)
+    try:
+        saved = cache.saved_config()
+    except CacheMismatchError:
+        return  # not a Melodex cache: preprocess reports it, nothing is removed
+    if saved is None or saved == cache.config:
+        return
+    theirs, ours = saved.to_dict(), cache.config.to_dict()
+    changed = ", ".join(f"{key} {theirs[key]!r} -> {ours[key]!r}" for key in ours if theirs.get(key) != ours[key])
+    log.warning("demo: %s was made with other feature parameters (%s); recomputing it", cache_dir, changed)
+    shutil.rmtree(cache_dir)
 
 
 def _summary(args: argparse.Namespace, out: Path, timings: list[tuple[str, float]], total: float) -> None:
