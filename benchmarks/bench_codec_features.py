@@ -1,6 +1,6 @@
 """How far a lossy re-encode moves the MFCC itself, for mel bands up to Nyquist and lower.
 
-    python benchmarks/bench_codec_features.py --clips DIR                  # 60 clips, fmax 11025 10000 9000
+    python benchmarks/bench_codec_features.py --clips DIR                  # 60 clips, fmax 11025 (before) 10000 (default) 9000
     python benchmarks/bench_codec_features.py --clips DIR --fmax 11025 10500 --limit 200
 
 No model is involved: this measures the feature a model sees. Each clip's first 30 s is decoded
@@ -18,9 +18,9 @@ For every ``fmax`` the table gives, as median, 95th percentile and maximum over 
 Why: encoders for low-rate files cut everything above 10-11 kHz, and with mel bands up to
 11.025 kHz the top bands of such a file fall 60-70 dB, which the DCT spreads over all 20 MFCCs
 (``bench_robustness.py`` on real music: every version under cosine 0.95 was a 22.05 kHz mono mp3
-at 48 kbit/s). ``fmax`` is a :class:`~melodex.features.mfcc.FeatureConfig` field; changing its
-default would change every cache, model and stored vector, so this benchmark is the evidence to
-decide on, not a switch.
+at 48 kbit/s). This benchmark is the evidence on which the default ``fmax``
+(:data:`melodex.constants.FMAX`) moved from 11,025 Hz to 10,000 Hz; the earlier value stays in
+the default table for comparison.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from melodex.features.mfcc import DEFAULT_FEATURES, compute_mfcc
 from melodex.features.stats import mfcc_stats
 
 DEFAULT_CODECS = ("mp3-48k-22k-mono", "ogg-default-22k-mono", "mp3-128k", "aac-64k")
+EARLIER_FMAX = 11025.0  # Hz: the default before 10000 (the Nyquist frequency of 22.05 kHz)
 SOURCE_RATE = 44100  # Hz: the rate the versions are encoded from, as a CD-rate library's files were
 
 
@@ -83,9 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", required=True, help="folder of audio clips (any of the five formats)")
     parser.add_argument("--limit", type=int, default=60, help="at most this many clips (default 60)")
-    parser.add_argument("--fmax", type=float, nargs="+", default=[DEFAULT_FEATURES.fmax, 10000.0, 9000.0],
-                        help=f"upper mel band edges to compare, Hz (default: {DEFAULT_FEATURES.fmax:g}, the "
-                             "current default, then 10000 and 9000)")
+    parser.add_argument("--fmax", type=float, nargs="+", default=[EARLIER_FMAX, DEFAULT_FEATURES.fmax, 9000.0],
+                        help=f"upper mel band edges to compare, Hz (default: {EARLIER_FMAX:g}, Melodex's "
+                             f"earlier default, {DEFAULT_FEATURES.fmax:g}, today's, and 9000)")
     parser.add_argument("--codecs", nargs="+", default=list(DEFAULT_CODECS), choices=sorted(CODECS),
                         help=f"versions to compare with the clean clip (default: {' '.join(DEFAULT_CODECS)})")
     args = parser.parse_args()
