@@ -50,10 +50,11 @@ def make_clips(folder: Path, n: int, seconds: float = 30.0, sr: int = 44100) -> 
 def baseline(path: Path) -> np.ndarray:
     import librosa
 
-    from melodex.constants import FMAX
+    from melodex.constants import FMAX, TOP_DB
 
     y, sr = librosa.load(path, sr=22050, duration=30)
-    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, n_fft=2048, hop_length=1024, fmax=FMAX)
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=1024, fmax=FMAX)
+    return librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=TOP_DB), n_mfcc=20)
 
 
 def ceiling(path: Path) -> np.ndarray:

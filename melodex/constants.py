@@ -22,7 +22,12 @@ FMIN = 0.0  # Hz
 # Every checkpoint, MFCC cache and store records the value it was made with, so models and stores
 # made with the earlier default (11025) keep computing their features with it.
 FMAX = 10000.0
-TOP_DB = 80.0  # dynamic range kept by power_to_db, per segment
+# dB below each segment's maximum that power_to_db keeps (the floor). Not 80 (librosa's example
+# value, Melodex's earlier default): low-quality Vorbis drops quiet detail under its masking threshold,
+# and an 80 dB range still sees that; with 60 dB the demo model's embeddings of real 22.05 kHz mono
+# ogg files stay at cosine >= 0.97 to their flac (0.90-0.96 with 80 dB, bench_robustness.py).
+# Recorded like FMAX: what was made with 80 keeps computing with 80.
+TOP_DB = 60.0
 AMIN = 1e-10  # floor of the power spectrum before the log
 
 # librosa (center=True) gives 1 + SEGMENT_SAMPLES // HOP_LENGTH = 646 frames for 30 s;

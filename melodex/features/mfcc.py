@@ -6,7 +6,7 @@ The chain is librosa's default one with the parameters of :mod:`melodex.constant
    padding (librosa >= 0.10's ``pad_mode="constant"``); power spectrum ``|X|**2``.
 2. Slaney-style mel filterbank (``htk=False, norm="slaney"``), ``n_mels`` bands from ``fmin``
    to ``fmax``.
-3. ``power_to_db`` with ``ref=1.0, amin=1e-10, top_db=80``; the ``top_db`` floor is taken
+3. ``power_to_db`` with ``ref=1.0, amin=1e-10, top_db``; the ``top_db`` floor is taken
    from the maximum of each segment separately, as librosa does for one call per segment.
 4. DCT type II, orthonormal, along the mel axis; the first ``n_mfcc`` rows are kept.
 5. The first ``n_frames`` frames are kept (a 30-s segment has 646); a shorter window is padded

@@ -1,9 +1,9 @@
 """Training augmentation: what makes an embedding stay put when a clip is re-encoded.
 
 Old libraries hold 22.05 kHz mono mp3s at 48 kbit/s and Vorbis at low quality: their codecs cut
-everything above 7-11 kHz, and with a per-segment 80 dB floor those mel bands drop from music to
-the floor, which moves an MFCC a long way. So training shows the model clips that went through
-what such files went through:
+everything above 7-11 kHz, and with a per-segment floor (``top_db`` below the maximum) those mel
+bands drop from music to the floor, which moves an MFCC a long way. So training shows the model
+clips that went through what such files went through:
 
 * **crop** the segment start by a random 0 to ``crop_seconds`` (codecs shift audio by their
   delay, and a model should not care which frame grid a clip falls on);
@@ -33,7 +33,7 @@ clip's low-rate ogg) varies with the seed, 0.83-0.97 (0.90-0.97 without the warm
 
 The first four need the waveform; they make ``variants`` MFCCs per training clip once (see
 :mod:`melodex.training.variants`). Gain is applied to the MFCC itself, where it is exact: a level
-change of ``g`` dB adds ``g`` to every log-mel value and moves the 80 dB floor with them, so only
+change of ``g`` dB adds ``g`` to every log-mel value and moves the ``top_db`` floor with them, so only
 ``c0`` changes, by ``g`` times the DCT's first row sum (:func:`gain_mfcc`).
 """
 
