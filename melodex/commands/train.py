@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(**values, progress=not getattr(args, "quiet", False))
     if objective_of(config) == "contrastive":
         result = train_contrastive(config, retrieval=retrieval_report)
-        log.info("best epoch %d: validation pair accuracy %.4f", result.best_epoch, result.best_val_accuracy)
+        log.info("epoch %d kept: validation pair accuracy %.4f", result.best_epoch, result.best_val_accuracy)
     else:
         result = train(config)
         log.info("best epoch %d: validation accuracy %.4f, test accuracy %.4f", result.best_epoch,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -266,7 +267,7 @@ class ContrastiveTrainer(Trainer):
                                "spec_mask": self.config.spec_mask, "mix": self.config.mix,
                                "keep": self.config.keep, "segments": self.config.segments,
                                "segment_bank": None if self.segments is None else {
-                                   "dir": None if self.segments.root is None else str(self.segments.root),
+                                   "dir": None if self.segments.root is None else os.path.abspath(self.segments.root),
                                    **self.segment_counts},
                                "projection": [self.model.config.embedding_dim] * 2 + [self.config.projection_dim],
                                "negatives": "every other view in the batch, gathered across processes"}
