@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -87,10 +88,13 @@ def main_bench(argv: list[str] | None = None) -> None:
     parser.add_argument("--audio", type=Path, help="a folder of audio to compare contrastive and mfcc-stats on, "
                                                    "instead of the demo corpus")
     parser.add_argument("--manifest", type=Path, help="with --audio: a CSV path,artist[,album,...] naming the artists")
+    parser.add_argument("--train-args", default="", metavar="ARGS",
+                        help="with --audio: more flags for the contrastive 'melodex train', in one quoted string "
+                             "(e.g. \"--segments 8 --keep last\")")
     args = parser.parse_args(argv)
     work = Path(args.work)
-    if args.manifest and not args.audio:
-        parser.error("--manifest needs --audio")
+    if (args.manifest or args.train_args) and not args.audio:
+        parser.error("--manifest and --train-args need --audio")
     if args.audio:
         _folder_bench(args.audio, args.manifest, work, args)
         return
@@ -117,20 +121,26 @@ def _folder_bench(audio: Path, manifest: Path | None, work: Path, args) -> None:
     """Contrastive run on ``audio``, both stores, ``melodex evaluate``; prints agreement and ratio per label."""
     named = ["--manifest", str(manifest)] if manifest else []
     epochs = ["--epochs", str(args.contrastive_epochs)] if args.contrastive_epochs else []
-    _run(["train", "--objective", "contrastive", "--audio", str(audio), *named, "--cache_dir", str(work / "mfcc_cache"),
-          "--seed", str(args.seed), "--device", "cpu", *epochs, "--output_dir", str(work / "contrastive")])
+    seconds = {"train": _run(["train", "--objective", "contrastive", "--audio", str(audio), *named, "--cache_dir",
+                              str(work / "mfcc_cache"), "--seed", str(args.seed), "--device", "cpu", *epochs,
+                              *shlex.split(args.train_args), "--output_dir", str(work / "contrastive")])}
     run = _latest(work / "contrastive")
     stores = {"contrastive": work / "store_contrastive", "mfcc-stats": work / "store_mfcc_stats"}
     for store in stores.values():  # a store keeps one model's embeddings: start afresh for this run
         shutil.rmtree(store, ignore_errors=True)
-    _run(["index", "--store", str(stores["contrastive"]), "--model", str(run), "--audio", str(audio), *named,
-          "--device", "cpu"])
-    _run(["index", "--store", str(stores["mfcc-stats"]), "--features", "mfcc-stats", "--audio", str(audio), *named])
+    seconds["index"] = _run(["index", "--store", str(stores["contrastive"]), "--model", str(run), "--audio", str(audio),
+                             *named, "--device", "cpu"])
+    seconds["index mfcc-stats"] = _run(["index", "--store", str(stores["mfcc-stats"]), "--features", "mfcc-stats",
+                                        "--audio", str(audio), *named])
     report = work / "evaluate.json"
     _run(["evaluate", "--store", str(stores["contrastive"]), "--baseline-store", str(stores["mfcc-stats"]),
           "--by", "artist", "album", "--out", str(report)])
     scores = json.loads(report.read_text())["scores"]
-    print(f"\n{audio}: contrastive run {run.name}, top-10 neighbour agreement over every indexed track")
+    result = json.loads((run / "params.json").read_text())["result"]
+    print(f"\n{audio}: contrastive run {run.name} ({' '.join(['train', *shlex.split(args.train_args)])}; "
+          f"epoch {result['best_epoch']} of {result['epochs_run']} kept), top-10 neighbour agreement over every "
+          "indexed track")
+    print("seconds: " + ", ".join(f"{step} {value:.0f}" for step, value in seconds.items()))
     print(f"{'label':<8}{'tracks':>7}{'classes':>8}{'chance':>8}{'mfcc':>8}{'contr.':>8}{'x mfcc':>8}")
     for label in dict.fromkeys(s["label"] for s in scores):
         row = {s["embedding"]: s for s in scores if s["label"] == label}

@@ -98,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ssl.add_argument("--mix", type=float, default=0.5, metavar="P",
                      help="chance that a training view gets another clip of the batch mixed in 6-18 dB below it "
                           "(default: %(default)s; 0: off)")
+    ssl.add_argument("--segments", type=positive_int, default=1, metavar="N",
+                     help="views come from up to N 30-s segments spread over each track (read once, kept beside "
+                          "the cache), not only from the first (default: %(default)s)")
+    ssl.add_argument("--keep", choices=("best", "last"), default="best",
+                     help="the model kept: the epoch with the best validation pair accuracy, or the last "
+                          "(default: %(default)s)")
     out = parser.add_argument_group("output")
     out.add_argument("--output_dir", "--output-dir", default=DEFAULT_OUTPUT_ROOT, metavar="DIR",
                      help="runs are written to DIR/YYYY-MM-DD_HH-MM-SS (default: %(default)s)")
@@ -116,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(**values, progress=not getattr(args, "quiet", False))
     if objective_of(config) == "contrastive":
         result = train_contrastive(config, retrieval=retrieval_report)
-        log.info("best epoch %d: validation pair accuracy %.4f", result.best_epoch, result.best_val_accuracy)
+        log.info("epoch %d kept: validation pair accuracy %.4f", result.best_epoch, result.best_val_accuracy)
     else:
         result = train(config)
         log.info("best epoch %d: validation accuracy %.4f, test accuracy %.4f", result.best_epoch,

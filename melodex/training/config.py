@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 # Settings that define a run; --resume takes them from the run's params.json.
 _RUN_SETTINGS = ("data_dir", "metadata_dir", "kind", "subset", "batch_size", "lr", "weight_decay", "seed",
                  "cache_dir", "patience", "augment", "objective", "audio", "manifest", "temperature",
-                 "view_seconds", "projection_dim", "init_from", "spec_mask", "mix")
+                 "view_seconds", "projection_dim", "init_from", "spec_mask", "mix", "keep", "segments")
 OBJECTIVES = ("supervised", "contrastive")
+KEEPS = ("best", "last")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,10 @@ class TrainConfig:
     or files; see :mod:`melodex.training.contrastive`): ``temperature`` is NT-Xent's, each view
     is ``view_seconds`` long, and the projection head that only the loss sees maps the 512-d
     embedding to ``projection_dim``; ``spec_mask`` (a width, 0.2; 0 off) and ``mix`` (a chance, 0.5;
-    0 off) augment the training views (:mod:`melodex.training.view_augment`). ``metadata_dir`` (FMA) and
+    0 off) augment the training views (:mod:`melodex.training.view_augment`). ``segments`` (1: the
+    first segment only) lets views come from up to that many 30-s segments spread over each track
+    (:mod:`melodex.training.segment_bank`). ``keep`` ``"best"`` keeps the epoch with the best validation
+    pair accuracy, ``"last"`` the last epoch (as SimCLR does). ``metadata_dir`` (FMA) and
     ``manifest`` then only name the validation tracks' artists and albums for the retrieval report.
     ``init_from`` (a run directory or checkpoint) starts a run from another run's backbone and
     embedding weights.
@@ -69,6 +73,8 @@ class TrainConfig:
     projection_dim: int = 128
     spec_mask: float = 0.2
     mix: float = 0.5
+    keep: str = "best"
+    segments: int = 1
     init_from: str | Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +106,8 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
     changes.setdefault("augment", False)  # a run saved before augmentation existed trained without it
     for name in ("spec_mask", "mix"):  # nor did one saved before the views were masked or mixed
         changes.setdefault(name, 0.0)
+    changes.setdefault("keep", "best")  # and one saved before these options kept the best epoch
+    changes.setdefault("segments", 1)  # of views from the first segment
     changes["audio"] = tuple(changes.get("audio") or ())
     changes["epochs"] = config.epochs if config.epochs is not None else settings.get("epochs", DEFAULT_EPOCHS)
     return dataclasses.replace(config, **changes)
@@ -127,5 +135,9 @@ def check_settings(config: TrainConfig) -> None:
             raise MelodexError(f"--spec-mask must be at least 0 and below 0.5, not {config.spec_mask}")
         if not 0 <= config.mix <= 1:
             raise MelodexError(f"--mix must be between 0 and 1, not {config.mix}")
+        if config.keep not in KEEPS:
+            raise MelodexError(f"--keep must be one of {', '.join(KEEPS)}, not {config.keep!r}")
+        if int(config.segments) < 1:
+            raise MelodexError(f"--segments must be at least 1, not {config.segments}")
     elif config.audio:
         raise MelodexError("--audio is for --objective contrastive; supervised training reads --data_dir")

@@ -23,13 +23,18 @@ What is kept where:
   of each track's 10 nearest neighbours by the same artist (and album), beside chance and beside
   MFCC statistics of the same tracks; it needs artist metadata (tags, FMA metadata or a manifest).
 
-The best epoch on validation (pair accuracy, then the lower loss) is kept, as for supervised runs.
+With ``keep`` ``"best"`` (the default) the best epoch on validation (pair accuracy, then the lower
+loss) is kept, as for supervised runs; with ``"last"`` the last epoch is, as SimCLR keeps it (the pair
+accuracy of a few validation clips saturates early and says little about the embedding); ``--patience``
+then never stops a run. With ``segments`` above 1, training views are drawn from up to that many 30-s
+segments of each track (:mod:`melodex.training.segment_bank`), not only from its first.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -52,9 +57,11 @@ from melodex.training.pairs import PairViews, audio_dataset, pair_loader, view_f
 from melodex.training.preprocess import preprocess_dataset
 from melodex.training.runs import PARAMS_NAME, RETRIEVAL_REPORT_NAME, read_json, resolve_run_dir, write_json
 from melodex.training.runtime import epoch_seed, json_number
-from melodex.training.trainer import Trainer
+from melodex.training.segment_bank import SegmentBank
+from melodex.training.trainer import Best, Trainer
 from melodex.training.view_augment import mask_views, mix_views
 from melodex.util.atomic import atomic_write
+from melodex.util.workers import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +116,8 @@ class ContrastiveTrainer(Trainer):
         super().__init__(config, device, dataset, run_dir, group)
         self.frames = view_frames(self.features, config.view_seconds)
         self.negatives = 0  # the most negatives a view met in a training step (all processes' views)
+        self.segments: SegmentBank | None = None
+        self.segment_counts: dict[str, float] = {}
         self.pair_net = PairNet(self.model, config.projection_dim).to(device)
         self.optimizer = torch.optim.Adam(self.pair_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
@@ -119,6 +128,18 @@ class ContrastiveTrainer(Trainer):
     def default_augment(self) -> AugmentConfig:
         """Contrastive runs keep the augmentation they were measured with (no warm-up, ``prob`` 0.7)."""
         return CONTRASTIVE_AUGMENT
+
+    def _prepare_augmentation(self, settings: AugmentConfig | None = None) -> None:
+        """The augmented variants, and with ``config.segments`` above 1 the training tracks' further segments."""
+        super()._prepare_augmentation(settings)
+        if self.config.segments > 1:
+            self.segments = SegmentBank.beside(self.config.cache_dir, self.features, self.config.segments)
+            workers = self.config.num_workers if self.config.num_workers is not None else max(
+                1, min(4, usable_cores() // self.group.local_world_size))  # as for the variants: a worker per core
+            self.segment_counts = self.group.on_main(self.segments.fill, self.data["training"].tracks,
+                                                     num_workers=workers, progress=self.config.progress)
+            if self.segments.root is None and self.group.active:  # an in-memory bank lives on rank 0 alone
+                self.segments.fill(self.data["training"].tracks, num_workers=workers, progress=False)
 
     def trained_module(self) -> nn.Module:
         return self.pair_net
@@ -133,7 +154,8 @@ class ContrastiveTrainer(Trainer):
         training = split == "training" and self.bank is not None
         augment = self.bank.augment if training else None
         return PairViews(self.data[split], self.bank if training else None, frames=self.frames, seed=self.config.seed,
-                         epoch=epoch, prob=augment.prob if augment else 0.0, gain_db=augment.gain_db if augment else 0.0)
+                         epoch=epoch, prob=augment.prob if augment else 0.0, gain_db=augment.gain_db if augment else 0.0,
+                         segments=self.segments if split == "training" else None)
 
     # -- the run -----------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
@@ -152,6 +174,8 @@ class ContrastiveTrainer(Trainer):
         self.group.share_failures(self.failures["training"])
         if not seen:
             raise DatasetError(f"{', '.join(cfg.audio)}: no training track could be loaded")
+        if cfg.keep == "last":
+            self.best = Best()  # so that the epoch just trained is the one kept (and patience never runs out)
         return loss_sum / seen, correct / seen
 
     def _augment(self, views: torch.Tensor) -> torch.Tensor:
@@ -221,11 +245,12 @@ class ContrastiveTrainer(Trainer):
             report, scores = "No validation tracks to score retrieval on.\n", {}
         with atomic_write(self.run_dir / RETRIEVAL_REPORT_NAME, "w", encoding="utf-8") as handle:
             handle.write(f"Melodex contrastive run {self.run_dir.name}: retrieval on {len(tracks)} validation "
-                         f"tracks (best epoch {self.best.epoch})\n{report}")
+                         f"tracks ({self.config.keep} epoch {self.best.epoch})\n{report}")
         params = read_json(self.run_dir / PARAMS_NAME)
         params["result"] = {
             "best_epoch": self.best.epoch, "best_val_accuracy": json_number(self.best.val_accuracy),
             "best_val_loss": json_number(self.best.val_loss), "epochs_run": self.last_epoch(),
+            "kept": self.config.keep,
             "stopped_early": self.stopped_early, "retrieval": scores, "negatives_per_view": self.negatives,
             "failed_files": {s: sorted(f.reasons.values()) for s, f in self.failures.items() if f.reasons},
         }
@@ -240,6 +265,10 @@ class ContrastiveTrainer(Trainer):
         params["objective"] = {"name": "contrastive", "temperature": self.config.temperature,
                                "view_seconds": self.config.view_seconds, "view_frames": self.frames,
                                "spec_mask": self.config.spec_mask, "mix": self.config.mix,
+                               "keep": self.config.keep, "segments": self.config.segments,
+                               "segment_bank": None if self.segments is None else {
+                                   "dir": None if self.segments.root is None else os.path.abspath(self.segments.root),
+                                   **self.segment_counts},
                                "projection": [self.model.config.embedding_dim] * 2 + [self.config.projection_dim],
                                "negatives": "every other view in the batch, gathered across processes"}
         return params

@@ -11,7 +11,11 @@ independent random offsets from the real (unpadded) audio of the track's first s
 probability ``augment.prob``, taken from one of the clip's augmented variants (low-pass, codec,
 noise, shifted start; :mod:`melodex.training.variants`) instead of the clean MFCC, and given a
 random gain. The MFCC comes from the cache when it holds the file as it is now, else the file
-is decoded, so memory stays bounded by a batch whatever the number of files.
+is decoded, so memory stays bounded by a batch whatever the number of files. With a
+:class:`~melodex.training.segment_bank.SegmentBank` (``--segments N``), each view first picks one of
+the track's segments (the first one or a further one, uniformly and independently of the other view),
+so the two views of a pair usually come from places far apart in the track; a further segment has
+no augmented variants, so its views are clean (with the random gain).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from melodex.errors import DatasetError
 from melodex.features.mfcc import FeatureConfig
 from melodex.training.augment import gain_mfcc
 from melodex.training.data import MfccDataset, make_loader
+from melodex.training.segment_bank import SegmentBank
 from melodex.training.variants import VariantBank
 
 VALIDATION_SHARE = 0.1
@@ -105,8 +110,9 @@ class PairViews(torch.utils.data.Dataset):
     """
 
     def __init__(self, base: MfccDataset, bank: VariantBank | None, *, frames: int, seed: int, epoch: int,
-                 prob: float = 0.0, gain_db: float = 0.0):
+                 prob: float = 0.0, gain_db: float = 0.0, segments: SegmentBank | None = None):
         self.base, self.bank, self.frames, self.seed, self.epoch = base, bank, frames, seed, epoch
+        self.segments = segments
         self.prob, self.gain_db = (prob, gain_db) if bank is not None else (0.0, 0.0)
         self.tracks = base.tracks
 
@@ -120,7 +126,8 @@ class PairViews(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         real = self._real_frames(clean.numpy())
         variants = self.bank.get(self.tracks[index]) if self.bank is not None and self.prob > 0 else None
-        views = [self._view(clean.numpy(), variants, real, rng) for _ in range(2)]
+        further = self.segments.get(self.tracks[index]) if self.segments is not None else None
+        views = [self._view(clean.numpy(), variants, real, rng, further) for _ in range(2)]
         return index, torch.from_numpy(views[0]), torch.from_numpy(views[1]), None
 
     @staticmethod
@@ -129,8 +136,12 @@ class PairViews(torch.utils.data.Dataset):
         differs = np.flatnonzero(np.any(mfcc != mfcc[:, -1:], axis=0))
         return int(differs[-1]) + 2 if len(differs) else mfcc.shape[-1]
 
-    def _view(self, clean: np.ndarray, variants: np.ndarray | None, real: int, rng: np.random.Generator) -> np.ndarray:
+    def _view(self, clean: np.ndarray, variants: np.ndarray | None, real: int, rng: np.random.Generator,
+              further: np.ndarray | None = None) -> np.ndarray:
         source = clean
+        segment = int(rng.integers(1 + len(further))) if further is not None and len(further) else 0
+        if segment:  # a further segment: full, and without variants
+            source, real, variants = further[segment - 1], further.shape[-1], None
         if variants is not None and rng.random() < self.prob:
             source = np.asarray(variants[int(rng.integers(len(variants)))])
         start = int(rng.integers(0, max(0, real - self.frames) + 1))
