@@ -138,17 +138,13 @@ class SegmentStream(torch.utils.data.IterableDataset):
 
 
 class WorkerInit:
-    """Set up each decoding worker: one torch thread, Ctrl-C left to the main process, and death
-    with it. A terminal's Ctrl-C reaches the whole process group: a worker that took it too ended at
-    once, and when that happened while the main process was busy writing a result, the DataLoader
-    reported "worker exited unexpectedly" (exit 1) before the main process saw its own Ctrl-C (130).
-    The main process stops the workers itself when it closes the DataLoader."""
+    """Set up each decoding worker: one torch thread, and die with the main process."""
 
     def __init__(self) -> None:
         self.parent_pid = os.getpid()
 
     def __call__(self, _worker_id: int) -> None:
-        start_worker(self.parent_pid, ignore_sigint=True)
+        start_worker(self.parent_pid)
 
 
 # Take segments as workers finish them (torch >= 2.6); the reorder buffer restores file order.
