@@ -118,7 +118,11 @@ def run_script(args: list[str], cwd: Path | None = None, timeout: float = 600):
 def signal_when(args: list[str], ready, sig: int, timeout: float = 240) -> tuple[int, str]:
     """Start ``python *args`` in a process group of its own; once ``ready()`` holds, send ``sig`` to
     the whole group (as a terminal's Ctrl-C does, decoding workers included); returns
-    (exit status, stderr). Fails when the run ended before it could be signalled."""
+    (exit status, stderr). Fails when the run ended before it could be signalled.
+
+    The child starts with Ctrl-C's default disposition, as a program started from a terminal does:
+    a test run started in the background (``nohup make test &``) has SIGINT ignored, which every
+    descendant inherits and Python keeps, so the run would never see the signal."""
     import contextlib
     import signal
     import subprocess
@@ -126,7 +130,8 @@ def signal_when(args: list[str], ready, sig: int, timeout: float = 240) -> tuple
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + timeout
         while proc.poll() is None and not ready() and time.monotonic() < deadline:

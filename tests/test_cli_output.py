@@ -145,7 +145,7 @@ def test_ctrl_c_during_infer_says_what_was_written_and_how_to_resume(clips, mode
             "--batch-size", "1", "--device", "cpu", "-q"]
     status, err = interrupt_when(args, lambda: _count_lines(out) >= 3)
     written = _count_lines(out)
-    assert status == 130 and 3 <= written < N_CLIPS
+    assert status == 130 and 3 <= written < N_CLIPS, err
     assert err.splitlines() == [(f"interrupted: {written} result(s) are in {out}; "
                                  "run the same command with --resume to continue")]
     assert main([*args, "--resume"]) == 1  # the broken clip fails again; every other one is there once
@@ -159,7 +159,7 @@ def test_ctrl_c_during_index_keeps_what_was_embedded(clips, model, tmp_path):
             "--batch-size", "1", "--device", "cpu", "--part-size", "4", "-q"]
     status, err = interrupt_when(args, lambda: len(list(store.glob("parts/*.parquet"))) >= 2)
     kept = len(LibraryStore(store))
-    assert status == 130 and 8 <= kept < N_CLIPS
+    assert status == 130 and 8 <= kept < N_CLIPS, err
     assert err.splitlines() == [(f"interrupted: the {kept} track(s) embedded so far are kept in {store}; "
                                  "run the same command again to add the rest")]
     assert main(args) == 1  # the rest (the broken clip fails)
