@@ -129,9 +129,12 @@ def signal_when(args: list[str], ready, sig: int, timeout: float = 240) -> tuple
     import time
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # the default disposition is set by a prelude that then execs the run (not preexec_fn, which is
+    # unsafe in a process with threads); a disposition of SIG_DFL survives exec
+    prelude = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", prelude, *args], env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while proc.poll() is None and not ready() and time.monotonic() < deadline:
