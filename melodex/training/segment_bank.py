@@ -20,22 +20,20 @@ file gets new segments. Without a cache directory the bank lives in memory for t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from melodex.audio.decode import stream_audio
 from melodex.audio.segments import sliding_segments
 from melodex.datasets.base import Track
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
-from melodex.util.atomic import atomic_write
+from melodex.training.track_bank import TrackBank
 
 log = logging.getLogger(__name__)
 
@@ -75,61 +73,26 @@ def make_segments(track: Track, features: FeatureConfig, segments: int) -> np.nd
     return out
 
 
-class SegmentBank:
+class SegmentBank(TrackBank):
     """The further segments of a set of tracks, on disk under ``root`` or (``root`` None) in memory."""
 
     def __init__(self, root: str | Path | None, features: FeatureConfig, segments: int):
+        super().__init__(root, fingerprint(features, segments))
         self.features, self.segments = features, segments
-        self.root = None if root is None else Path(root) / fingerprint(features, segments)
-        self._memory: dict[str, np.ndarray] = {}
 
     @classmethod
     def beside(cls, cache_dir: str | Path | None, features: FeatureConfig, segments: int) -> SegmentBank:
         """The bank of an MFCC cache: under ``<cache_dir>/segments``, or in memory without a cache."""
         return cls(None if cache_dir is None else Path(cache_dir) / SEGMENT_DIR, features, segments)
 
-    def name(self, track: Track) -> str | None:
-        """The entry's name: the key with the source file's size and mtime (None: no such file)."""
-        try:
-            stat = Path(track.path).stat()
-        except OSError:
-            return None
-        return f"{track.key}-{stat.st_size}-{stat.st_mtime_ns}"
-
-    def _path(self, name: str) -> Path:
-        return self.root / name[:3] / f"{name}.npy"
-
     def get(self, track: Track) -> np.ndarray | None:
         """The further segments of ``track`` [shape=(k, n_mfcc, n_frames)], memory-mapped, or None."""
-        name = self.name(track)
-        if name is None or self.root is None:
-            return self._memory.get(name)
-        try:
-            found = np.load(self._path(name), mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
+        found = self.load(track)
+        if found is None:
             return None
         shape_ok = found.ndim == 3 and found.shape[0] < self.segments and found.shape[1:] == (
             self.features.n_mfcc, self.features.n_frames)
         return found if shape_ok and found.dtype == np.float32 else None
-
-    def has(self, track: Track) -> bool:
-        name = self.name(track)
-        if name is None or self.root is None:
-            return name in self._memory
-        return self._path(name).is_file()
-
-    def put(self, track: Track, segments: np.ndarray) -> None:
-        name = self.name(track)
-        if name is None:
-            return
-        segments = np.ascontiguousarray(segments, dtype=np.float32)
-        if self.root is None:
-            self._memory[name] = segments
-            return
-        buffer = io.BytesIO()
-        np.save(buffer, segments, allow_pickle=False)
-        with atomic_write(self._path(name), "wb") as handle:
-            handle.write(buffer.getbuffer())
 
     def fill(self, tracks: Sequence[Track], *, num_workers: int = 0, progress: bool = True) -> dict[str, float]:
         """Make the segments every track of ``tracks`` lacks; returns counts of ``{"tracks", "made",
@@ -137,40 +100,11 @@ class SegmentBank:
         bank) and the ``"seconds"`` it took. A file that cannot be decoded is counted, never raised: its
         views come from its first segment alone."""
         started = time.perf_counter()
-        missing = [t for t in tracks if not self.has(t)]
-        counts = {"tracks": len(tracks), "made": 0, "kept": len(tracks) - len(missing), "failed": 0}
-        loader = torch.utils.data.DataLoader(_Maker(missing, self.features, self.segments), batch_size=None,
-                                             num_workers=num_workers if missing else 0, collate_fn=_as_is)
-        for index, segments, reason in tqdm(loader, total=len(missing), desc="track segments", unit="track",
-                                            leave=False, disable=None if progress else True):
-            if segments is None:
-                counts["failed"] += 1
-                log.debug("no further segments of %s: %s", missing[index].path, reason)
-                continue
-            self.put(missing[index], segments)
-            counts["made"] += 1
+        make = partial(make_segments, features=self.features, segments=self.segments)
+        counts = {"tracks": len(tracks), **self.make_missing(tracks, make, num_workers=num_workers, progress=progress,
+                                                             desc="track segments", unit="track")}
         counts["segments"] = sum(len(s) for s in map(self.get, tracks) if s is not None)
         counts["seconds"] = round(time.perf_counter() - started, 1)
         log.info("views across tracks: %(segments)d further segments of %(tracks)d training tracks (%(made)d tracks "
                  "read now in %(seconds).0f s, %(kept)d kept from before, %(failed)d not decodable)", counts)
         return counts
-
-
-class _Maker(torch.utils.data.Dataset):
-    """Items ``(index, segments or None, reason or None)``: the DataLoader's workers decode the tracks."""
-
-    def __init__(self, tracks: Sequence[Track], features: FeatureConfig, segments: int):
-        self.tracks, self.features, self.segments = list(tracks), features, segments
-
-    def __len__(self) -> int:
-        return len(self.tracks)
-
-    def __getitem__(self, index: int):
-        try:
-            return index, make_segments(self.tracks[index], self.features, self.segments), None
-        except Exception as exc:  # noqa: BLE001 (one odd file costs its further segments, never the run)
-            return index, None, f"{type(exc).__name__}: {exc}"
-
-
-def _as_is(item):
-    return item

@@ -20,24 +20,23 @@ gets new variants. Without a cache directory the bank lives in memory for the ru
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import time
 import zlib
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from melodex.audio.decode import load_audio
 from melodex.datasets.base import Track
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
 from melodex.training.augment import AugmentConfig, augment_waveform, gain_mfcc
 from melodex.training.data import MfccDataset, make_loader
-from melodex.util.atomic import atomic_write
+from melodex.training.track_bank import TrackBank
 
 log = logging.getLogger(__name__)
 
@@ -70,102 +69,36 @@ def make_variants(track: Track, features: FeatureConfig, augment: AugmentConfig)
     return mfcc
 
 
-class VariantBank:
+class VariantBank(TrackBank):
     """The augmented MFCCs of a set of clips, on disk under ``root`` or (``root`` None) in memory."""
 
     def __init__(self, root: str | Path | None, features: FeatureConfig, augment: AugmentConfig):
+        super().__init__(root, fingerprint(features, augment))
         self.features, self.augment = features, augment
-        self.root = None if root is None else Path(root) / fingerprint(features, augment)
-        self._memory: dict[str, np.ndarray] = {}
 
     @classmethod
     def beside(cls, cache_dir: str | Path | None, features: FeatureConfig, augment: AugmentConfig) -> VariantBank:
         """The bank of an MFCC cache: under ``<cache_dir>/augmented``, or in memory without a cache."""
         return cls(None if cache_dir is None else Path(cache_dir) / BANK_DIR, features, augment)
 
-    def name(self, track: Track) -> str | None:
-        """The entry's name: the key with the source file's size and mtime (None: no such file)."""
-        try:
-            stat = Path(track.path).stat()
-        except OSError:
-            return None
-        return f"{track.key}-{stat.st_size}-{stat.st_mtime_ns}"
-
-    def _path(self, name: str) -> Path:
-        return self.root / name[:3] / f"{name}.npy"
-
     def get(self, track: Track) -> np.ndarray | None:
         """The variants of ``track`` [shape=(variants, n_mfcc, n_frames)], or None when there are none."""
-        name = self.name(track)
-        if name is None or self.root is None:
-            return self._memory.get(name)
-        try:  # mapped, so that reading one variant reads one variant's bytes
-            variants = np.load(self._path(name), mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
-            return None
+        variants = self.load(track)
         expected = (self.augment.variants, self.features.n_mfcc, self.features.n_frames)
-        return variants if variants.shape == expected and variants.dtype == np.float32 else None
-
-    def has(self, track: Track) -> bool:
-        name = self.name(track)
-        if name is None or self.root is None:
-            return name in self._memory
-        return self._path(name).is_file()
-
-    def put(self, track: Track, variants: np.ndarray) -> None:
-        name = self.name(track)
-        if name is None:
-            return
-        variants = np.ascontiguousarray(variants, dtype=np.float32)
-        if self.root is None:
-            self._memory[name] = variants
-            return
-        buffer = io.BytesIO()
-        np.save(buffer, variants, allow_pickle=False)
-        with atomic_write(self._path(name), "wb") as handle:
-            handle.write(buffer.getbuffer())
+        return variants if variants is not None and variants.shape == expected and variants.dtype == np.float32 else None
 
     def fill(self, tracks: Sequence[Track], *, num_workers: int = 0, progress: bool = True) -> dict[str, float]:
         """Make the variants every track of ``tracks`` lacks; returns counts of
         ``{"clips", "made", "kept", "failed"}`` and the ``"seconds"`` it took. A clip that cannot be decoded
         is counted, never raised: it trains on its clean MFCC (and the training loop names it if that fails too)."""
         started = time.perf_counter()
-        missing = [t for t in tracks if not self.has(t)]
-        counts = {"clips": len(tracks), "made": 0, "kept": len(tracks) - len(missing), "failed": 0}
-        loader = torch.utils.data.DataLoader(_Maker(missing, self.features, self.augment), batch_size=None,
-                                             num_workers=num_workers if missing else 0, collate_fn=_as_is)
-        for index, variants, reason in tqdm(loader, total=len(missing), desc="augmented variants", unit="clip",
-                                            leave=False, disable=None if progress else True):
-            if variants is None:
-                counts["failed"] += 1
-                log.debug("no augmented variants of %s: %s", missing[index].path, reason)
-                continue
-            self.put(missing[index], variants)
-            counts["made"] += 1
+        make = partial(make_variants, features=self.features, augment=self.augment)
+        counts = {"clips": len(tracks), **self.make_missing(tracks, make, num_workers=num_workers, progress=progress,
+                                                            desc="augmented variants", unit="clip")}
         counts["seconds"] = round(time.perf_counter() - started, 1)
         log.info("augmentation: variants of %(clips)d training clips (%(made)d made now in %(seconds).0f s, %(kept)d "
                  "kept from before, %(failed)d not decodable: those train clean)", counts)
         return counts
-
-
-class _Maker(torch.utils.data.Dataset):
-    """Items ``(index, variants or None, reason or None)``: the DataLoader's workers make variants."""
-
-    def __init__(self, tracks: Sequence[Track], features: FeatureConfig, augment: AugmentConfig):
-        self.tracks, self.features, self.augment = list(tracks), features, augment
-
-    def __len__(self) -> int:
-        return len(self.tracks)
-
-    def __getitem__(self, index: int):
-        try:
-            return index, make_variants(self.tracks[index], self.features, self.augment), None
-        except Exception as exc:  # noqa: BLE001 (one odd file costs its variants, never the run)
-            return index, None, f"{type(exc).__name__}: {exc}"
-
-
-def _as_is(item):
-    return item
 
 
 class AugmentedView(torch.utils.data.Dataset):
