@@ -157,9 +157,8 @@ def _drop_stale_cache(cache_dir: Path) -> None:
         return  # not a Melodex cache: preprocess reports it, nothing is removed
     if saved is None or saved == cache.config:
         return
-    theirs, ours = saved.to_dict(), cache.config.to_dict()
-    changed = ", ".join(f"{key} {theirs[key]!r} -> {ours[key]!r}" for key in ours if theirs.get(key) != ours[key])
-    log.warning("demo: %s was made with other feature parameters (%s); recomputing it", cache_dir, changed)
+    log.warning("demo: %s was made with other feature parameters (%s); recomputing it", cache_dir,
+                cache.differences(saved))
     shutil.rmtree(cache_dir)
 
 

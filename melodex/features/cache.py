@@ -162,12 +162,15 @@ class FeatureCache:
         """Raise :class:`CacheMismatchError` when the cache was made with other parameters."""
         saved = self.saved_config()
         if saved is not None and saved != self.config:
-            theirs, ours = saved.to_dict(), self.config.to_dict()
-            diff = ", ".join(f"{k}={theirs[k]!r} (wanted {ours[k]!r})" for k in ours if theirs.get(k) != ours[k])
             raise CacheMismatchError(
-                f"{self.root}: cache was made with other feature parameters: {diff}; "
+                f"{self.root}: cache was made with other feature parameters: {self.differences(saved)}; "
                 "use another --cache_dir or delete this one"
             )
+
+    def differences(self, saved: FeatureConfig) -> str:
+        """The parameters where ``saved`` differs from this cache's, as ``name=theirs (wanted ours)``."""
+        theirs, ours = saved.to_dict(), self.config.to_dict()
+        return ", ".join(f"{k}={theirs[k]!r} (wanted {ours[k]!r})" for k in ours if theirs.get(k) != ours[k])
 
     def initialise(self) -> None:
         """Create the directory and its ``features.json`` (after :meth:`check`)."""
