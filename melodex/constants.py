@@ -35,7 +35,7 @@ AMIN = 1e-10  # floor of the power spectrum before the log
 N_FRAMES = 640
 FRAMES_PER_SEGMENT = 1 + SEGMENT_SAMPLES // HOP_LENGTH  # 646
 
-AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".m4a", ".ogg")
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".m4a", ".ogg", ".opus")  # .opus: Ogg Opus, read by libsndfile
 
 DEFAULT_CACHE_DIR = "data/fma_mfccs_precomputed"
 DEFAULT_OUTPUT_ROOT = "training_outputs"

@@ -27,6 +27,18 @@ def test_every_format_decodes_to_mono_22050(make_audio, ext):
     assert 0.1 < float(np.sqrt(np.mean(audio**2))) < 0.4
 
 
+@pytest.mark.parametrize("name", ["clip.opus", "CLIP.OPUS"])
+def test_ogg_opus_decodes_and_is_found(make_audio, name):
+    # Opus runs at 48 kHz whatever the input's rate; libsndfile decodes it (and resamples to 22050).
+    path = make_audio(name, seconds=3.0, sr=48000)
+    assert find_audio_files([path.parent]) == [path]
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(audio.size / SAMPLE_RATE - 3.0) < 0.1
+    assert 0.1 < float(np.sqrt(np.mean(audio**2))) < 0.4
+    assert load_audio_and_length(path)[1] == pytest.approx(3.0, abs=0.05)
+
+
 def test_duration_limits_what_is_decoded(make_audio):
     path = make_audio("long.flac", seconds=12.0)
     audio = load_audio(path, duration=5.0)

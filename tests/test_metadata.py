@@ -1,4 +1,4 @@
-"""Tags from all five formats, FMA track fields, manifests, dates; broken tags never crash."""
+"""Tags from every format (.opus too), FMA track fields, manifests, dates; broken tags never crash."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ TAGS = {"artist": "Ana Ödön", "title": "Song <One>", "album": "First", "date":
 
 
 def _audio(path: Path) -> Path:
-    t = np.arange(22050) / 22050
-    return write_audio(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    sr = 48000 if path.suffix == ".opus" else 22050  # Opus takes 8, 12, 16, 24 or 48 kHz
+    t = np.arange(sr) / sr
+    return write_audio(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr)
 
 
 def _tag_easy(path: Path, tags: dict[str, str]) -> None:
@@ -43,7 +44,7 @@ def _tag_wav_id3(path: Path, tags: dict[str, str]) -> None:
     audio.save()
 
 
-@pytest.mark.parametrize("ext", [".mp3", ".flac", ".ogg", ".m4a", ".wav"])
+@pytest.mark.parametrize("ext", [".mp3", ".flac", ".ogg", ".opus", ".m4a", ".wav"])
 def test_tags_are_read_from_every_format(tmp_path, ext):
     path = _audio(tmp_path / f"song{ext}")
     (_tag_wav_id3 if ext == ".wav" else _tag_easy)(path, TAGS)

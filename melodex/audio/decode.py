@@ -2,7 +2,8 @@
 
 Two maintained decoders sit behind one function:
 
-* **libsndfile** (through ``soundfile``, with mpg123 for mp3) reads wav, flac, ogg and mp3.
+* **libsndfile** (through ``soundfile``, with mpg123 for mp3) reads wav, flac, ogg,
+  opus (Ogg Opus) and mp3.
   It seeks exactly and reads only the frames asked for. Where the shared libmpg123 is
   installed, an mp3 that libsndfile has opened is then read through it directly, mixed to mono
   inside the decoder (:mod:`melodex.audio.mpg123`): the same samples, about 10% less CPU.
@@ -43,7 +44,7 @@ from melodex.errors import AudioLoadError
 log = logging.getLogger(__name__)
 
 # Formats libsndfile decodes well; the rest go straight to FFmpeg.
-_SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3"})
+_SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3"})
 _BLOCK_SECONDS = 10.0  # native-rate block size when streaming a whole file
 # an opened file: native rate, its mono blocks, and its length in seconds from libsndfile's header
 _Opened = tuple[int, Iterator[np.ndarray], float | None]

@@ -18,7 +18,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-_SNDFILE = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
+_SNDFILE = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
+           ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:

@@ -8,7 +8,7 @@ Examples:
   melodex infer --model m.pth --audio /mnt/music --output r.jsonl --engine ray --address auto  # on a Ray cluster
 
 Files are processed in sorted-path order; directories are searched recursively for
-.mp3 .wav .flac .m4a .ogg (any letter case). By default each file's first 30 s is analysed
+.mp3 .wav .flac .m4a .ogg .opus (any letter case). By default each file's first 30 s is analysed
 (zero-padded when shorter); --full slides 30-s windows over the whole file. A file's
 probabilities are the mean of its segments' softmax outputs, its embedding the mean of its
 segments' 512-d embeddings.

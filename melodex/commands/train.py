@@ -16,7 +16,7 @@ it trains with DistributedDataParallel, N processes on shares of the training sp
 writes the run (see "On a cluster" in the README).
 
 Without labels: --objective contrastive --audio DIR [DIR ...] trains the same CNN and 512-d
-embedding self-supervised on any folders of audio (mp3, wav, flac, m4a, ogg; no metadata needed):
+embedding self-supervised on any folders of audio (mp3, wav, flac, m4a, ogg, opus; no metadata needed):
 two windows of --view-seconds cut at random offsets from one track (each maybe augmented, then
 maybe mixed with another clip of the batch underneath (--mix) and masked SpecAugment-style
 (--spec-mask)) are a positive pair, the other tracks in the batch are negatives (NT-Xent at --temperature; under torchrun

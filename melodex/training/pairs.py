@@ -1,8 +1,9 @@
 """Unlabelled audio for self-supervised training: the tracks of some folders, and pairs of views of each.
 
-:func:`audio_dataset` lists any folders of audio (the five formats, found as every command finds
-files) as a :class:`~melodex.datasets.base.Dataset` without labels: 90% of the tracks train, 10%
-are held out for validation (a hash of the key decides, so adding files moves no other track).
+:func:`audio_dataset` lists any folders of audio (every format of
+:data:`~melodex.constants.AUDIO_EXTENSIONS`, found as every command finds files) as a
+:class:`~melodex.datasets.base.Dataset` without labels: 90% of the tracks train, 10% are held out
+for validation (a hash of the key decides, so adding files moves no other track).
 A file named as FMA names its audio (``NNN/NNNNNN.mp3``) gets FMA's key, any other the key the
 folder loader would give it, so the MFCC cache that ``melodex preprocess`` filled is found.
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from melodex.audio.files import find_audio_files
+from melodex.constants import AUDIO_EXTENSIONS
 from melodex.datasets.base import Dataset, Track
 from melodex.datasets.splits import hash_order, key_from_relpath
 from melodex.errors import DatasetError
@@ -52,7 +54,7 @@ def audio_dataset(inputs: Sequence[str | Path], *, seed: int = 0) -> Dataset:
     except FileNotFoundError as exc:
         raise DatasetError(str(exc)) from None
     if not files:
-        raise DatasetError(f"{', '.join(map(str, inputs))}: no audio files (.mp3, .wav, .flac, .m4a, .ogg) found")
+        raise DatasetError(f"{', '.join(map(str, inputs))}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) found")
     taken: set[str] = set()
     keys = [_key(path, inputs, taken) for path in files]
     held_out = _validation(keys, seed)
