@@ -85,6 +85,9 @@ def test_contrastive_run_writes_the_usual_files_and_a_headless_model(contrastive
     hyper = params["hyperparameters"]
     assert (hyper["objective"], hyper["loss"], hyper["temperature"]) == ("contrastive", "nt_xent", 0.1)
     assert params["objective"]["projection"] == [512, 512, 128]
+    # supervised training's dataset options are not written into a run that never used them
+    assert not {"data_dir", "kind", "subset"} & (set(hyper) | set(params["dataset"]))
+    assert hyper["audio"] and params["dataset"]["tracks"] == N_FILES
     assert params["labels"] == [] and params["augmentation"]["enabled"] is True
     assert params["augmentation"]["clips"] == params["split_sizes"]["training"] == N_FILES - 2
     settings = AugmentConfig().to_dict()  # contrastive runs keep theirs: no warm-up, prob 0.7

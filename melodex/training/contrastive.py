@@ -261,6 +261,9 @@ class ContrastiveTrainer(Trainer):
 
     def params(self) -> dict[str, Any]:
         params = super().params()
+        for name in ("data_dir", "kind", "subset"):  # supervised training's dataset options, unused here
+            params["hyperparameters"].pop(name)
+            params["dataset"].pop(name)
         params["hyperparameters"].update(loss="nt_xent", view_frames=self.frames)
         params["objective"] = {"name": "contrastive", "temperature": self.config.temperature,
                                "view_seconds": self.config.view_seconds, "view_frames": self.frames,
