@@ -228,3 +228,40 @@ def test_masked_and_mixed_views_train_and_are_recorded_and_old_runs_resume_witho
     old = {"hyperparameters": {"objective": "contrastive", "view_seconds": 5.0}}  # saved before the flags
     resumed = settings_for_resume(TrainConfig(spec_mask=0.3, mix=1.0), old)
     assert (resumed.spec_mask, resumed.mix) == (0.0, 0.0)
+
+
+def test_train_flags_default_to_the_settings_train_config_defines():
+    """One definition of each default: `melodex train` with no flags asks for TrainConfig's own defaults."""
+    import dataclasses
+
+    from melodex.cli import get_parser
+    from melodex.training.config import TrainConfig
+
+    args = vars(get_parser().parse_args(["train"]))
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in args}
+    assert len(fields) > 20
+    assert {name: (tuple(args[name]) if name == "audio" else args[name]) for name in fields} == fields
+
+
+def test_contrastive_epochs_default_grows_on_a_small_collection():
+    from melodex.constants import CONTRASTIVE_MAX_EPOCHS, DEFAULT_EPOCHS
+    from melodex.training.config import epochs_for
+
+    assert epochs_for("supervised", 10) == DEFAULT_EPOCHS
+    assert epochs_for("contrastive", 119) == 295  # the 132-track real-music corpus, 10% held out
+    assert epochs_for("contrastive", 100_000) == DEFAULT_EPOCHS
+    assert epochs_for("contrastive", 3) == CONTRASTIVE_MAX_EPOCHS
+
+
+def test_contrastive_run_without_epochs_trains_the_default_for_its_size(unlabeled, tmp_path, monkeypatch):
+    from melodex.training import config
+
+    monkeypatch.setattr(config, "DEFAULT_EPOCHS", 1)  # so the rule's answer, not the floor, decides
+    monkeypatch.setattr(config, "CONTRASTIVE_PAIRS", 2 * (N_FILES - 2))  # 2 epochs of the training tracks
+    folder, _ = unlabeled
+    assert main([*_args(folder, tmp_path / "cache", tmp_path / "runs", "--no-augment"), "-q"]) == 0
+    (run,) = _runs(tmp_path / "runs")
+    params = json.loads((run / "params.json").read_text())
+    assert params["split_sizes"]["training"] == N_FILES - 2
+    assert params["hyperparameters"]["epochs"] == 2 and len(_history(run)) == 2
+    assert (params["hyperparameters"]["keep"], params["hyperparameters"]["segments"]) == ("last", 8)

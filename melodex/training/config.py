@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from melodex.constants import DEFAULT_CACHE_DIR, DEFAULT_EPOCHS, DEFAULT_OUTPUT_ROOT
+from melodex.constants import (
+    CONTRASTIVE_MAX_EPOCHS,
+    CONTRASTIVE_PAIRS,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_EPOCHS,
+    DEFAULT_OUTPUT_ROOT,
+)
 from melodex.errors import MelodexError
 from melodex.model.checkpoint import WEIGHTS_NAME
 
@@ -29,7 +36,7 @@ KEEPS = ("best", "last")
 class TrainConfig:
     """Every setting of a training run.
 
-    ``epochs`` None means 50 for a new run and the saved number when resuming. With ``resume``
+    ``epochs`` None means :func:`epochs_for` for a new run and the saved number when resuming. With ``resume``
     (a run directory, a run name under ``output_dir``, or ``"latest"``) the run's own data,
     optimiser, seed and batch settings are used; ``epochs``, ``device``, ``num_workers`` and
     ``progress`` may change. ``augment`` (on by default) trains on augmented clips as
@@ -38,11 +45,12 @@ class TrainConfig:
     ``objective`` ``"contrastive"`` trains without labels on the files under ``audio`` (folders
     or files; see :mod:`melodex.training.contrastive`): ``temperature`` is NT-Xent's, each view
     is ``view_seconds`` long, and the projection head that only the loss sees maps the 512-d
-    embedding to ``projection_dim``; ``spec_mask`` (a width, 0.2; 0 off) and ``mix`` (a chance, 0.5;
-    0 off) augment the training views (:mod:`melodex.training.view_augment`). ``segments`` (1: the
+    embedding to ``projection_dim``; ``spec_mask`` (a width; 0, the default, off) and ``mix`` (a chance;
+    0 off) make the training views harder (:mod:`melodex.training.view_augment`). ``segments`` (8; 1: the
     first segment only) lets views come from up to that many 30-s segments spread over each track
-    (:mod:`melodex.training.segment_bank`). ``keep`` ``"best"`` keeps the epoch with the best validation
-    pair accuracy, ``"last"`` the last epoch (as SimCLR does). ``metadata_dir`` (FMA) and
+    (:mod:`melodex.training.segment_bank`). ``keep`` ``"last"`` keeps the last epoch (as SimCLR does),
+    ``"best"`` the epoch with the best validation pair accuracy. These defaults are the settings measured
+    best on real music (README, "Benchmarks"); runs saved before them resume with their own. ``metadata_dir`` (FMA) and
     ``manifest`` then only name the validation tracks' artists and albums for the retrieval report.
     ``init_from`` (a run directory or checkpoint) starts a run from another run's backbone and
     embedding weights.
@@ -71,10 +79,10 @@ class TrainConfig:
     temperature: float = 0.1
     view_seconds: float = 5.0
     projection_dim: int = 128
-    spec_mask: float = 0.2
-    mix: float = 0.5
-    keep: str = "best"
-    segments: int = 1
+    spec_mask: float = 0.0
+    mix: float = 0.0
+    keep: str = "last"
+    segments: int = 8
     init_from: str | Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +107,15 @@ class TrainResult:
         return self.run_dir / WEIGHTS_NAME
 
 
+def epochs_for(objective: str, training_tracks: int) -> int:
+    """The epochs a new run trains without ``--epochs``: ``DEFAULT_EPOCHS``; a contrastive run on a
+    small collection more, enough to see ``CONTRASTIVE_PAIRS`` training pairs (at most
+    ``CONTRASTIVE_MAX_EPOCHS``). A pair is two views of one track; an epoch shows one per training track."""
+    if objective != "contrastive" or training_tracks < 1:
+        return DEFAULT_EPOCHS
+    return max(DEFAULT_EPOCHS, min(CONTRASTIVE_MAX_EPOCHS, math.ceil(CONTRASTIVE_PAIRS / training_tracks)))
+
+
 def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     """``config`` with the run-defining settings taken from a saved ``params.json``."""
     settings = saved.get("hyperparameters", {})
@@ -115,8 +132,8 @@ def settings_for_resume(config: TrainConfig, saved: dict[str, Any]) -> TrainConf
 
 def check_settings(config: TrainConfig) -> None:
     """Raise :class:`MelodexError` (one line naming the flag) for a setting no run can use."""
-    for name in ("epochs", "batch_size"):
-        if int(getattr(config, name)) < 1:
+    for name in ("epochs", "batch_size"):  # epochs None: the default, known once the data is
+        if getattr(config, name) is not None and int(getattr(config, name)) < 1:
             raise MelodexError(f"--{name} must be at least 1, not {getattr(config, name)}")
     if config.lr <= 0:
         raise MelodexError(f"--lr must be positive, not {config.lr}")

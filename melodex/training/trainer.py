@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from melodex.constants import DEFAULT_EPOCHS
 from melodex.datasets import load_dataset
 from melodex.datasets.base import SPLITS, Dataset
 from melodex.errors import DatasetError, ResumeError
@@ -36,7 +35,7 @@ from melodex.model.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpo
 from melodex.model.cnn import GenreCNN, ModelConfig, place_model
 from melodex.training import runtime
 from melodex.training.augment import DEFAULT_AUGMENT, AugmentConfig
-from melodex.training.config import TrainConfig, TrainResult, check_settings, settings_for_resume
+from melodex.training.config import TrainConfig, TrainResult, check_settings, epochs_for, settings_for_resume
 from melodex.training.data import FailureLog, MfccDataset, feature_statistics, make_loader, open_cache
 from melodex.training.distributed import Group, from_environment
 from melodex.training.runs import (
@@ -117,11 +116,12 @@ class Trainer:
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def start(cls, config: TrainConfig, device: torch.device, group: Group | None = None) -> Trainer:
-        config = replace(config, epochs=config.epochs if config.epochs is not None else DEFAULT_EPOCHS)
         check_settings(config)
         dataset = cls.load_dataset(config)
         trainer = cls(config, device, dataset, None, group)
-        log.info("tracks: %s", ", ".join(f"{n} {trainer.dataset_size(n)}" for n in SPLITS))
+        epochs = config.epochs or epochs_for(config.objective, trainer.dataset_size("training"))  # None: default
+        trainer.config = config = replace(config, epochs=epochs)
+        log.info("tracks: %s; epochs: %d", ", ".join(f"{s} {trainer.dataset_size(s)}" for s in SPLITS), epochs)
         trainer._normalise()
         if config.init_from is not None:
             start_from(trainer.model, config.init_from)
