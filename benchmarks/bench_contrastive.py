@@ -90,7 +90,7 @@ def main_bench(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest", type=Path, help="with --audio: a CSV path,artist[,album,...] naming the artists")
     parser.add_argument("--train-args", default="", metavar="ARGS",
                         help="with --audio: more flags for the contrastive 'melodex train', in one quoted string "
-                             "(e.g. \"--segments 8 --keep last\")")
+                             "after '=' (e.g. --train-args=\"--mix 0.5 --spec-mask 0.2\")")
     args = parser.parse_args(argv)
     work = Path(args.work)
     if (args.manifest or args.train_args) and not args.audio:
