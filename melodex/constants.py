@@ -54,7 +54,7 @@ UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed":
 DEFAULT_PART_SIZE = 256  # tracks per appended store part while indexing
 DEFAULT_EPOCHS = 50
 # A contrastive run without --epochs trains at least DEFAULT_EPOCHS, and on a small collection as many
-# more as show it CONTRASTIVE_PAIRS training pairs (300 epochs of 117 tracks), at most CONTRASTIVE_MAX_EPOCHS:
+# more as show it CONTRASTIVE_PAIRS training pairs (295 epochs of 119 tracks), at most CONTRASTIVE_MAX_EPOCHS:
 # on real music the embedding kept improving well past 50 epochs there (README, "Benchmarks")
 CONTRASTIVE_PAIRS = 35_000
 CONTRASTIVE_MAX_EPOCHS = 600

@@ -17,8 +17,7 @@ made elsewhere differed by up to 3.8e-5, their embeddings by 2e-8). So numbers a
 within a tolerance: arrays with ``assert_allclose`` (an MFCC, whose values run to hundreds, with
 an absolute tolerance of 1e-4, the MFCC's own agreement with librosa), and in the text files
 every number written with a decimal point or an exponent within ``RTOL``/``ATOL``; everything
-else in a text file (names, keys, order, separators, integers)
-must be the same byte for byte.
+else in a text file (names, keys, order, separators, integers) must be the same byte for byte.
 
 Normalisation: none. Every run works in a directory holding ``clips/`` and ``tiny.pth`` and
 passes relative paths, so the ``audio_file`` fields are the same on every run; the outputs

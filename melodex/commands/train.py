@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 
 from melodex.commands.options import (
     add_batch_size,
@@ -65,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=positive_int, default=None,
                        help=f"epochs to train (default: {DEFAULT_EPOCHS}; contrastive: at least {DEFAULT_EPOCHS}, on a "
                             f"small collection enough to show {CONTRASTIVE_PAIRS:,} training pairs, at most "
-                            f"{CONTRASTIVE_MAX_EPOCHS}: 295 epochs of 119 tracks; with --resume: the run's own)")
+                            f"{CONTRASTIVE_MAX_EPOCHS}: {math.ceil(CONTRASTIVE_PAIRS / 119)} epochs of 119 tracks; with --resume: "
+                            "the run's own)")
     add_batch_size(group, default=32, what="tracks per training step")
     group.add_argument("--lr", "--learning_rate", "--learning-rate", type=float, default=1e-3,
                        help="Adam learning rate (default: %(default)s)")

@@ -36,24 +36,24 @@ KEEPS = ("best", "last")
 class TrainConfig:
     """Every setting of a training run.
 
-    ``epochs`` None means :func:`epochs_for` for a new run and the saved number when resuming. With ``resume``
-    (a run directory, a run name under ``output_dir``, or ``"latest"``) the run's own data,
-    optimiser, seed and batch settings are used; ``epochs``, ``device``, ``num_workers`` and
+    ``epochs`` None means :func:`epochs_for` for a new run and the saved number when resuming.
+    With ``resume`` (a run directory, a run name under ``output_dir``, or ``"latest"``) the run's
+    own data, optimiser, seed and batch settings are used; ``epochs``, ``device``, ``num_workers`` and
     ``progress`` may change. ``augment`` (on by default) trains on augmented clips as
     :mod:`melodex.training.augment` describes; False trains on the clean MFCCs only, as before.
 
     ``objective`` ``"contrastive"`` trains without labels on the files under ``audio`` (folders
     or files; see :mod:`melodex.training.contrastive`): ``temperature`` is NT-Xent's, each view
     is ``view_seconds`` long, and the projection head that only the loss sees maps the 512-d
-    embedding to ``projection_dim``; ``spec_mask`` (a width; 0, the default, off) and ``mix`` (a chance;
-    0 off) make the training views harder (:mod:`melodex.training.view_augment`). ``segments`` (8; 1: the
-    first segment only) lets views come from up to that many 30-s segments spread over each track
-    (:mod:`melodex.training.segment_bank`). ``keep`` ``"last"`` keeps the last epoch (as SimCLR does),
-    ``"best"`` the epoch with the best validation pair accuracy. These defaults are the settings measured
-    best on real music (README, "Benchmarks"); runs saved before them resume with their own. ``metadata_dir`` (FMA) and
-    ``manifest`` then only name the validation tracks' artists and albums for the retrieval report.
-    ``init_from`` (a run directory or checkpoint) starts a run from another run's backbone and
-    embedding weights.
+    embedding to ``projection_dim``; ``spec_mask`` (a width; 0, the default, off) and ``mix`` (a
+    chance; 0 off) make the training views harder (:mod:`melodex.training.view_augment`).
+    ``segments`` (8; 1: the first segment only) lets views come from up to that many 30-s segments
+    spread over each track (:mod:`melodex.training.segment_bank`). ``keep`` ``"last"`` keeps the
+    last epoch (as SimCLR does), ``"best"`` the epoch with the best validation pair accuracy.
+    These defaults are the settings measured best on real music (README, "Benchmarks"); runs saved
+    before them resume with their own. ``metadata_dir`` (FMA) and ``manifest`` then only name the
+    validation tracks' artists and albums for the retrieval report. ``init_from`` (a run directory
+    or checkpoint) starts a run from another run's backbone and embedding weights.
     """
 
     data_dir: str | Path = "data/fma_small"
