@@ -23,7 +23,8 @@ Every number is measured in the same run, over the same files:
   time it hardly depends on what else the machine is doing, so the ratio of inference to
   decode CPU projects what idle cores would give (printed under the table);
 * **peak RSS**: the inference run in a child process, its resident memory plus all of its
-  children's (the decoding workers), sampled every 20 ms.
+  children's (the decoding workers), sampled every 20 ms; in separate runs, as sampling costs
+  CPU that the throughput runs would lose.
 
 Targets: inference in steady state >= 75% of the 2-process decode ceiling (issue 6/6 item 4);
 peak RSS for the large count within 10% of the small one. ``MELODEX_NO_MPG123=1`` measures
@@ -155,8 +156,10 @@ def child_main(args: argparse.Namespace) -> None:
 
 
 def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = None, legacy: bool = False,
-                  env: dict[str, str] | None = None) -> dict:
-    """Run inference over ``n`` files in a child process; its time and peak RSS (with children)."""
+                  env: dict[str, str] | None = None, rss: bool = False) -> dict:
+    """Run inference over ``n`` files in a child process; its time, and with ``rss`` its peak RSS
+    (with children). Sampling the RSS costs ~1.3 ms of CPU every 20 ms (listing the child's
+    processes), which would be taken from the run it measures, so the throughput runs skip it."""
     import psutil
 
     cmd = [sys.executable, __file__, "--child-files", str(n), "--model", str(model),
@@ -167,7 +170,7 @@ def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = N
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
     parent = psutil.Process(proc.pid)
     peak = 0
-    while proc.poll() is None:
+    while rss and proc.poll() is None:
         try:
             procs = [parent] + parent.children(recursive=True)
             rss = 0
@@ -181,9 +184,10 @@ def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = N
             pass
         time.sleep(0.02)
     out = proc.stdout.read()
+    proc.wait()
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed ({proc.returncode})")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss": peak}
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss": peak if rss else None}
 
 
 def make_model(workdir: Path) -> Path:
@@ -273,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_rss:
             return 0
         small, large = args.rss_files
-        rss_small = measure_child(small, model, workdir)
-        rss_large = measure_child(large, model, workdir)
+        rss_small = measure_child(small, model, workdir, rss=True)
+        rss_large = measure_child(large, model, workdir, rss=True)
         print(f"\npeak RSS of an inference run, main process + workers (default settings)\n")
         print(f"{'files':>6} {'peak RSS (MiB)':>15} {'files/s':>8} {'vs ' + str(small) + ' files':>14}")
         for count, m in ((small, rss_small), (large, rss_large)):

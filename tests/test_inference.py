@@ -235,6 +235,39 @@ def test_streaming_equals_the_legacy_path(full, tree, checkpoint, tmp_path):
             np.testing.assert_allclose(list(sa["predictions"].values()), list(sb["predictions"].values()), atol=1e-5)
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["first", "full"])
+def test_the_model_in_the_workers_gives_the_main_process_results(full, tree, checkpoint, monkeypatch, caplog):
+    """On the CPU with every core taken by workers, the workers run the model themselves; the
+    files, order, errors and numbers are those of the model run in the main process."""
+    import melodex.inference.predictor as predictor_module
+
+    assert predictor_module.model_in_workers(torch.device("cpu"), predictor_module.usable_cores())
+    assert not predictor_module.model_in_workers(torch.device("cpu"), 0)
+    assert not predictor_module.model_in_workers(torch.device("cuda"), predictor_module.usable_cores())
+    options = {"full": full, "hop_seconds": 20.0 if full else None}
+    runs = {}
+    for in_workers in (True, False):
+        monkeypatch.setattr(predictor_module, "model_in_workers", lambda device, workers, flag=in_workers: flag)
+        predictor = Predictor(checkpoint, device="cpu", batch_size=3, num_workers=2)
+        assert predictor.num_workers == min(2, os.cpu_count() or 1)
+        caplog.clear()
+        with caplog.at_level("DEBUG", logger="melodex.inference.predictor"):
+            runs[in_workers] = list(predictor.predict([tree], **options))
+        where = "the workers" if in_workers else "this process"
+        assert any(f"on cpu in {where}" in record.getMessage() for record in caplog.records)
+    workers, main_process = runs[True], runs[False]
+    assert [r.audio_file for r in workers] == [r.audio_file for r in main_process]
+    assert [r.error for r in workers] == [r.error for r in main_process]
+    assert sum(r.error is not None for r in workers) == 1  # the corrupt mp3, as a result
+    for a, b in zip(workers, main_process):
+        if a.ok:
+            assert [(s.index, s.start_time, s.end_time) for s in a.segments] == \
+                [(s.index, s.start_time, s.end_time) for s in b.segments]
+            assert a.duration == b.duration
+            np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-5, rtol=1e-5)
+            np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
+
+
 def test_predictor_api(tree, checkpoint):
     from melodex.model.checkpoint import load_model
 

@@ -13,12 +13,21 @@ How files stream (the default path): a torch ``DataLoader`` over
 :class:`~melodex.inference.stream.SegmentStream`, an ``IterableDataset`` sharded across
 ``num_workers`` processes (worker ``w`` decodes files ``w, w+W, ...``). Each
 item is one segment's MFCC, computed in the worker with the checkpoint's
-:class:`~melodex.features.mfcc.FeatureConfig` and tagged with its file's index; a worker sends
-its items in lists of ``batch_size / num_workers``. The main process
-groups ``batch_size`` segments per forward pass, adds the outputs to per-file accumulators
-and hands finished files on in sorted-path order through a small reorder buffer. Prefetch is
-bounded, and nothing holds more than the files in flight, so memory stays flat however many
-files there are. ``legacy=True`` is the reference path: decode one file, run it, next.
+:class:`~melodex.features.mfcc.FeatureConfig` and tagged with its file's index. Where the model
+runs depends on the cores (:func:`model_in_workers`):
+
+* when the workers take every core and the model is on the CPU (a laptop, a 2-core runner),
+  each worker runs the model on its own lists of ``batch_size`` segments
+  (:class:`~melodex.inference.stream.RunModel`) and sends outputs, not MFCCs. A third busy
+  process, the main one running the model, would share the workers' cores and caches: on 2
+  cores that cost ~10% more CPU a file;
+* otherwise (a GPU, or cores to spare) a worker sends its MFCCs in lists of
+  ``batch_size / num_workers`` and the main process groups ``batch_size`` segments per forward.
+
+The main process adds the outputs to per-file accumulators and hands finished files on in
+sorted-path order through a small reorder buffer. Prefetch is bounded, and nothing holds more
+than the files in flight, so memory stays flat however many files there are. ``legacy=True``
+is the reference path: decode one file, run it, next.
 
 A file that cannot be decoded does not stop the run: its :class:`FileResult` carries
 ``error`` (the reason in one line) and the next file follows.
@@ -27,6 +36,7 @@ A file that cannot be decoded does not stop the run: its :class:`FileResult` car
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -44,6 +54,7 @@ from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, Segment
 from melodex.inference.stream import (
     UNORDERED,
     DecodeSettings,
+    RunModel,
     SegmentItem,
     SegmentStream,
     WorkerInit,
@@ -91,6 +102,12 @@ class _Accumulator:
             embedding=None if self.emb_sum is None else (self.emb_sum / n).astype(np.float32),
             fingerprint=fingerprint,
         )
+
+
+def model_in_workers(device: torch.device, workers: int) -> bool:
+    """True when the decoding workers should run the model themselves: on the CPU, when they
+    take every core this process may use (so the main process would only compete with them)."""
+    return device.type == "cpu" and workers > 0 and workers >= usable_cores()
 
 
 def _main_threads(workers: int) -> int:
@@ -233,13 +250,20 @@ class Predictor:
         if not files:
             return
         mode = self._mode(settings)
-        # A worker sends its segments in lists of batch_size / workers, two lists ahead: a message
-        # costs the main process 0.2-0.3 ms and a worker ~0.1 ms (queue, pickling, the loader's
-        # bookkeeping) whatever it carries, and first-30s mode has one segment per file.
+        in_workers = model_in_workers(self.device, workers)
+        # A worker sends its segments in lists, two lists ahead: a message costs the main process
+        # 0.2-0.3 ms and a worker ~0.1 ms (queue, pickling, the loader's bookkeeping) whatever it
+        # carries, and first-30s mode has one segment per file. A worker that runs the model
+        # sends one forward pass's outputs per list; else batch_size / workers MFCCs.
+        if in_workers:
+            per_list = self.batch_size
+            collate = RunModel(functools.partial(model_outputs, self._net, device=self.device))
+        else:
+            per_list, collate = (math.ceil(self.batch_size / workers) if workers else 1), identity
         loader = torch.utils.data.DataLoader(
             SegmentStream(files, settings),
-            batch_size=math.ceil(self.batch_size / workers) if workers else 1,
-            collate_fn=identity,
+            batch_size=per_list,
+            collate_fn=collate,
             num_workers=workers,
             worker_init_fn=WorkerInit() if workers else None,
             prefetch_factor=2 if workers else None,
@@ -250,21 +274,24 @@ class Predictor:
         batch: list[SegmentItem] = []
         next_index = 0
 
+        def add(item: SegmentItem, probs: np.ndarray, emb: np.ndarray) -> None:
+            acc = open_files.get(item.file_index)
+            if acc is None:  # the file failed after this segment was queued
+                return
+            acc.add(item, probs, emb)
+            if item.last:
+                ready[item.file_index] = acc.result(item.duration, item.fingerprint)
+                del open_files[item.file_index]
+
         def run_batch() -> None:
             probs, embs = self._forward([it.mfcc for it in batch])
             for item, p, e in zip(batch, probs, embs):
-                acc = open_files.get(item.file_index)
-                if acc is None:  # the file failed after this segment was queued
-                    continue
-                acc.add(item, p, e)
-                if item.last:
-                    ready[item.file_index] = acc.result(item.duration, item.fingerprint)
-                    del open_files[item.file_index]
+                add(item, p, e)
             batch.clear()
 
-        threads = _main_threads(workers)
-        log.debug("streaming %d files: %d decoding workers, %d torch threads for the model on %s",
-                  len(files), workers, threads, self.device)
+        threads = 1 if in_workers else _main_threads(workers)
+        log.debug("streaming %d files: %d decoding workers, the model on %s in %s", len(files), workers,
+                  self.device, "the workers" if in_workers else f"this process ({threads} torch threads)")
         with _torch_threads(threads):
             stream = iter(loader)
             try:
@@ -278,9 +305,12 @@ class Predictor:
                             if item.file_index not in open_files:
                                 open_files[item.file_index] = _Accumulator(
                                     files[item.file_index], mode, self.labels, embeddings)
-                            batch.append(item)
-                            if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
-                                run_batch()
+                            if item.outputs is not None:  # the worker ran the model
+                                add(item, *item.outputs)
+                            else:
+                                batch.append(item)
+                                if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
+                                    run_batch()
                         while next_index in ready:
                             yield ready.pop(next_index)
                             next_index += 1
