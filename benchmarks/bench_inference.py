@@ -19,9 +19,12 @@ Every number is measured in the same run, over the same files:
   moment nine tenths are, for the ceilings and for inference alike, so neither the start
   (pool or worker start-up, model loading, first batches) nor the drain at the end (one
   worker still busy while the other has nothing left) counts. ``seconds`` is the whole run;
-* **CPU ms/file**: user + system time of the run and of its workers, per file. Unlike wall
-  time it hardly depends on what else the machine is doing, so the ratio of inference to
-  decode CPU projects what idle cores would give (printed under the table);
+* **CPU ms/file**: user + system time of the run and of its workers, per file, start-up
+  included; **steady CPU ms/file**: the same between the first and the last tenth of the files
+  (:class:`SteadyCPU`). Unlike wall time it hardly depends on what else the machine is doing
+  (other virtual machines' load on a shared host, which moves the wall-time ratio of a pair by
+  +-0.1), so the ratio of the ceiling's steady CPU to inference's projects what idle cores
+  would give (printed under the table);
 * **peak RSS**: the inference run in a child process, its resident memory plus all of its
   children's (the decoding workers), sampled every 20 ms; in separate runs, as sampling costs
   CPU that the throughput runs would lose.
@@ -95,6 +98,41 @@ def cpu_seconds() -> float:
     return total
 
 
+class SteadyCPU:
+    """CPU seconds (user + system) of this process and its live children (pool or decoding
+    workers) between the completions that open and close the steady window of ``n`` files.
+
+    Sampled twice per run, so it costs nothing measurable; unlike the whole run's CPU it leaves
+    out start-up (imports, model loading, pool start) and the drain, and unlike wall time it
+    hardly moves with what else the machine is doing.
+    """
+
+    def __init__(self, n: int):
+        self.lo, self.hi = n // 10, n - 1 - n // 10
+        self.marks: dict[int, float] = {}
+
+    def done(self, count: int) -> None:
+        """Call after each completion; ``count`` files are done."""
+        if count - 1 in (self.lo, self.hi):
+            import psutil
+
+            me = psutil.Process()
+            total = 0.0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except psutil.Error:
+                    pass
+            self.marks[count - 1] = total
+
+    def per_file(self) -> float | None:
+        """Steady CPU seconds per file, or None when the window was too short to mark."""
+        if len(self.marks) < 2 or self.hi <= self.lo:
+            return None
+        return (self.marks[self.hi] - self.marks[self.lo]) / (self.hi - self.lo)
+
+
 def steady_rate(stamps: list[float]) -> float:
     """Files/s between the first tenth and the last tenth of ``stamps`` (completion times)."""
     stamps = sorted(stamps)
@@ -108,10 +146,12 @@ def decode_ceiling(paths: list[Path], processes: int) -> dict:
     """Wall and CPU seconds, and the steady rate, to ``sf.read`` every file with ``processes`` processes."""
     cpu, start = cpu_seconds(), time.perf_counter()
     stamps = []
+    steady = SteadyCPU(len(paths))
     if processes <= 1:
         for p in paths:
             _read(p)
             stamps.append(time.perf_counter())
+            steady.done(len(stamps))
     else:
         import multiprocessing as mp
 
@@ -119,7 +159,9 @@ def decode_ceiling(paths: list[Path], processes: int) -> dict:
             start = time.perf_counter()  # the pool's start-up is not decoding
             for _ in pool.imap_unordered(_read, paths, chunksize=1):
                 stamps.append(time.perf_counter())
-    return {"seconds": stamps[-1] - start, "cpu": cpu_seconds() - cpu, "rate": steady_rate(stamps)}
+                steady.done(len(stamps))
+    return {"seconds": stamps[-1] - start, "cpu": cpu_seconds() - cpu, "rate": steady_rate(stamps),
+            "steady_cpu": steady.per_file()}
 
 
 def run_inference(paths: list[Path], model: Path, out: Path, *, workers: int | None, legacy: bool) -> float:
@@ -133,19 +175,21 @@ def run_inference(paths: list[Path], model: Path, out: Path, *, workers: int | N
     predictor = Predictor(model, device="cpu", **kwargs)
     n_ok = 0
     stamps = []
+    steady = SteadyCPU(len(paths))
     cpu, start = cpu_seconds(), time.perf_counter()
     with get_writer("jsonl")(out, mode="first-30s") as writer:
         for result in predictor.predict(paths, legacy=legacy):
             writer.write_result(result)
             n_ok += result.ok
             stamps.append(time.perf_counter())
+            steady.done(len(stamps))
     seconds = time.perf_counter() - start
     # the workers have been joined when predict() ends, so their CPU time is counted
     cpu = cpu_seconds() - cpu
     if n_ok != len(paths):
         raise SystemExit(f"only {n_ok} of {len(paths)} files succeeded")
     del torch
-    return {"seconds": seconds, "cpu": cpu, "rate": steady_rate(stamps)}
+    return {"seconds": seconds, "cpu": cpu, "rate": steady_rate(stamps), "steady_cpu": steady.per_file()}
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -244,11 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[tuple[str, dict]] = []
         ceiling1 = decode_ceiling(paths, 1)
         rows.append(("sf.read ceiling, 1 process", ceiling1))
-        ratios, ratios_sndfile = [], []
+        ratios, ratios_sndfile, cpu_ratios = [], [], []
         for rep in range(args.repeat):  # ceiling and inference side by side, so load changes hit both
             ceiling2 = decode_ceiling(paths, 2)
             infer = measure_child(n, model, workdir)
             ratios.append(infer["rate"] / ceiling2["rate"])
+            if infer["steady_cpu"] and ceiling2["steady_cpu"]:
+                cpu_ratios.append(ceiling2["steady_cpu"] / infer["steady_cpu"])
             rows += [(f"sf.read ceiling, 2 processes #{rep + 1}", ceiling2),
                      (f"infer, default ({default_workers} workers) #{rep + 1}", infer)]
             if args.compare_libsndfile:
@@ -259,20 +305,25 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("infer, --use-legacy", measure_child(n, model, workdir, legacy=True)))
 
         print(f"\nfirst-30s inference on the CPU, {n} files of 30 s (44.1 kHz stereo mp3)\n")
-        print(f"{'run':<42} {'seconds':>8} {'steady files/s':>15} {'vs 2-proc ceiling':>18} {'CPU ms/file':>12}")
+        print(f"{'run':<42} {'seconds':>8} {'steady files/s':>15} {'vs 2-proc ceiling':>18} {'CPU ms/file':>12}"
+              f" {'steady CPU ms/file':>19}")
         reference = next(m for name, m in rows if name.startswith("sf.read ceiling, 2"))  # the first pair's
         for name, m in rows:
             reference = m if name.startswith("sf.read ceiling, 2") else reference
+            steady = f"{1000 * m['steady_cpu']:19.1f}" if m.get("steady_cpu") else f"{'-':>19}"
             print(f"{name:<42} {m['seconds']:8.2f} {m['rate']:15.1f} {m['rate'] / reference['rate']:17.0%}"
-                  f" {1000 * m['cpu'] / n:12.1f}")
+                  f" {1000 * m['cpu'] / n:12.1f} {steady}")
         print(f"\nsteady-state inference / 2-process sf.read ceiling, median of {len(ratios)}: "
               f"{statistics.median(ratios):.2f} (each: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.75)")
         if ratios_sndfile:
             print(f"the same with mp3 read through libsndfile only: {statistics.median(ratios_sndfile):.2f} "
                   f"(each: {', '.join(f'{r:.2f}' for r in ratios_sndfile)})")
         ratio = statistics.median(m["cpu"] for name, m in rows if name.startswith("infer, default")) / ceiling1["cpu"]
-        print(f"CPU per file, inference / sf.read: {ratio:.2f}. With {cores} otherwise idle cores, inference would "
-              f"run at about {1 / ratio:.0%} of the {min(cores, 2)}-process ceiling.")
+        print(f"CPU per file over the whole run (start-up included), inference / sf.read: {ratio:.2f}")
+        if cpu_ratios:
+            print(f"steady-state CPU per file, 2-process sf.read / inference, median of {len(cpu_ratios)}: "
+                  f"{statistics.median(cpu_ratios):.2f} (each: {', '.join(f'{r:.2f}' for r in cpu_ratios)}): "
+                  f"the steady-state ratio {min(cores, 2)} otherwise idle cores would give")
         print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
         if args.no_rss:
             return 0

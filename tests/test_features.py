@@ -104,6 +104,22 @@ def test_module_runs_on_torch_tensors():
     assert tuple(out.shape) == (2, N_MFCC, N_FRAMES)
 
 
+
+def test_the_gpus_dense_path_equals_the_cpus_blocked_path(rng, monkeypatch):
+    """The whole-batch dense mel power a GPU takes, run here on the CPU, gives the MFCCs of the
+    blocked sparse path the CPU takes: for full segments, a shorter (padded) one and a batch."""
+    import torch
+
+    module = MFCC()
+    batch = torch.from_numpy(np.stack([_music_like(np.random.default_rng(s), 30.0) for s in range(2)]))
+    short = torch.from_numpy(_music_like(rng, 7.5)).unsqueeze(0)
+    blocked = [module(batch), module(short)]
+    monkeypatch.setattr(module, "_mel_power", module._mel_power_dense)
+    dense = [module(batch), module(short)]
+    for a, b in zip(blocked, dense):
+        assert a.shape == b.shape == (a.shape[0], N_MFCC, N_FRAMES)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=0)
+
 def test_config_round_trip_and_unknown_keys():
     cfg = FeatureConfig(n_mfcc=13)
     assert FeatureConfig.from_dict(cfg.to_dict()) == cfg

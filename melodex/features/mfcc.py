@@ -162,7 +162,7 @@ class MFCC(torch.nn.Module):
         return self._mfcc(audio)
 
     def _mel_power(self, audio: torch.Tensor) -> torch.Tensor:
-        """Mel power spectrogram ``(B, T, n_mels)`` of ``audio`` ``(B, samples)``.
+        """Mel power spectrogram ``(B, n_mels, T)`` of ``audio`` ``(B, samples)``.
 
         Frames are cut by hand (``center=True``, zero padding of ``n_fft // 2`` each side) and
         transformed with a plain rfft: on the CPU that is ~4x faster than ``torch.stft``.
@@ -170,42 +170,52 @@ class MFCC(torch.nn.Module):
         (about 2 non-zeros per FFT bin) is applied as a sparse matrix: together ~2x faster
         than one dense pass. On a GPU the whole batch goes at once through dense kernels.
         """
+        if audio.device.type != "cpu":
+            return self._mel_power_dense(audio)
         cfg = self.config
         half = cfg.n_fft // 2
-        if audio.device.type != "cpu":
-            frames = torch.nn.functional.pad(audio, (half, half)).unfold(-1, cfg.n_fft, cfg.hop_length)
-            spec = torch.fft.rfft(frames * self.window)
-            return torch.matmul(spec.real.square() + spec.imag.square(), self.mel_basis.T)
         if self._sparse_basis is None:
             with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul is stable
                 warnings.simplefilter("ignore", UserWarning)
                 self._sparse_basis = self.mel_basis.to_sparse_csr()
         batch, n_frames = audio.shape[0], 1 + audio.shape[-1] // cfg.hop_length
-        out = torch.empty(batch, n_frames, cfg.n_mels)
+        out = torch.empty(batch, cfg.n_mels, n_frames)
         windowed = torch.empty(_CPU_FRAME_BLOCK, cfg.n_fft)
+        power_t = torch.empty(half + 1, _CPU_FRAME_BLOCK)
         for b in range(batch):
             for lo in range(0, n_frames, _CPU_FRAME_BLOCK):
-                block = _frame_block(audio[b], lo, min(lo + _CPU_FRAME_BLOCK, n_frames), cfg.n_fft, cfg.hop_length)
-                framed = torch.mul(block, self.window, out=windowed[: block.shape[0]])
+                hi = min(lo + _CPU_FRAME_BLOCK, n_frames)
+                block = _frame_block(audio[b], lo, hi, cfg.n_fft, cfg.hop_length)
+                framed = torch.mul(block, self.window, out=windowed[: hi - lo])
                 # squared in place (the rfft's own buffer) in one contiguous pass; re**2 + im**2
                 # from strided views is ~1.5x slower
                 squares = torch.view_as_real(torch.fft.rfft(framed)).square_()
-                power = squares[..., 0] + squares[..., 1]  # (t, 1 + n_fft/2), the same floats
-                out[b, lo : lo + _CPU_FRAME_BLOCK] = torch.matmul(self._sparse_basis, power.T).T
+                # the sum written bin-major, as the sparse product wants its dense side: one pass
+                # adds and transposes (a separate transposing copy was a tenth of the MFCC)
+                power = torch.add(squares[..., 0].T, squares[..., 1].T, out=power_t[:, : hi - lo])
+                out[b, :, lo:hi] = torch.mm(self._sparse_basis, power)
         return out
+
+    def _mel_power_dense(self, audio: torch.Tensor) -> torch.Tensor:
+        """:meth:`_mel_power` for a GPU: the whole batch through dense kernels at once."""
+        cfg = self.config
+        half = cfg.n_fft // 2
+        frames = torch.nn.functional.pad(audio, (half, half)).unfold(-1, cfg.n_fft, cfg.hop_length)
+        spec = torch.fft.rfft(frames * self.window)
+        return torch.matmul(spec.real.square() + spec.imag.square(), self.mel_basis.T).transpose(1, 2)
 
     def _mfcc(self, audio: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        mel = self._mel_power(audio)  # (B, T, n_mels)
+        mel = self._mel_power(audio)  # (B, n_mels, T)
         log_mel = 10.0 * torch.log10(torch.clamp(mel, min=cfg.amin))
         floor = log_mel.amax(dim=(1, 2), keepdim=True) - cfg.top_db
         log_mel = torch.maximum(log_mel, floor)
-        mfcc = torch.matmul(log_mel, self.dct.T).transpose(1, 2)  # (B, n_mfcc, T)
-        frames = mfcc.shape[-1]
+        frames = log_mel.shape[-1]
+        mfcc = torch.matmul(self.dct, log_mel[..., : cfg.n_frames])  # (B, n_mfcc, T), the kept frames only
         if frames >= cfg.n_frames:
-            return mfcc[..., : cfg.n_frames].contiguous()
+            return mfcc.contiguous()
         # A window shorter than a segment: pad with the DCT of the floor (what silence gives).
-        pad_value = torch.matmul(floor.expand(-1, 1, cfg.n_mels), self.dct.T).transpose(1, 2)
+        pad_value = torch.matmul(self.dct, floor.expand(-1, cfg.n_mels, 1))
         return torch.cat([mfcc, pad_value.expand(-1, -1, cfg.n_frames - frames)], dim=-1)
 
 
