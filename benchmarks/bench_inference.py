@@ -217,13 +217,13 @@ def measure_child(n: int, model: Path, workdir: Path, *, workers: int | None = N
     while rss and proc.poll() is None:
         try:
             procs = [parent] + parent.children(recursive=True)
-            rss = 0
+            resident = 0
             for p in procs:
                 try:
-                    rss += p.memory_info().rss
+                    resident += p.memory_info().rss
                 except psutil.Error:
                     pass
-            peak = max(peak, rss)
+            peak = max(peak, resident)
         except psutil.Error:
             pass
         time.sleep(0.02)

@@ -104,7 +104,6 @@ def test_module_runs_on_torch_tensors():
     assert tuple(out.shape) == (2, N_MFCC, N_FRAMES)
 
 
-
 def test_the_gpus_dense_path_equals_the_cpus_blocked_path(rng, monkeypatch):
     """The whole-batch dense mel power a GPU takes, run here on the CPU, gives the MFCCs of the
     blocked sparse path the CPU takes: for full segments, a shorter (padded) one and a batch."""
@@ -119,6 +118,7 @@ def test_the_gpus_dense_path_equals_the_cpus_blocked_path(rng, monkeypatch):
     for a, b in zip(blocked, dense):
         assert a.shape == b.shape == (a.shape[0], N_MFCC, N_FRAMES)
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=0)
+
 
 def test_config_round_trip_and_unknown_keys():
     cfg = FeatureConfig(n_mfcc=13)

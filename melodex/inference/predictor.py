@@ -289,7 +289,7 @@ class Predictor:
                 add(item, p, e)
             batch.clear()
 
-        threads = 1 if in_workers else _main_threads(workers)
+        threads = _main_threads(workers)  # 1 when the workers take every core, as they do to run the model
         log.debug("streaming %d files: %d decoding workers, the model on %s in %s", len(files), workers,
                   self.device, "the workers" if in_workers else f"this process ({threads} torch threads)")
         with _torch_threads(threads):
