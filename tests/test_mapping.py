@@ -238,3 +238,42 @@ def test_one_colour_per_label_on_the_page_its_figure_and_the_evolution_plots(tmp
     from melodex.analysis.evolution_figures import stack_colors
 
     assert stack_colors([f"prob:{name}" for name in labels]) == [page_genre[name] for name in labels]
+
+
+_FIT_AND_PLACE = """
+import json, sys
+import numpy as np
+from umap import layouts, umap_
+from melodex.analysis.mapping import MusicMap
+
+emb = np.random.default_rng(7).standard_normal((60, 16)).astype(np.float32)
+fitted = MusicMap(n_neighbors=10, random_state=42).fit(emb)
+placed = fitted.transform(emb[:5] + 0.05)
+kernels = (umap_.smooth_knn_dist, umap_.compute_membership_strengths,
+           layouts._nb_optimize_layout_euclidean_single_epoch)
+json.dump({"coords": fitted.embedding_.tolist(), "placed": placed.tolist(),
+           "hits": [sum(k.stats.cache_hits.values()) for k in kernels],
+           "misses": [sum(k.stats.cache_misses.values()) for k in kernels],
+           "caches": [k.stats.cache_path for k in kernels]}, sys.stdout)
+"""
+
+
+def test_umaps_kernels_compile_once_and_later_processes_load_them_with_the_same_map():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("NUMBA_CACHE_DIR", None)  # numba's own place (umap-learn's __pycache__), as users get it
+    runs = []
+    for _ in range(2):  # the first loads what an earlier process saved, or compiles and saves
+        done = subprocess.run([sys.executable, "-c", _FIT_AND_PLACE], env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout))
+    first, second = runs
+    assert all(second["hits"]) and not any(second["misses"])  # loaded from the cache, nothing compiled
+    assert all(any(Path(folder).glob("*.nbi")) for folder in second["caches"])
+    assert second["coords"] == first["coords"] and second["placed"] == first["placed"]

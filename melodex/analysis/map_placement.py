@@ -19,6 +19,8 @@ from umap.umap_ import (
     smooth_knn_dist,
 )
 
+from melodex.analysis.umap_kernels import cache_kernels
+
 EXACT_DISTANCE = 1e-6  # a new embedding this close to a stored one is that track: it lands on it
 PLACE_EPOCHS = 100  # umap-learn's transform uses 100 epochs for up to 10,000 new points
 TRANSFORM_SEED = 42  # umap-learn's default transform_seed
@@ -36,6 +38,7 @@ def place_among(ref_emb: np.ndarray, ref_coords: np.ndarray, new_emb: np.ndarray
     to a fitted one lands on it.
     """
 
+    cache_kernels()  # compiled once per machine, not per process
     ref_coords = np.asarray(ref_coords, dtype=np.float32)
     graph = _membership(np.asarray(ref_emb, dtype=np.float32), np.asarray(new_emb, dtype=np.float32), k, metric)
     placed = _weighted_start(graph, ref_coords)

@@ -32,6 +32,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from melodex.analysis.map_placement import PLACE_EPOCHS, TRANSFORM_SEED, place_among
+from melodex.analysis.umap_kernels import cache_kernels
 from melodex.errors import MapError
 from melodex.library.store import DEFAULT_STORE, LibraryStore
 
@@ -195,6 +196,7 @@ def _umap_layout(emb: np.ndarray, k: int, min_dist: float, metric: str,
                  seed: int | None) -> tuple[np.ndarray, str]:
     """UMAP coordinates [shape=(n, 2)] of ``emb`` [shape=(n, d)] and how the kNN graph was made."""
 
+    cache_kernels()  # compiled once per machine, not per process
     knn = _exact_knn(emb, k, metric) if emb.shape[0] <= EXACT_KNN_MAX else (None, None, None)
     reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, n_components=2, precomputed_knn=knn,
                         random_state=seed, n_jobs=1 if seed is not None else -1)
