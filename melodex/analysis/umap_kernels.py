@@ -18,6 +18,11 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 
+import umap.layouts  # loads the kernels' modules (the import binds nothing used here)
+import umap.umap_  # noqa: F401
+from numba.core.caching import NullCache
+from numba.core.registry import CPUDispatcher
+
 
 @lru_cache(maxsize=1)
 def cache_kernels() -> int:
@@ -27,11 +32,6 @@ def cache_kernels() -> int:
     only). Where numba finds no writable place for the cache, the kernel stays uncached: slower to
     start, never wrong.
     """
-    import umap.layouts
-    import umap.umap_  # noqa: F401 (loads the kernels' modules)
-    from numba.core.caching import NullCache
-    from numba.core.registry import CPUDispatcher
-
     enabled = 0
     for name, module in list(sys.modules.items()):
         if module is None or not (name == "umap" or name.startswith("umap.")):
