@@ -7,9 +7,10 @@ For each size a fresh Python process builds a synthetic store (clustered 512-d e
 trained model gives) and maps it twice:
 
 * "cold": the first map in a fresh process whose numba cache directory (``NUMBA_CACHE_DIR``) is
-  empty, so every numba function of umap-learn and pynndescent is compiled. umap-learn caches
-  some compilations on disk (``cache=True``), so a second fresh process is measured too:
-  "cold, disk cache" (fresh process, cache filled by the cold run);
+  empty, so every numba function of umap-learn and pynndescent is compiled. pynndescent caches
+  its compilations on disk (``cache=True``), and :mod:`melodex.analysis.umap_kernels` turns the
+  same cache on for umap-learn's kernels, so a second fresh process is measured too: "cold, disk
+  cache" (fresh process, cache filled by the cold run: what every later ``melodex map`` gets);
 * "warm": a second ``--refit`` in the same process (everything compiled).
 
 The seeded fit runs single-threaded (umap-learn ignores ``n_jobs`` when ``random_state`` is set);

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from melodex.cli import main
@@ -70,6 +71,21 @@ def test_cluster_playlists_cover_every_track_once_and_match_the_styles(library, 
             found[track["track_id"]] = number
     assert len(found) == len(tracks)
     assert adjusted_rand_score(styles, [found[t] for t in tracks["track_id"]]) == pytest.approx(1.0)
+
+
+def test_auto_clusters_are_the_same_from_the_distance_matrix_and_from_the_tree_search(monkeypatch, rng):
+    from melodex.analysis import playlists
+    from melodex.analysis.collection import Collection
+
+    centres = np.abs(rng.standard_normal((6, 512)))
+    emb = np.concatenate([c + 0.15 * np.abs(rng.standard_normal((40, 512))) for c in centres]).astype(np.float32)
+    frame = pd.DataFrame({"track_id": [f"t{i:03d}" for i in range(len(emb))], "path": "", "title": "t",
+                          "artist": "a"})
+    collection = Collection.from_frame(frame, emb)
+    brute = playlists.cluster_labels(collection, None)  # 240 tracks: the full distance matrix
+    monkeypatch.setattr(playlists, "HDBSCAN_BRUTE_MAX", 0)
+    tree = playlists.cluster_labels(collection, None)
+    assert len(set(brute.tolist())) == 6 and np.array_equal(brute, tree)
 
 
 def duplicate_store(root: Path, durations: list[float | None], rng, *, same_audio: bool = True) -> LibraryStore:

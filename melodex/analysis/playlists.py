@@ -37,6 +37,11 @@ FLOW_WEIGHT = 0.5  # the weight of "close to the previous track" against "close 
 POOL_FACTOR = 4  # an instant mix of N picks from the 4N (at least 40) tracks nearest the seeds
 MIN_POOL = 40
 NEAR_DUPLICATE = DUPLICATE_DISTANCE  # cosine distance under which a mix treats two tracks as one song
+# Up to this many tracks HDBSCAN's neighbours come from the full distance matrix (n x n float64:
+# 200 MB at 5,000): ~10x quicker than its tree search, which 512-d embeddings defeat (7 s against
+# 0.2-0.7 s for 2,000 tracks), and exact too, so the clusters are the same. Above it, the tree
+# search, whose memory stays linear.
+HDBSCAN_BRUTE_MAX = 5_000
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,8 @@ def cluster_labels(collection: Collection, k: int | None, *, seed: int = 0) -> n
         if not 1 <= k <= n:
             raise QueryError(f"--clusters must be from 1 to {n} (the store's tracks), not {k}")
         return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(collection.unit)
-    labels = HDBSCAN(min_cluster_size=max(5, n // 50), copy=True).fit_predict(collection.unit)
+    algorithm = "brute" if n <= HDBSCAN_BRUTE_MAX else "auto"
+    labels = HDBSCAN(min_cluster_size=max(5, n // 50), algorithm=algorithm, copy=True).fit_predict(collection.unit)
     found = sorted(set(labels.tolist()) - {-1})
     if not found:
         return np.zeros(n, dtype=np.int64)
