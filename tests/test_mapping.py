@@ -277,3 +277,33 @@ def test_umaps_kernels_compile_once_and_later_processes_load_them_with_the_same_
     assert all(second["hits"]) and not any(second["misses"])  # loaded from the cache, nothing compiled
     assert all(any(Path(folder).glob("*.nbi")) for folder in second["caches"])
     assert second["coords"] == first["coords"] and second["placed"] == first["placed"]
+
+
+def test_an_unreadable_kernel_cache_is_compiled_again_and_replaced(tmp_path, monkeypatch):
+    import importlib.util
+
+    from melodex.analysis.umap_kernels import cache_kernel
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)  # the cache beside the source, in tmp_path
+    source = tmp_path / "kernels_under_test.py"
+    source.write_text("import numba\n\n@numba.njit\ndef twice(x):\n    return 2 * x\n")
+
+    def fresh_kernel(name: str):  # as a new process would load it: a new dispatcher, the same cache
+        spec = importlib.util.spec_from_file_location(name, source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert cache_kernel(module.twice) and not cache_kernel(module.twice)  # once only
+        return module.twice
+
+    def run(name: str) -> tuple[int, int]:
+        kernel = fresh_kernel(name)
+        assert kernel(21) == 42
+        return sum(kernel.stats.cache_hits.values()), sum(kernel.stats.cache_misses.values())
+
+    assert run("first") == (0, 1)  # compiled and saved
+    assert run("second") == (1, 0)  # loaded
+    for suffix in (".nbi", ".nbc"):  # the index, then the machine code
+        (saved,) = (tmp_path / "__pycache__").glob(f"*twice*{suffix}")
+        saved.write_bytes(b"\xfa not a pickle")
+        assert run(f"corrupt{suffix}") == (0, 1)  # compiled again, no error
+        assert run(f"healed{suffix}") == (1, 0)  # and saved over the bad entry

@@ -10,18 +10,58 @@ their decorators would have done); later processes load the machine code from di
 The cache is numba's: it sits in umap-learn's ``__pycache__`` (or numba's user cache folder when
 that is read-only, or ``$NUMBA_CACHE_DIR`` when set) and is keyed by each function's source file
 and signature and by the CPU, so an upgraded umap-learn or another machine compiles afresh. The
-compiled code is the same either way, so cached and fresh runs give the same coordinates.
+compiled code is the same either way, so cached and fresh runs give the same coordinates. An
+unreadable entry (a truncated or corrupt file) is compiled again and written over, where numba's
+own cache would fail every call until the file is deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 from functools import lru_cache
 
 import umap.layouts  # loads the kernels' modules (the import binds nothing used here)
 import umap.umap_  # noqa: F401
-from numba.core.caching import NullCache
+from numba.core.caching import FunctionCache, NullCache
 from numba.core.registry import CPUDispatcher
+
+log = logging.getLogger(__name__)
+
+
+class _TolerantCache(FunctionCache):
+    """numba's disk cache for one kernel, where an unreadable entry (a truncated or corrupt file)
+    is dropped and the kernel compiled again: numba's own cache raises from the first call instead,
+    and every later process would fail the same way."""
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as exc:  # noqa: BLE001 (pickle, EOF or OS errors from the cache's files)
+            log.debug("numba's cache of %s is unreadable (%s): compiling it again",
+                      self._py_func.__qualname__, exc)
+            with contextlib.suppress(Exception):
+                self.flush()  # an empty index in its place: the fresh compilation is saved over it
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except Exception as exc:  # noqa: BLE001 (a full disk, a vanished folder: the next process compiles)
+            log.debug("numba's cache of %s not saved (%s)", self._py_func.__qualname__, exc)
+
+
+def cache_kernel(kernel: CPUDispatcher) -> bool:
+    """Give ``kernel`` a disk cache (what ``numba.njit(cache=True)`` would have given it, but
+    tolerant of unreadable entries); False when it has one already or numba finds no writable place."""
+    if not isinstance(kernel._cache, NullCache):
+        return False
+    try:
+        kernel._cache = _TolerantCache(kernel.py_func)  # as Dispatcher.enable_caching() sets it
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return False
+    return True
 
 
 @lru_cache(maxsize=1)
@@ -30,17 +70,12 @@ def cache_kernels() -> int:
 
     Call before umap-learn compiles anything (a kernel compiled before keeps its code in memory
     only). Where numba finds no writable place for the cache, the kernel stays uncached: slower to
-    start, never wrong.
+    start, never wrong; an unreadable cache entry is compiled again and replaced.
     """
     enabled = 0
     for name, module in list(sys.modules.items()):
         if module is None or not (name == "umap" or name.startswith("umap.")):
             continue
-        for kernel in list(vars(module).values()):
-            if isinstance(kernel, CPUDispatcher) and isinstance(kernel._cache, NullCache):
-                try:
-                    kernel.enable_caching()
-                except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-                    continue
-                enabled += 1
+        enabled += sum(cache_kernel(kernel) for kernel in list(vars(module).values())
+                       if isinstance(kernel, CPUDispatcher))
     return enabled
