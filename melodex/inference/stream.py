@@ -141,7 +141,14 @@ class SegmentStream(torch.utils.data.IterableDataset):
 
 
 class WorkerInit:
-    """Set up each decoding worker: one torch thread, and die with the main process.
+    """Set up each decoding worker: one torch thread, Ctrl-C left to the main process, and death
+    with it.
+
+    A terminal's Ctrl-C reaches the whole process group. A worker that took it as well stopped with
+    a KeyboardInterrupt wherever it was; inside a finaliser (``SoundFile.__del__``) Python can only
+    print it, and a dozen lines of "Exception ignored in ..." traceback landed under the main
+    process's one-line "interrupted: ..." (seen in a full-suite run). The main process stops the
+    workers itself when it closes the DataLoader.
 
     The objects the worker inherits from the main process (torch's modules, the model) are
     moved out of the garbage collector's sight (``gc.freeze``): a collection would otherwise
@@ -152,7 +159,7 @@ class WorkerInit:
         self.parent_pid = os.getpid()
 
     def __call__(self, _worker_id: int) -> None:
-        start_worker(self.parent_pid)
+        start_worker(self.parent_pid, ignore_sigint=True)
         gc.freeze()
 
 
