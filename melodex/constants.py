@@ -37,8 +37,10 @@ FRAMES_PER_SEGMENT = 1 + SEGMENT_SAMPLES // HOP_LENGTH  # 646
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".m4a", ".ogg", ".opus")  # .opus: Ogg Opus, read by libsndfile
 
+DEFAULT_DATA_DIR = "data/fma_small"  # preprocess and train read it when --data_dir is not given
 DEFAULT_CACHE_DIR = "data/fma_mfccs_precomputed"
 DEFAULT_OUTPUT_ROOT = "training_outputs"
+WEIGHTS_NAME = "model_weights.pth"  # a run's model, beside its params.json
 
 # Where outputs go and what the commands do by default. The commands show these in --help
 # and the library uses them as defaults, so each is written here once.

@@ -41,3 +41,19 @@ def test_no_help_points_at_source_files(command, capsys):
 def test_last_pad_says_short_tails_are_dropped(capsys):
     text = " ".join(_help(lambda: main(["infer", "--help"]), capsys).split())
     assert "a tail shorter than 5 s gets no window and is dropped" in text
+
+
+def test_train_flags_default_to_the_library_settings():
+    """``melodex train`` with no flags builds the same TrainConfig as ``TrainConfig()``: a default
+    changed in one place cannot leave the command and the library training differently."""
+    import dataclasses
+
+    from melodex.cli import get_parser
+    from melodex.training.config import TrainConfig
+
+    args = get_parser().parse_args(["train"])
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    given = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    assert len(given) >= 25, sorted(given)  # every flag that is a setting, not a few
+    given["audio"] = tuple(given["audio"])
+    assert given == {name: fields[name] for name in given}

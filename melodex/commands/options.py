@@ -16,6 +16,7 @@ from typing import Any
 from melodex.constants import (
     ACCEPTED_DEVICES,
     DEFAULT_CACHE_DIR,
+    DEFAULT_DATA_DIR,
     DEFAULT_DEMO_OUT,
     DEFAULT_STORE,
     DEVICE_PATTERN,
@@ -150,7 +151,7 @@ def make_predictor(args: argparse.Namespace, model):
 def add_dataset_arguments(parser: argparse.ArgumentParser, *, cache_help: str) -> None:
     """The options that pick a dataset and a cache, shared by ``preprocess`` and ``train``."""
     group = parser.add_argument_group("dataset")
-    group.add_argument("--data_dir", "--data-dir", default="data/fma_small", metavar="DIR",
+    group.add_argument("--data_dir", "--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
                        help="the audio: an FMA folder, a folder per label, or a manifest (default: %(default)s)")
     group.add_argument("--metadata_dir", "--metadata-dir", default=None, metavar="DIR",
                        help="FMA metadata holding tracks.csv (default: DATA_DIR/../fma_metadata)")

@@ -54,9 +54,13 @@ from melodex.commands.options import (
     add_num_workers,
     positive_int,
 )
-from melodex.constants import CONTRASTIVE_MAX_EPOCHS, CONTRASTIVE_PAIRS, DEFAULT_EPOCHS, DEFAULT_OUTPUT_ROOT
+from melodex.constants import CONTRASTIVE_MAX_EPOCHS, CONTRASTIVE_PAIRS, DEFAULT_EPOCHS
+from melodex.training.config import KEEPS, OBJECTIVES, TrainConfig
 
 log = logging.getLogger(__name__)
+
+# Each flag's default is TrainConfig's own, so the command and the library cannot disagree.
+_DEFAULT = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             f"small collection enough to show {CONTRASTIVE_PAIRS:,} training pairs, at most "
                             f"{CONTRASTIVE_MAX_EPOCHS}: {math.ceil(CONTRASTIVE_PAIRS / 119)} epochs of 119 tracks; with --resume: "
                             "the run's own)")
-    add_batch_size(group, default=32, what="tracks per training step")
-    group.add_argument("--lr", "--learning_rate", "--learning-rate", type=float, default=1e-3,
+    add_batch_size(group, default=_DEFAULT["batch_size"], what="tracks per training step")
+    group.add_argument("--lr", "--learning_rate", "--learning-rate", type=float, default=_DEFAULT["lr"],
                        help="Adam learning rate (default: %(default)s)")
-    group.add_argument("--weight_decay", "--weight-decay", type=float, default=0.0, help="Adam weight decay (default: 0)")
-    group.add_argument("--seed", type=int, default=0, help="seeds weights and shuffling; CPU runs repeat exactly "
-                                                           "(default: %(default)s)")
+    group.add_argument("--weight_decay", "--weight-decay", type=float, default=_DEFAULT["weight_decay"],
+                       help="Adam weight decay (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=_DEFAULT["seed"],
+                       help="seeds weights and shuffling; CPU runs repeat exactly (default: %(default)s)")
     group.add_argument("--patience", type=positive_int, default=None, metavar="N",
                        help="stop after N epochs without a better validation accuracy (default: never)")
-    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=_DEFAULT["augment"],
                        help="train on augmented clips too: random crop, low-pass 4-11 kHz, low-rate codecs, "
                             "noise and gain, so embeddings stay put across encodings; variants are made once per "
                             "clip under CACHE_DIR/augmented (default: on; --no-augment: clean MFCCs only)")
@@ -87,41 +92,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_num_workers(group, default=None, what="DataLoader workers decoding audio (default: 0 when every track "
                                                "is cached, else up to 4)")
     ssl = parser.add_argument_group("self-supervised (--objective contrastive)")
-    ssl.add_argument("--objective", choices=("supervised", "contrastive"), default="supervised",
+    ssl.add_argument("--objective", choices=OBJECTIVES, default=_DEFAULT["objective"],
                      help="supervised (default: genre labels from --data_dir) or contrastive (no labels: --audio)")
     ssl.add_argument("--audio", nargs="+", default=(), metavar="PATH",
                      help="with --objective contrastive: audio folders (searched recursively) or files")
     ssl.add_argument("--manifest", default=None, metavar="CSV",
                      help="a CSV path,artist,album,... naming the tracks' artists for the retrieval report "
                           "(tags and FMA metadata are read too)")
-    ssl.add_argument("--temperature", type=float, default=0.1, help="NT-Xent temperature (default: %(default)s)")
-    ssl.add_argument("--view-seconds", "--view_seconds", dest="view_seconds", type=float, default=5.0,
-                     metavar="S", help="length of each view cut from a track (default: %(default)s)")
-    ssl.add_argument("--projection-dim", "--projection_dim", dest="projection_dim", type=positive_int, default=128,
-                     metavar="N", help="output size of the projection head the loss sees (default: %(default)s)")
-    ssl.add_argument("--spec-mask", "--spec_mask", dest="spec_mask", type=float, default=0.0, metavar="W",
+    ssl.add_argument("--temperature", type=float, default=_DEFAULT["temperature"],
+                     help="NT-Xent temperature (default: %(default)s)")
+    ssl.add_argument("--view-seconds", "--view_seconds", dest="view_seconds", type=float,
+                     default=_DEFAULT["view_seconds"], metavar="S", help="length of each view cut from a track (default: %(default)s)")
+    ssl.add_argument("--projection-dim", "--projection_dim", dest="projection_dim", type=positive_int,
+                     default=_DEFAULT["projection_dim"], metavar="N", help="output size of the projection head the loss sees (default: %(default)s)")
+    ssl.add_argument("--spec-mask", "--spec_mask", dest="spec_mask", type=float, default=_DEFAULT["spec_mask"],
+                     metavar="W",
                      help="SpecAugment-style masking of each training view: 2 blocks of frames and 2 of MFCC "
-                          "coefficients, each up to W of its axis, e.g. 0.2 (default: 0, off: it lowered "
+                          "coefficients, each up to W of its axis, e.g. 0.2 (default: %(default)s, off: it lowered "
                           "same-artist agreement on real music)")
-    ssl.add_argument("--mix", type=float, default=0.0, metavar="P",
+    ssl.add_argument("--mix", type=float, default=_DEFAULT["mix"], metavar="P",
                      help="chance that a training view gets another clip of the batch mixed in 6-18 dB below it, "
-                          "e.g. 0.5 (default: 0, off: it lowered same-artist agreement on real music)")
-    ssl.add_argument("--segments", type=positive_int, default=8, metavar="N",
+                          "e.g. 0.5 (default: %(default)s, off: it lowered same-artist agreement on real music)")
+    ssl.add_argument("--segments", type=positive_int, default=_DEFAULT["segments"], metavar="N",
                      help="views come from up to N 30-s segments spread over each track, not only from the "
                           "first; they are read once and kept beside the cache, ~51 kB each (default: %(default)s; "
                           "1: the first segment only)")
-    ssl.add_argument("--keep", choices=("best", "last"), default="last",
+    ssl.add_argument("--keep", choices=KEEPS, default=_DEFAULT["keep"],
                      help="the model kept: the last epoch, or the epoch with the best validation pair accuracy "
                           "(default: %(default)s)")
     out = parser.add_argument_group("output")
-    out.add_argument("--output_dir", "--output-dir", default=DEFAULT_OUTPUT_ROOT, metavar="DIR",
+    out.add_argument("--output_dir", "--output-dir", default=_DEFAULT["output_dir"], metavar="DIR",
                      help="runs are written to DIR/YYYY-MM-DD_HH-MM-SS (default: %(default)s)")
     out.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_DIR",
                      help="continue an interrupted run (default RUN_DIR: latest)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from melodex.training.config import TrainConfig
     from melodex.training.contrastive import objective_of, train_contrastive
     from melodex.training.trainer import train
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from melodex.constants import WEIGHTS_NAME
 from melodex.errors import ModelLoadError
 from melodex.features.mfcc import FeatureConfig
 from melodex.model.cnn import GenreCNN, ModelConfig
@@ -35,7 +36,6 @@ from melodex.util.atomic import atomic_write
 
 CHECKPOINT_FORMAT = "melodex-checkpoint"
 CHECKPOINT_VERSION = 1
-WEIGHTS_NAME = "model_weights.pth"
 
 
 @dataclass

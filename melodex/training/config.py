@@ -16,11 +16,12 @@ from melodex.constants import (
     CONTRASTIVE_MAX_EPOCHS,
     CONTRASTIVE_PAIRS,
     DEFAULT_CACHE_DIR,
+    DEFAULT_DATA_DIR,
     DEFAULT_EPOCHS,
     DEFAULT_OUTPUT_ROOT,
+    WEIGHTS_NAME,
 )
 from melodex.errors import MelodexError
-from melodex.model.checkpoint import WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class TrainConfig:
     or checkpoint) starts a run from another run's backbone and embedding weights.
     """
 
-    data_dir: str | Path = "data/fma_small"
+    data_dir: str | Path = DEFAULT_DATA_DIR
     metadata_dir: str | Path | None = None
     kind: str = "auto"
     subset: str | None = None
