@@ -45,6 +45,11 @@ WEIGHTS_NAME = "model_weights.pth"  # a run's model, beside its params.json
 # Where outputs go and what the commands do by default. The commands show these in --help
 # and the library uses them as defaults, so each is written here once.
 DEFAULT_STORE = "melodex_outputs/library"
+DEFAULT_DEMO_DATA = "demo_data"  # where make-demo and demo write the demo corpus
+DEMO_ARTISTS = 16  # in the demo corpus: 5 styles x 3, and one whose style drifts
+DEMO_TRACKS_PER_ARTIST = 18  # so 288 tracks
+DEMO_SECONDS = 30.0  # its clips' length
+DEMO_SECONDS_RANGE = (1.0, 600.0)  # the lengths make-demo accepts
 DEFAULT_DEMO_OUT = "demo_outputs"  # melodex demo's outputs; its store, <out>/library, stands in for a missing default
 DEFAULT_MAP_HTML = "melodex_outputs/map.html"
 DEFAULT_MAP_FIGURE = "melodex_outputs/map.png"

@@ -13,7 +13,7 @@ from melodex.cli import main
 from melodex.datasets import load_dataset
 from melodex.datasets.fma import load_tracks
 from melodex.demo.corpus import write_demo_corpus
-from melodex.demo.plan import DRIFTER, STYLE_ARTISTS
+from melodex.demo.plan import DRIFTER, STYLE_ARTISTS, plan_corpus
 from melodex.features.mfcc import FeatureConfig, compute_mfcc
 
 SECONDS = 3.0
@@ -217,3 +217,36 @@ def test_a_second_run_reuses_the_corpus_and_resumes_a_partial_one(tmp_path):
     small_corpus(out, seed=1)  # other settings: every clip is made again
     assert all(p.stat().st_mtime_ns != stamps[p] for p in (out / "fma_small").glob("*/*.mp3") if p in stamps)
     assert json.loads((out / "demo_truth.json").read_text())["seed"] == 1
+
+
+@pytest.mark.parametrize("command", ["make-demo", "demo"])
+@pytest.mark.parametrize(("flag", "value", "says"), [
+    ("--tracks-per-artist", "0", "must be at least 1, not 0"),
+    ("--seconds", "0.5", "must be between 1 and 600 seconds, not 0.5"),
+    ("--seconds", "nan", "must be between 1 and 600 seconds, not nan"),
+    ("--seconds", "ten", "not a number: 'ten'"),
+])
+def test_both_demo_commands_refuse_a_bad_corpus_size_before_writing_anything(command, flag, value, says, tmp_path,
+                                                                             capsys):
+    data = tmp_path / "data"
+    where = ["--out", str(data)] if command == "make-demo" else ["--data", str(data), "--out", str(tmp_path / "out")]
+    assert main([command, *where, flag, value]) == 2
+    assert says in capsys.readouterr().err
+    assert not data.exists() and not (tmp_path / "out").exists()
+
+
+def test_the_demo_commands_default_to_the_library_corpus():
+    """make-demo, demo and write_demo_corpus agree on the corpus they make by default, and it has
+    the number of artists the help text gives."""
+    import inspect
+
+    from melodex.cli import get_parser
+    from melodex.constants import DEMO_ARTISTS
+
+    library = inspect.signature(write_demo_corpus).parameters
+    for command in ("make-demo", "demo"):
+        args = get_parser().parse_args([command])
+        assert (args.tracks_per_artist, args.seconds) == (library["tracks_per_artist"].default,
+                                                          library["seconds"].default)
+        assert args.seed == library["seed"].default
+    assert len({t["artist"]["id"] for t in plan_corpus(tracks_per_artist=1, seed=0)}) == DEMO_ARTISTS

@@ -32,8 +32,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from melodex.commands.options import add_device
-from melodex.constants import DEFAULT_DEMO_OUT, DEFAULT_STORE
+from melodex.commands.make_demo import add_corpus_arguments
+from melodex.commands.options import add_device, positive_int
+from melodex.constants import DEFAULT_DEMO_DATA, DEFAULT_DEMO_OUT, DEFAULT_STORE
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,13 @@ EPOCHS, UNLABELED_EPOCHS = 12, 30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="demo_data", metavar="DIR",
-                        help="where the demo corpus is written (default demo_data)")
+    parser.add_argument("--data", default=DEFAULT_DEMO_DATA, metavar="DIR",
+                        help="where the demo corpus is written (default: %(default)s)")
     parser.add_argument("--out", default=DEFAULT_DEMO_OUT, metavar="DIR",
                         help=f"where runs, predictions, the store, the map and reports go (default {DEFAULT_DEMO_OUT})")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help=f"training epochs (default {EPOCHS}; with --unlabeled {UNLABELED_EPOCHS})")
-    parser.add_argument("--tracks-per-artist", "--tracks_per_artist", type=int, default=18,
-                        help="tracks per artist; 16 artists (default 18, so 288 tracks)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default 30)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the corpus, training and the map (default 0)")
+    add_corpus_arguments(parser, seed_help="seeds the corpus, training and the map (default: %(default)s)")
     parser.add_argument("--unlabeled", action="store_true",
                         help="the main job without labels: contrastive training with the styles hidden, outputs in "
                              "OUT/unlabeled, retrieval figures beside the supervised demo's")

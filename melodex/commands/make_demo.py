@@ -26,39 +26,50 @@ import shlex
 import time
 
 from melodex.commands.options import positive_int
-from melodex.errors import DatasetError
+from melodex.constants import (
+    DEFAULT_DEMO_DATA,
+    DEMO_ARTISTS,
+    DEMO_SECONDS,
+    DEMO_SECONDS_RANGE,
+    DEMO_TRACKS_PER_ARTIST,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out",
-        "--out_dir",
-        dest="out",
-        default="demo_data",
-        help="folder to write into (default: demo_data)",
-    )
-    parser.add_argument(
-        "--tracks-per-artist",
-        "--tracks_per_artist",
-        dest="tracks_per_artist",
-        type=positive_int,
-        default=18,
-        help="tracks per artist; 16 artists (default 18: 288 tracks)",
-    )
-    parser.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default 30)")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="random seed; the same seed writes the same corpus"
-    )
-    parser.add_argument(
-        "--workers", type=positive_int, default=None, help="processes (default: the number of CPU cores)"
-    )
+    parser.add_argument("--out", "--out_dir", dest="out", default=DEFAULT_DEMO_DATA, metavar="DIR",
+                        help="folder to write into (default: %(default)s)")
+    add_corpus_arguments(parser, seed_help="random seed; the same seed writes the same corpus (default: %(default)s)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="processes (default: the number of CPU cores)")
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser, *, seed_help: str) -> None:
+    """The flags that shape the corpus, shared with ``melodex demo``: its size, clip length and seed."""
+    parser.add_argument("--tracks-per-artist", "--tracks_per_artist", dest="tracks_per_artist", type=positive_int,
+                        default=DEMO_TRACKS_PER_ARTIST, metavar="N",
+                        help=f"tracks per artist; {DEMO_ARTISTS} artists (default: %(default)s, so "
+                             f"{DEMO_ARTISTS * DEMO_TRACKS_PER_ARTIST} tracks)")
+    low, high = DEMO_SECONDS_RANGE
+    parser.add_argument("--seconds", type=clip_seconds, default=DEMO_SECONDS, metavar="S",
+                        help=f"clip length in seconds, {low:g} to {high:g} (default: %(default)g)")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
+def clip_seconds(text: str) -> float:
+    """A clip length in seconds within :data:`DEMO_SECONDS_RANGE`."""
+    low, high = DEMO_SECONDS_RANGE
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not low <= value <= high:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} seconds, not {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from melodex.demo.corpus import write_demo_corpus
 
-    if not 1.0 <= args.seconds <= 600.0:
-        raise DatasetError("--seconds must be between 1 and 600")
     start = time.perf_counter()
     out = write_demo_corpus(
         args.out,

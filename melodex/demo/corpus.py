@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from melodex.audio.encode import encode_with_ffmpeg
+from melodex.constants import DEMO_SECONDS, DEMO_TRACKS_PER_ARTIST
 from melodex.datasets.fma import audio_path, write_tracks_csv
 from melodex.demo.plan import ground_truth, plan_corpus, tracks_table
 from melodex.demo.synth import render_track, track_params
@@ -42,8 +43,8 @@ BIT_RATE = 96000  # bit/s, constant, of the demo's mp3s
 def write_demo_corpus(
     out_dir: str | Path,
     *,
-    tracks_per_artist: int = 18,
-    seconds: float = 30.0,
+    tracks_per_artist: int = DEMO_TRACKS_PER_ARTIST,
+    seconds: float = DEMO_SECONDS,
     seed: int = 0,
     workers: int | None = None,
     progress: bool | None = None,

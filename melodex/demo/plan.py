@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from melodex.constants import DEMO_TRACKS_PER_ARTIST
 from melodex.datasets.fma import tracks_frame
 from melodex.datasets.splits import stratified_split
 from melodex.demo.synth import STYLES, artist_signature
@@ -43,7 +44,7 @@ _WORDS = tuple(
 )
 
 
-def plan_corpus(*, tracks_per_artist: int = 18, seed: int = 0) -> list[dict[str, Any]]:
+def plan_corpus(*, tracks_per_artist: int = DEMO_TRACKS_PER_ARTIST, seed: int = 0) -> list[dict[str, Any]]:
     """Every track of the corpus as a dict (id, artist, album, date, mix, label, split, render seed).
 
     Deterministic for ``seed``; ids increase from 2 with small random gaps, so the audio spans
