@@ -58,6 +58,8 @@ DEFAULT_EVOLUTION_DIR = "melodex_outputs/evolution"
 DEFAULT_RETRIEVAL_REPORT = "melodex_outputs/retrieval.json"  # melodex evaluate's report (and .csv beside it)
 MAP_COLOR_CHOICES = ("genre", "predicted", "artist", "year", "folder")
 UMAP_DEFAULTS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42}
+SEGMENT_BATCH = 8  # segments per forward pass when embedding (infer, index, evaluate's baseline)
+DECODE_WORKERS = 4  # decoding worker processes, at most the usable cores
 DEFAULT_PART_SIZE = 256  # tracks per appended store part while indexing
 DEFAULT_EPOCHS = 50
 # A contrastive run without --epochs trains at least DEFAULT_EPOCHS, and on a small collection as many

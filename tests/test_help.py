@@ -57,3 +57,16 @@ def test_train_flags_default_to_the_library_settings():
     assert len(given) >= 25, sorted(given)  # every flag that is a setting, not a few
     given["audio"] = tuple(given["audio"])
     assert given == {name: fields[name] for name in given}
+
+
+@pytest.mark.parametrize("command", ["infer", "index", "evaluate"])
+def test_embedding_commands_default_to_the_predictors_batch_and_workers(command):
+    import inspect
+
+    from melodex.cli import get_parser
+    from melodex.inference.predictor import Predictor
+
+    sub = get_parser()._subparsers._group_actions[0].choices[command]
+    library = inspect.signature(Predictor).parameters
+    assert sub.get_default("batch_size") == library["batch_size"].default
+    assert sub.get_default("num_workers") == library["num_workers"].default

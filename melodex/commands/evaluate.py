@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 from melodex.commands.options import add_batch_size, add_num_workers, add_store, positive_int
-from melodex.constants import DEFAULT_RETRIEVAL_REPORT
+from melodex.constants import DECODE_WORKERS, DEFAULT_RETRIEVAL_REPORT, SEGMENT_BATCH
 from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", "--k", type=positive_int, default=10, help="neighbours per track (default 10)")
     parser.add_argument("--out", default=DEFAULT_RETRIEVAL_REPORT, metavar="FILE.json",
                         help=f"the JSON report; the CSV goes beside it (default {DEFAULT_RETRIEVAL_REPORT})")
-    add_batch_size(parser, default=8, what="segments per batch when computing the baseline")
-    add_num_workers(parser, default=4, what="decoding worker processes for the baseline (default: 4)")
+    add_batch_size(parser, default=SEGMENT_BATCH, what="segments per batch when computing the baseline")
+    add_num_workers(parser, default=DECODE_WORKERS,
+                    what=f"decoding worker processes for the baseline (default: {DECODE_WORKERS})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ from melodex.commands.options import (
     make_predictor,
     positive_int,
 )
-from melodex.constants import DEFAULT_PART_SIZE
+from melodex.constants import DECODE_WORKERS, DEFAULT_PART_SIZE, SEGMENT_BATCH
 from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group = parser.add_argument_group("running")
     add_device(run_group)
     run_group.add_argument("--full", action="store_true", help="analyse whole files (sliding segments), not the first 30 s")
-    add_batch_size(run_group, default=8)
-    add_num_workers(run_group, default=4, what="decoding worker processes (default: 4; 0 decodes in-process)")
+    add_batch_size(run_group, default=SEGMENT_BATCH)
+    add_num_workers(run_group, default=DECODE_WORKERS,
+                    what=f"decoding worker processes (default: {DECODE_WORKERS}; 0 decodes in-process)")
     add_engine(run_group)
     run_group.add_argument("--reembed", action="store_true",
                            help="re-embed every stored track with --model (a store holds one model's embeddings); "

@@ -55,7 +55,7 @@ from melodex.commands.options import (
     make_predictor,
     positive_seconds,
 )
-from melodex.constants import AUDIO_EXTENSIONS, MIN_LAST_SECONDS
+from melodex.constants import AUDIO_EXTENSIONS, DECODE_WORKERS, MIN_LAST_SECONDS, SEGMENT_BATCH
 from melodex.errors import MelodexError
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "align a window to the end, or drop it; under pad and align a tail shorter "
                      f"than {MIN_LAST_SECONDS:g} s gets no window and is dropped")
     perf = parser.add_argument_group("performance")
-    add_batch_size(perf, default=8)
-    add_num_workers(perf, default=4,
-                    what="decoding worker processes, capped at the CPU cores (default: 4; 0 decodes in-process)")
+    add_batch_size(perf, default=SEGMENT_BATCH)
+    add_num_workers(perf, default=DECODE_WORKERS,
+                    what=f"decoding worker processes, capped at the CPU cores (default: {DECODE_WORKERS}; 0 decodes "
+                         "in-process)")
     add_engine(perf)
     perf.add_argument("--use-legacy", "--use_legacy", dest="use_legacy", action="store_true",
                       help="the reference path: decode and run one file at a time in this process")

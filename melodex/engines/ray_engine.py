@@ -49,6 +49,7 @@ from melodex.audio.fingerprint import segment_fingerprint
 from melodex.audio.files import find_audio_sources
 from melodex.audio.segments import LAST_POLICIES
 from melodex.audio.uris import RemoteFile, read_bytes
+from melodex.constants import SEGMENT_BATCH
 from melodex.errors import AudioLoadError, DeviceError
 from melodex.features.mfcc import MFCC, FeatureConfig, compute_mfcc
 from melodex.inference.fast_forward import FastForward, model_outputs
@@ -240,8 +241,8 @@ class RayPredictor:
         Actors in the pool (default: one per GPU, or one per ``CPUS_PER_ACTOR`` CPUs).
     """
 
-    def __init__(self, model: str | Path | Checkpoint, *, device: str = "auto", batch_size: int = 8, address: str | None = None,
-                 actors: int | None = None):
+    def __init__(self, model: str | Path | Checkpoint, *, device: str = "auto", batch_size: int = SEGMENT_BATCH,
+                 address: str | None = None, actors: int | None = None):
         self.checkpoint = model if isinstance(model, Checkpoint) else load_checkpoint(model)
         self.labels: tuple[str, ...] = tuple(self.checkpoint.labels)
         self.batch_size = int(batch_size)

@@ -48,6 +48,7 @@ import torch
 
 from melodex.audio.files import find_audio_files
 from melodex.audio.segments import LAST_POLICIES
+from melodex.constants import DECODE_WORKERS, SEGMENT_BATCH
 from melodex.features.mfcc import FeatureConfig
 from melodex.inference.fast_forward import FastForward, model_outputs
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
@@ -68,7 +69,7 @@ from melodex.util.workers import usable_cores
 log = logging.getLogger(__name__)
 
 
-def default_num_workers(requested: int = 4) -> int:
+def default_num_workers(requested: int = DECODE_WORKERS) -> int:
     """``requested`` decoding workers, capped at the CPU cores this process may use."""
     return max(0, min(int(requested), usable_cores()))
 
@@ -165,8 +166,8 @@ class Predictor:
         model: str | Path | tuple[GenreCNN, Checkpoint],
         *,
         device: str = "auto",
-        batch_size: int = 8,
-        num_workers: int = 4,
+        batch_size: int = SEGMENT_BATCH,
+        num_workers: int = DECODE_WORKERS,
     ):
         self.device = resolve_device(device)
         if isinstance(model, (str, os.PathLike)):

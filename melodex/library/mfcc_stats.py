@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from melodex.constants import DECODE_WORKERS, SEGMENT_BATCH
 from melodex.errors import StoreError
 from melodex.features.mfcc import DEFAULT_FEATURES, FeatureConfig
 from melodex.features.stats import MFCC_STATS, STATS_VERSION, MfccStats, StatsScaler
@@ -101,7 +102,8 @@ class StatsEmbedder:
     :attr:`stamp`; those results are then yielded first by :meth:`predict`, not decoded twice.
     """
 
-    def __init__(self, store: Any, *, batch_size: int = 8, num_workers: int = 4, fit_tracks: int = FIT_TRACKS):
+    def __init__(self, store: Any, *, batch_size: int = SEGMENT_BATCH, num_workers: int = DECODE_WORKERS,
+                 fit_tracks: int = FIT_TRACKS):
         stored = stored_stats(store)
         self.config = stored[0] if stored else DEFAULT_FEATURES
         self.scaler: StatsScaler | None = stored[1] if stored else None
@@ -149,8 +151,8 @@ class StatsEmbedder:
         return replace(result, embedding=self.scaler.transform(result.embedding))
 
 
-def stats_vectors(paths: Sequence[str | Path], *, full: bool = False, batch_size: int = 8,
-                  num_workers: int = 4) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def stats_vectors(paths: Sequence[str | Path], *, full: bool = False, batch_size: int = SEGMENT_BATCH,
+                  num_workers: int = DECODE_WORKERS) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Standardised MFCC statistics of ``paths`` with a scaling fitted on all of them (a baseline
     for ``melodex evaluate``; nothing is stored).
 
