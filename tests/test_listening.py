@@ -207,3 +207,32 @@ def test_duplicates_groups_codecs_and_trims_but_not_another_take(demo, tmp_path,
     assert main(["duplicates", "--store", str(store), "--report", str(tmp_path / "loose.csv"),
                  "--duration-tolerance", "2", "-q"]) == 0
     assert "1 group(s), 5 tracks" in capsys.readouterr().out
+
+
+def test_the_artist_distance_matrix_is_the_energy_distance_of_every_pair():
+    """The map page's matrix (blocks of every later artist at once) against energy_distance called
+    per pair: the same values, exactly symmetric, zero on the diagonal, the most-tracked artists kept."""
+    import pandas as pd
+
+    from melodex.analysis.artists import artist_distance_matrix, energy_distance
+    from melodex.analysis.collection import Collection
+
+    rng = np.random.default_rng(3)
+    sizes = [1, 2, 7, 3, 1, 12, 4]
+    centres = rng.standard_normal((len(sizes), 32))
+    embeddings = np.concatenate([c + 0.8 * rng.standard_normal((n, 32)) for c, n in zip(centres, sizes)])
+    artists = [f"artist {i}" for i, n in enumerate(sizes) for _ in range(n)]
+    order = rng.permutation(len(artists))  # the store's rows are not grouped by artist
+    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(len(artists))],
+                          "artist": [artists[i] for i in order], "path": [f"/m/{i}.mp3" for i in order]})
+    collection = Collection.from_frame(frame, embeddings[order].astype(np.float32))
+    names, matrix = artist_distance_matrix(collection, max_artists=5)
+    kept = sorted(sorted(set(artists), key=lambda a: -sizes[int(a.split()[1])])[:5])
+    assert names == kept and matrix.shape == (5, 5)
+    assert np.array_equal(matrix, matrix.T) and not np.diag(matrix).any()
+    rows = {name: collection.unit[[i for i, a in enumerate(collection.artists) if a == name]] for name in names}
+    for i, a in enumerate(names):
+        for j, b in enumerate(names[i + 1:], i + 1):
+            # float32 dot products put a track ~3e-4 from itself (sqrt of a 1e-7 rounding), in either
+            # order of summation; the squared distances are ~1.4
+            assert matrix[i, j] ** 2 == pytest.approx(energy_distance(rows[a], rows[b]) ** 2, abs=1e-3)
