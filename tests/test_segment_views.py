@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,33 @@ def test_runs_saved_before_the_options_resume_with_the_first_segment_and_the_bes
     old = {"hyperparameters": {"objective": "contrastive", "view_seconds": 5.0}}
     resumed = settings_for_resume(TrainConfig(segments=4, keep="last"), old)
     assert (resumed.segments, resumed.keep) == (1, "best")
+
+
+def test_a_bank_without_a_cache_keeps_its_arrays_on_disk_and_removes_them_after(tmp_path, monkeypatch):
+    """Without a cache folder a bank is a scratch folder under $TMPDIR, not arrays in memory (a run over
+    100,000 tracks would hold tens of GB); the folder goes with the bank, and a forked child (a DataLoader
+    worker) that drops its copy leaves it to the parent."""
+    import gc
+    import os
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = write_audio(tmp_path / "a.wav", tone(1.0, SR, channels=1), SR)
+    track = Track(key="a", path=path, label=None, split="training")
+    bank = SegmentBank(None, DEFAULT_FEATURES, 3)
+    assert bank.temporary and bank.root.is_relative_to(tmp_path)
+    values = np.ones((2, DEFAULT_FEATURES.n_mfcc, DEFAULT_FEATURES.n_frames), np.float32)
+    bank.put(track, values)
+    found = bank.get(track)
+    assert isinstance(found, np.memmap) and np.array_equal(found, values) and bank.has(track)
+    scratch = bank.root.parent
+    del found
+    child = os.fork()
+    if child == 0:  # the child lets go of its copy of the bank, as a worker does when it ends
+        del bank
+        gc.collect()
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert scratch.is_dir() and bank.has(track)
+    del bank
+    gc.collect()
+    assert not scratch.exists()

@@ -138,7 +138,7 @@ class ContrastiveTrainer(Trainer):
                 1, min(4, usable_cores() // self.group.local_world_size))  # as for the variants: a worker per core
             self.segment_counts = self.group.on_main(self.segments.fill, self.data["training"].tracks,
                                                      num_workers=workers, progress=self.config.progress)
-            if self.segments.root is None and self.group.active:  # an in-memory bank lives on rank 0 alone
+            if self.segments.temporary and self.group.active:  # a scratch bank is rank 0's alone
                 self.segments.fill(self.data["training"].tracks, num_workers=workers, progress=False)
 
     def trained_module(self) -> nn.Module:
@@ -270,7 +270,7 @@ class ContrastiveTrainer(Trainer):
                                "spec_mask": self.config.spec_mask, "mix": self.config.mix,
                                "keep": self.config.keep, "segments": self.config.segments,
                                "segment_bank": None if self.segments is None else {
-                                   "dir": None if self.segments.root is None else os.path.abspath(self.segments.root),
+                                   "dir": None if self.segments.temporary else os.path.abspath(self.segments.root),
                                    **self.segment_counts},
                                "projection": [self.model.config.embedding_dim] * 2 + [self.config.projection_dim],
                                "negatives": "every other view in the batch, gathered across processes"}

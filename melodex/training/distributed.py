@@ -24,7 +24,8 @@ Who does what in a group of N:
 - augmentation variants are made by all ranks at once, each its share, and written atomically
   (a unique temporary name moved over the entry); a variant depends on the track alone, so two
   ranks writing the same entry write the same bytes. Then each rank fills what it still lacks:
-  nothing on a shared disk, the others' share where the cache is per machine or in memory.
+  nothing on a shared disk, the others' share where the cache is per machine or there is none (each
+  rank's scratch folder).
 
 Ranks other than 0 log errors only and show no progress bars.
 """

@@ -14,7 +14,7 @@ The first segment comes from the cache, as before; a track shorter than two segm
 Layout: ``<cache_dir>/segments/<fingerprint>/<key[:3]>/<key>-<size>-<mtime_ns>.npy``, float32
 ``(k, n_mfcc, n_frames)`` with ``0 <= k < segments``. The fingerprint hashes the feature settings and
 ``segments``, and the name carries the source file's size and mtime, so a changed setting or a replaced
-file gets new segments. Without a cache directory the bank lives in memory for the run.
+file gets new segments. Without a cache directory the bank is a scratch folder deleted after the run.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def make_segments(track: Track, features: FeatureConfig, segments: int) -> np.nd
 
 
 class SegmentBank(TrackBank):
-    """The further segments of a set of tracks, on disk under ``root`` or (``root`` None) in memory."""
+    """The further segments of a set of tracks, on disk under ``root`` or (``root`` None) in a scratch folder."""
 
     def __init__(self, root: str | Path | None, features: FeatureConfig, segments: int):
         super().__init__(root, fingerprint(features, segments))
@@ -82,7 +82,7 @@ class SegmentBank(TrackBank):
 
     @classmethod
     def beside(cls, cache_dir: str | Path | None, features: FeatureConfig, segments: int) -> SegmentBank:
-        """The bank of an MFCC cache: under ``<cache_dir>/segments``, or in memory without a cache."""
+        """The bank of an MFCC cache: under ``<cache_dir>/segments``, or a scratch folder without a cache."""
         return cls(None if cache_dir is None else Path(cache_dir) / SEGMENT_DIR, features, segments)
 
     def get(self, track: Track) -> np.ndarray | None:

@@ -4,14 +4,19 @@ variants (:mod:`melodex.training.variants`) and the contrastive segments
 
 Layout: ``<root>/<fingerprint>/<key[:3]>/<key>-<size>-<mtime_ns>.npy`` (float32, written atomically).
 The fingerprint hashes the settings that shape an entry, and the name carries the source file's size
-and mtime, so a changed setting or a replaced file gets new entries. Without a root the bank lives in
-memory for the run.
+and mtime, so a changed setting or a replaced file gets new entries. Without a root (no cache folder)
+the bank lives in a scratch folder of its own under the system's temporary directory (``$TMPDIR``) and
+is deleted with it: in memory, a run over 100,000 tracks would have held tens of GB.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,11 +31,16 @@ log = logging.getLogger(__name__)
 
 
 class TrackBank:
-    """One array per track, on disk under ``root/fingerprint`` or (``root`` None) in memory."""
+    """One array per track, on disk under ``root/fingerprint``; ``root`` None: in a scratch folder
+    that is deleted when the bank is (``temporary``)."""
 
     def __init__(self, root: str | Path | None, fingerprint: str):
-        self.root = None if root is None else Path(root) / fingerprint
-        self._memory: dict[str, np.ndarray] = {}
+        self.temporary = root is None
+        if root is None:
+            root = tempfile.mkdtemp(prefix="melodex-bank-")
+            # removed by the process that made it alone: forked DataLoader workers share the folder
+            weakref.finalize(self, _remove_scratch, root, os.getpid())
+        self.root = Path(root) / fingerprint
 
     def name(self, track: Track) -> str | None:
         """The entry's name: the key with the source file's size and mtime (None: no such file)."""
@@ -46,8 +56,8 @@ class TrackBank:
     def load(self, track: Track) -> np.ndarray | None:
         """The entry of ``track`` as stored (memory-mapped on disk, so reading one row reads its bytes), or None."""
         name = self.name(track)
-        if name is None or self.root is None:
-            return self._memory.get(name)
+        if name is None:
+            return None
         try:
             return np.load(self._path(name), mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
@@ -55,18 +65,13 @@ class TrackBank:
 
     def has(self, track: Track) -> bool:
         name = self.name(track)
-        if name is None or self.root is None:
-            return name in self._memory
-        return self._path(name).is_file()
+        return name is not None and self._path(name).is_file()
 
     def put(self, track: Track, array: np.ndarray) -> None:
         name = self.name(track)
         if name is None:
             return
         array = np.ascontiguousarray(array, dtype=np.float32)
-        if self.root is None:
-            self._memory[name] = array
-            return
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
         with atomic_write(self._path(name), "wb") as handle:
@@ -107,6 +112,11 @@ class _Maker(torch.utils.data.Dataset):
             return index, self.make(self.tracks[index]), None
         except Exception as exc:  # noqa: BLE001 (one odd file costs its entry, never the run)
             return index, None, f"{type(exc).__name__}: {exc}"
+
+
+def _remove_scratch(folder: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _as_is(item):

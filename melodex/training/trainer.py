@@ -413,7 +413,7 @@ class Trainer:
         if self.bank is None:
             return {"enabled": False}
         return {"enabled": True, **self.bank.augment.to_dict(),
-                "bank_dir": None if self.bank.root is None else os.path.abspath(self.bank.root), **self.bank_counts}
+                "bank_dir": None if self.bank.temporary else os.path.abspath(self.bank.root), **self.bank_counts}
 
 
 def _read_run(config: TrainConfig) -> tuple[Path, dict[str, Any], dict[str, Any] | None, bool]:

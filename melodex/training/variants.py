@@ -14,7 +14,7 @@ would show it, at the cost of one extra pass over the audio, paid once: the bank
 Layout: ``<cache_dir>/augmented/<fingerprint>/<key[:3]>/<key>-<size>-<mtime_ns>.npy``, float32
 ``(variants, n_mfcc, n_frames)``. The fingerprint hashes the feature and augmentation settings,
 and the name carries the source file's size and mtime, so a changed setting or a replaced file
-gets new variants. Without a cache directory the bank lives in memory for the run.
+gets new variants. Without a cache directory the bank is a scratch folder deleted after the run.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def make_variants(track: Track, features: FeatureConfig, augment: AugmentConfig)
 
 
 class VariantBank(TrackBank):
-    """The augmented MFCCs of a set of clips, on disk under ``root`` or (``root`` None) in memory."""
+    """The augmented MFCCs of a set of clips, on disk under ``root`` or (``root`` None) in a scratch folder."""
 
     def __init__(self, root: str | Path | None, features: FeatureConfig, augment: AugmentConfig):
         super().__init__(root, fingerprint(features, augment))
@@ -78,7 +78,7 @@ class VariantBank(TrackBank):
 
     @classmethod
     def beside(cls, cache_dir: str | Path | None, features: FeatureConfig, augment: AugmentConfig) -> VariantBank:
-        """The bank of an MFCC cache: under ``<cache_dir>/augmented``, or in memory without a cache."""
+        """The bank of an MFCC cache: under ``<cache_dir>/augmented``, or a scratch folder without a cache."""
         return cls(None if cache_dir is None else Path(cache_dir) / BANK_DIR, features, augment)
 
     def get(self, track: Track) -> np.ndarray | None:
