@@ -209,3 +209,43 @@ def test_an_artist_credited_among_several_is_found_by_name(tmp_path, capsys):
     out = tmp_path / "evo"
     assert main(["evolution", "--artist", "Jonsi", "--store", str(store.root), "--out", str(out), "-q"]) == 0
     assert len(pd.read_csv(next(out.glob("artist-*.csv")))) == 3
+
+
+def test_cli_all_draws_pages_in_parallel_with_the_same_bytes_as_one_process(tmp_path):
+    """evolution --all draws the artist pages on several processes; every file is the same, byte
+    for byte, as one process writes, and the pages are listed in the same order."""
+    store = _corpus(tmp_path / "lib")
+    tracks = store.tracks()
+    rng = np.random.default_rng(0)
+    store.save_coordinates(pd.DataFrame({"track_id": tracks["track_id"], "x": rng.random(len(tracks)),
+                                         "y": rng.random(len(tracks))}), {"n_neighbors": 5})
+    outputs = {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"evo-{workers}"
+        assert main(["evolution", "--all", "--store", str(store.root), "--out", str(out), "--num-workers", workers,
+                     "-q"]) == 0
+        outputs[workers] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len([name for name in outputs["0"] if name.startswith("artist-")]) == 3 * (N_STABLE + 1)
+    assert outputs["0"] == outputs["2"]
+
+
+def test_a_page_that_fails_in_a_worker_fails_the_run_with_its_error(tmp_path, monkeypatch, capsys):
+    """An error while drawing one artist's page in a worker process reaches the command as that
+    error (one line, exit status 2 as for any error), not a hang or a pool's traceback."""
+    from melodex.analysis import evolution_figures, evolution_report
+    from melodex.util.atomic import cannot_write
+
+    store = _corpus(tmp_path / "lib")
+
+    def broken(score, *args, **kwargs):  # as the disk filling up while one page is written
+        if score.artist == "Stable 3":
+            raise cannot_write(tmp_path / "evo" / "artist-stable-3.png", OSError(28, "No space left on device"))
+        return b"png"
+
+    monkeypatch.setattr(evolution_report, "artist_figure", broken)  # forked workers inherit the patch
+    assert evolution_figures.artist_figure is not broken
+    code = main(["evolution", "--all", "--store", str(store.root), "--out", str(tmp_path / "evo"),
+                 "--num-workers", "2", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "artist-stable-3.png: cannot write" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1

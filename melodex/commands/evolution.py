@@ -19,7 +19,7 @@ import functools
 import logging
 from pathlib import Path
 
-from melodex.commands.options import add_store, non_negative_int, positive_int
+from melodex.commands.options import add_num_workers, add_store, non_negative_int, positive_int
 from melodex.constants import DEFAULT_ARTIST_PAGES, DEFAULT_EVOLUTION_DIR
 from melodex.errors import MelodexError
 
@@ -38,12 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artist-pages", "--artist_pages", dest="artist_pages", type=non_negative_int,
                         default=DEFAULT_ARTIST_PAGES, metavar="N",
                         help="with --all: write a page with figures for the N most drifting artists with at least "
-                             "two dated releases, drifting ones always included (a page takes about half a second; "
-                             f"0: every artist; default {DEFAULT_ARTIST_PAGES})")
+                             "two dated releases, drifting ones always included (a page takes about half a second "
+                             f"of one core; 0: every artist; default {DEFAULT_ARTIST_PAGES})")
+    add_num_workers(parser, default=None, what="with --all: processes drawing the artist pages (default: one per "
+                                               "usable CPU core; 0 or 1: this process alone)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
     import pandas as pd
+    from tqdm import tqdm
 
     from melodex.analysis import evolution_report as report
     from melodex.analysis.evolution import (
@@ -55,9 +59,6 @@ def run(args: argparse.Namespace) -> int:
         undated_releases,
         year_centroids,
     )
-    import numpy as np
-    from tqdm import tqdm
-
     from melodex.analysis.mapping import place_on_map
     from melodex.commands.options import open_store
 
@@ -98,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         rows = artist_rows(tracks, row.artist_id if isinstance(row.artist_id, str) else row.artist)
         timelines[row.artist] = artist_timeline(tracks, embeddings, rows, coords)
     with tqdm(total=len(timelines), desc="artist pages", unit="artist", disable=True if getattr(args, "quiet", False) else None) as bar:
-        files = report.write_collection_report(out, scores, years, timelines, tracks, coords, progress=bar)
+        files = report.write_collection_report(out, scores, years, timelines, tracks, coords, progress=bar,
+                                               workers=1 if args.num_workers == 0 else args.num_workers)
     log.info("%d artist(s) scored, %d drifting; %d year(s); wrote %d files to %s (open %s)", len(scores),
              int(scores["drifting"].sum()), len(years), len(files), out, files[0])
     return 0
