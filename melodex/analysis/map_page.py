@@ -43,8 +43,8 @@ PAGE_NEIGHBOURS = 10  # similar tracks listed when a point is clicked
 PAGE_NEIGHBOURS_MAX_TRACKS = 50_000  # above this the page lists none (``melodex serve`` answers instead)
 PAGE_ARTISTS = 5  # similar artists listed for a searched artist
 PAGE_ARTISTS_MAX_TRACKS = 10_000  # above this the page lists none (the pairwise cost grows with n^2)
-# Up to here the page's clusters are 'playlist --clusters auto' (HDBSCAN on the distance matrix: 0.2-0.7 s
-# for 2,000 tracks, 3.4 s for 5,000 on 2 cores); above, 'playlist --clusters 12' (KMeans)
+# Up to here the page's clusters are 'playlist --clusters auto' (HDBSCAN on the distance matrix, as
+# quick as playlists.HDBSCAN_BRUTE_MAX says); above, 'playlist --clusters 12' (KMeans)
 PAGE_CLUSTERS_AUTO_MAX_TRACKS = HDBSCAN_BRUTE_MAX
 PAGE_CLUSTERS_K = 12
 PAGE_CLUSTERS_MAX_TRACKS = 20_000  # above this the page has no clusters ('playlist --clusters' still has)
