@@ -242,22 +242,14 @@ def test_a_page_that_fails_in_a_worker_fails_the_run_with_its_error(tmp_path, mo
 def test_bootstrap_interval_is_the_plain_resampling_loop_computed_at_once():
     """bootstrap_slope draws the same resamples as the plain loop (rng.choice per drawn release)
     and fits the same slopes as np.polyfit, without a Python-level fit per resample."""
-    from melodex.analysis.evolution import BOOTSTRAP_RESAMPLES, bootstrap_slope
+    import importlib.util
 
-    def plain(timeline, resamples=BOOTSTRAP_RESAMPLES, seed=0):
-        t, d = timeline["t"].to_numpy(float), timeline["dist_first"].to_numpy(float)
-        release = timeline["release"].to_numpy(int)
-        later = np.flatnonzero(release > 0)
-        groups = [later[release[later] == r] for r in np.unique(release[later])]
-        rng = np.random.default_rng(seed)
-        slopes = []
-        for _ in range(resamples):
-            drawn = rng.integers(0, len(groups), len(groups))
-            rows = np.concatenate([rng.choice(groups[g], size=groups[g].size, replace=True) for g in drawn])
-            slopes.append(np.polyfit(t[rows], d[rows], 1)[0] if np.ptp(t[rows]) > 0 else np.nan)
-        if np.isfinite(slopes).sum() < resamples // 2:
-            return (np.nan, np.nan)
-        return tuple(np.nanpercentile(slopes, [2.5, 97.5]))
+    from melodex.analysis.evolution import BOOTSTRAP_RESAMPLES, bootstrap_slope
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_artists", ROOT / "benchmarks" / "bench_artists.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # the benchmark's baseline is the plain loop
 
     rng = np.random.default_rng(11)
     finite = 0
@@ -266,7 +258,7 @@ def test_bootstrap_interval_is_the_plain_resampling_loop_computed_at_once():
         rows = np.repeat(np.arange(releases), sizes)
         timeline = pd.DataFrame({"t": 2000.5 + 1.7 * rows, "release": rows,
                                  "dist_first": 0.02 * rows + 0.05 * rng.random(rows.size)})
-        expected = plain(timeline)
+        expected = bench.plain_bootstrap(timeline, BOOTSTRAP_RESAMPLES)
         assert bootstrap_slope(timeline) == pytest.approx(expected, abs=1e-12, nan_ok=True)
         finite += bool(np.isfinite(expected).all())
     assert finite >= 3  # the two smallest have too few dated releases for an interval
