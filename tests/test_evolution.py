@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -262,3 +264,31 @@ def test_bootstrap_interval_is_the_plain_resampling_loop_computed_at_once():
         assert bootstrap_slope(timeline) == pytest.approx(expected, abs=1e-12, nan_ok=True)
         finite += bool(np.isfinite(expected).all())
     assert finite >= 3  # the two smallest have too few dated releases for an interval
+
+def test_two_artists_of_one_name_get_a_page_each_with_their_own_tracks(tmp_path):
+    """FMA and MusicBrainz hold different artists with the same name (told apart by artist_id),
+    and "AC/DC" and "AC DC" make the same file name: every artist gets its own page, built from
+    its own tracks, and the summary links each row to its page."""
+    rng = np.random.default_rng(5)
+    records = []
+    for a, (name, artist_id) in enumerate([("John Smith", "11"), ("John Smith", "12"), ("AC/DC", "13"),
+                                           ("AC DC", None)]):
+        centre = np.abs(rng.standard_normal(64))
+        for r in range(4):
+            for k in range(2):
+                records.append(TrackRecord(f"{a}-{r}-{k}", f"/m/{a}/{r}/{k}.mp3",
+                                           np.maximum(centre + 0.4 * rng.standard_normal(64), 0), {"Pop": 1.0},
+                                           title=f"{name} {a} song {r}.{k}", artist=name, artist_id=artist_id,
+                                           album=f"Album {a}.{r}", date=f"{2001 + 3 * r + a}-05-01",
+                                           date_source="tags", source="manifest"))
+    store = LibraryStore(tmp_path / "lib")
+    store.add(records)
+    out = tmp_path / "evo"
+    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(out), "-q"]) == 0
+    pages = sorted(out.glob("artist-*.csv"))
+    assert len(pages) == 4, [p.name for p in pages]
+    owners = sorted(pd.read_csv(p)["title"].str.extract(r" (\d) song")[0].unique().tolist() for p in pages)
+    assert owners == [["0"], ["1"], ["2"], ["3"]]  # each page's timeline holds one artist's tracks
+    summary = (out / "evolution.html").read_text()
+    linked = re.findall(r'<a href="(artist-[^"]+\.html)">', summary)
+    assert sorted(linked) == sorted(p.with_suffix(".html").name for p in pages)

@@ -59,9 +59,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -351,16 +352,26 @@ def drift_score(timeline: pd.DataFrame, artist: str, artist_id: str | None = Non
                        slope_ci_low=ci_low, slope_ci_high=ci_high)
 
 
-def _artist_groups(tracks: pd.DataFrame) -> dict[tuple[str, str | None], np.ndarray]:
-    """(artist name, artist_id) -> rows, for tracks with an artist; artist_id groups first."""
+ArtistKey = tuple[str, str | None]  # (name, artist_id): artists of one name are told apart by their id
+
+
+def artist_key(name: str, artist_id: Any) -> ArtistKey:
+    """The key of :func:`artist_groups` for an artist's name and id (None, NaN or "" for none)."""
+    missing = artist_id is None or (isinstance(artist_id, float) and math.isnan(artist_id)) or artist_id == ""
+    return str(name), None if missing else str(artist_id)
+
+
+def artist_groups(tracks: pd.DataFrame) -> dict[ArtistKey, np.ndarray]:
+    """(artist name, artist_id) -> rows, for tracks with an artist: one group per artist_id, and
+    for tracks without one, per exact name. Two artists of one name are two groups."""
 
     named = tracks["artist"].notna().to_numpy(dtype=bool)
     ids = tracks["artist_id"].astype(object).where(tracks["artist_id"].notna(), None)
     key = pd.Series([f"id:{i}" if i is not None else f"name:{a}" for i, a in zip(ids, tracks["artist"].astype(object))])
-    groups: dict[tuple[str, str | None], np.ndarray] = {}
+    groups: dict[ArtistKey, np.ndarray] = {}
     for _, rows in key[named].groupby(key[named]).groups.items():
         rows = np.asarray(rows, dtype=int)
-        groups[(str(tracks["artist"].iloc[rows[0]]), ids.iloc[rows[0]])] = rows
+        groups[artist_key(tracks["artist"].iloc[rows[0]], ids.iloc[rows[0]])] = rows
     return groups
 
 
@@ -370,7 +381,7 @@ def all_artists(tracks: pd.DataFrame, embeddings: np.ndarray, *, min_tracks: int
 
     scale = collection_scale(embeddings)
     scores = []
-    for (name, artist_id), rows in _artist_groups(tracks).items():
+    for (name, artist_id), rows in artist_groups(tracks).items():
         if rows.size < min_tracks:
             continue
         timeline = artist_timeline(tracks, embeddings, rows)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from melodex.analysis.evolution import ArtistDrift, rule_checks, rule_text
+from melodex.analysis.evolution import ArtistDrift, ArtistKey, artist_key, rule_checks, rule_text
 from melodex.analysis.evolution_figures import artist_figure, collection_figure
 from melodex.util.atomic import atomic_write
 from melodex.util.processes import ordered_map, usable_cores
@@ -75,6 +75,27 @@ def slug(name: str) -> str:
     return text or "artist"
 
 
+def page_stems(keys: list[ArtistKey]) -> dict[ArtistKey, str]:
+    """Each artist's file stem, ``artist-<slug of the name>``, unique among ``keys``: artists whose
+    names make one slug (two artists called "John Smith", or "AC/DC" and "AC DC") add their
+    artist_id, or their place among them, so no page overwrites another."""
+    by_slug: dict[str, list[ArtistKey]] = {}
+    for key in keys:
+        by_slug.setdefault(slug(key[0]), []).append(key)
+    stems, used = {}, {f"artist-{name}" for name, members in by_slug.items() if len(members) == 1}
+    for name, members in by_slug.items():
+        if len(members) == 1:
+            stems[members[0]] = f"artist-{name}"
+            continue
+        for n, key in enumerate(members, 1):
+            stem = f"artist-{name}-{slug(key[1]) if key[1] else n}"
+            while stem in used:
+                stem += f"-{n}"
+            used.add(stem)
+            stems[key] = stem
+    return stems
+
+
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "&ndash;"
@@ -105,19 +126,19 @@ def glossary(columns: list[str]) -> str:
 
 
 def html_table(frame: pd.DataFrame, highlight: str | None = None, limit: int = 500,
-               links: dict[str, str] | None = None) -> str:
+               links: dict[Any, str] | None = None) -> str:
     """An escaped HTML table of ``frame`` (first ``limit`` rows) with readable headings, inside a
     box that scrolls sideways; rows where column ``highlight`` is true stand out; ``links`` maps
-    an ``artist`` cell's text to a page it links to."""
+    a row's index label to the page its ``artist`` cell links to."""
     head = "".join(f'<th title="{html.escape(str(c))}">{html.escape(heading(str(c)))}</th>' for c in frame.columns)
     body = []
-    for _, row in frame.head(limit).iterrows():
+    for index, row in frame.head(limit).iterrows():
         cls = ' class="drift"' if highlight and bool(row.get(highlight)) is True else ""
         cells = []
         for column, value in zip(frame.columns, row.to_numpy()):
             text = _cell(value)
-            if links and column == "artist" and str(value) in links:
-                text = f'<a href="{html.escape(links[str(value)])}">{text}</a>'
+            if links and column == "artist" and index in links:
+                text = f'<a href="{html.escape(links[index])}">{text}</a>'
             cells.append(f"<td>{text}</td>")
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     more = f'<p class="note">{len(frame) - limit} more rows in the CSV.</p>' if len(frame) > limit else ""
@@ -185,10 +206,12 @@ def _csv(frame: pd.DataFrame) -> str:
 
 
 def write_artist_report(out: Path, score: ArtistDrift, timeline: pd.DataFrame, tracks: pd.DataFrame,
-                        coords: pd.DataFrame | None, undated: pd.DataFrame | None = None) -> list[Path]:
-    """``artist-<slug>.html`` (self-contained), ``.png`` and ``.csv`` (the timeline) under ``out``;
-    ``undated`` (releases without a release date) is listed apart in the HTML."""
-    stem = f"artist-{slug(score.artist)}"
+                        coords: pd.DataFrame | None, undated: pd.DataFrame | None = None,
+                        stem: str | None = None) -> list[Path]:
+    """``<stem>.html`` (self-contained), ``.png`` and ``.csv`` (the timeline) under ``out``; the stem
+    is ``artist-<slug>`` unless given (:func:`page_stems`); ``undated`` (releases without a release
+    date) is listed apart in the HTML."""
+    stem = stem or f"artist-{slug(score.artist)}"
     png = artist_figure(score, timeline, tracks, coords)
     map_note = "Trajectory drawn on the saved map." if coords is not None else \
         "No map saved in the store, so no trajectory on the map (run 'melodex map' first)."
@@ -207,19 +230,20 @@ def _page_setup(tracks: pd.DataFrame, coords: pd.DataFrame | None) -> None:
     _SHARED.update(tracks=tracks, coords=coords)
 
 
-def _artist_page(job: tuple[Path, ArtistDrift, pd.DataFrame]) -> list[Path]:
-    out, score, timeline = job
-    return write_artist_report(out, score, timeline, _SHARED["tracks"], _SHARED["coords"])
+def _artist_page(job: tuple[Path, ArtistDrift, pd.DataFrame, str]) -> list[Path]:
+    out, score, timeline, stem = job
+    return write_artist_report(out, score, timeline, _SHARED["tracks"], _SHARED["coords"], stem=stem)
 
 
 def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame,
-                            timelines: dict[str, pd.DataFrame], tracks: pd.DataFrame,
+                            timelines: dict[ArtistKey, pd.DataFrame], tracks: pd.DataFrame,
                             coords: pd.DataFrame | None, progress: Any = None,
                             workers: int | None = None) -> list[Path]:
     """``evolution.html``, ``artists.csv``, ``collection_years.csv``, ``collection.png``, and for
     every artist in ``timelines`` with at least :data:`FIGURE_MIN_RELEASES` dated releases an
-    ``artist-<slug>.html``/``.png``/``.csv``, linked from the artists table; drifting artists'
-    figures are also shown in ``evolution.html``. ``progress`` (a tqdm bar, say) gets
+    ``artist-<slug>.html``/``.png``/``.csv`` (:func:`page_stems`), linked from the artists table;
+    drifting artists' figures are also shown in ``evolution.html``. ``timelines`` is keyed by
+    :func:`~melodex.analysis.evolution.artist_key` of each score's artist and artist_id. ``progress`` (a tqdm bar, say) gets
     ``update(1)`` after each artist's page.
 
     The artist pages are drawn on ``workers`` processes (default: every usable core): a page's
@@ -231,17 +255,19 @@ def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame
     collection_png = collection_figure(years, coords, tracks)
     files.append(_write(out / "collection.png", collection_png))
     sections, links = [], {}
-    scored = [ArtistDrift(**row) for row in scores.to_dict(orient="records")]
-    jobs = [(out, score, timelines[score.artist]) for score in scored
-            if score.artist in timelines and score.n_releases >= FIGURE_MIN_RELEASES]
+    scored = {index: ArtistDrift(**row) for index, row in zip(scores.index, scores.to_dict(orient="records"))}
+    paged = {index: artist_key(score.artist, score.artist_id) for index, score in scored.items()
+             if artist_key(score.artist, score.artist_id) in timelines and score.n_releases >= FIGURE_MIN_RELEASES}
+    stems = page_stems(list(paged.values()))
+    jobs = [(out, scored[index], timelines[key], stems[key]) for index, key in paged.items()]
     pages = ordered_map(_artist_page, jobs, workers=workers or usable_cores(), setup=_page_setup,
                         setup_args=(tracks, coords))
     try:
-        for (_, score, timeline), artist_files in zip(jobs, pages):
+        for index, (_, score, timeline, _), artist_files in zip(paged, jobs, pages):
             if progress is not None:
                 progress.update(1)
             files += artist_files
-            links[score.artist] = artist_files[0].name
+            links[index] = artist_files[0].name
             if score.drifting:
                 sections.append(f"<h3>{html.escape(score.artist)}</h3>"
                                 f"{_img(artist_files[1].read_bytes(), score.artist)}"

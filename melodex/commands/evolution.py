@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from melodex.analysis import evolution_report as report
     from melodex.analysis.evolution import (
         all_artists,
+        artist_groups,
+        artist_key,
         artist_rows,
         artist_timeline,
         collection_scale,
@@ -94,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
         log.info("pages for %d of %d artists with 2+ dated releases (--artist-pages 0 writes all)",
                  int(keep.sum()), len(paged))
         paged = paged[keep]
+    groups = artist_groups(tracks)  # the tracks each score was computed from
     timelines = {}
     for row in paged.itertuples():
-        rows = artist_rows(tracks, row.artist_id if isinstance(row.artist_id, str) else row.artist)
-        timelines[row.artist] = artist_timeline(tracks, embeddings, rows, coords)
+        key = artist_key(row.artist, row.artist_id)
+        timelines[key] = artist_timeline(tracks, embeddings, groups[key], coords)
     with tqdm(total=len(timelines), desc="artist pages", unit="artist", disable=True if getattr(args, "quiet", False) else None) as bar:
         files = report.write_collection_report(out, scores, years, timelines, tracks, coords, progress=bar,
                                                workers=1 if args.num_workers == 0 else args.num_workers)
