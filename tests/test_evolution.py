@@ -265,7 +265,7 @@ def test_bootstrap_interval_is_the_plain_resampling_loop_computed_at_once():
         finite += bool(np.isfinite(expected).all())
     assert finite >= 3  # the two smallest have too few dated releases for an interval
 
-def test_two_artists_of_one_name_get_a_page_each_with_their_own_tracks(tmp_path):
+def test_two_artists_of_one_name_get_a_page_each_with_their_own_tracks(tmp_path, capsys):
     """FMA and MusicBrainz hold different artists with the same name (told apart by artist_id),
     and "AC/DC" and "AC DC" make the same file name: every artist gets its own page, built from
     its own tracks, and the summary links each row to its page."""
@@ -292,3 +292,12 @@ def test_two_artists_of_one_name_get_a_page_each_with_their_own_tracks(tmp_path)
     summary = (out / "evolution.html").read_text()
     linked = re.findall(r'<a href="(artist-[^"]+\.html)">', summary)
     assert sorted(linked) == sorted(p.with_suffix(".html").name for p in pages)
+
+    # one of them by name alone would mix the two: the command asks which, and takes the id
+    assert main(["evolution", "--artist", "john smith", "--store", str(store.root), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'john smith' names 2 artists" in err and "11 (8 tracks), 12 (8 tracks)" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["evolution", "--artist", "12", "--store", str(store.root), "--out", str(tmp_path / "one"), "-q"]) == 0
+    (page,) = (tmp_path / "one").glob("artist-*.csv")
+    assert set(pd.read_csv(page)["title"].str.extract(r" (\d) song")[0]) == {"1"}

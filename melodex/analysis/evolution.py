@@ -171,6 +171,15 @@ def artist_rows(tracks: pd.DataFrame, artist: str) -> np.ndarray:
     return np.flatnonzero(hits.to_numpy(dtype=bool))
 
 
+def namesakes(tracks: pd.DataFrame, artist: str) -> dict[str, int]:
+    """artist_id -> tracks, for the artists whose name is ``artist`` (any letter case) and who have an
+    artist_id; two or more entries mean the name alone stands for several artists."""
+    name = tracks["artist"].astype("string").str.casefold()
+    same = (name == artist.casefold()).fillna(False).to_numpy(dtype=bool)
+    counts = tracks["artist_id"][same].dropna().astype(str).value_counts()
+    return {str(k): int(v) for k, v in sorted(counts.items())}
+
+
 def artist_timeline(tracks: pd.DataFrame, embeddings: np.ndarray, rows: np.ndarray,
                     coords: pd.DataFrame | None = None) -> pd.DataFrame:
     """The tracks of one artist's dated releases in date order, with their drift measures.

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         artist_timeline,
         collection_scale,
         drift_score,
+        namesakes,
         undated_releases,
         year_centroids,
     )
@@ -68,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     tracks = store.tracks()
     if len(tracks) == 0:
         raise MelodexError(f"the store at {store.root} is empty; run 'melodex index' first")
+    if args.artist and len(same := namesakes(tracks, args.artist)) > 1:
+        listed = ", ".join(f"{artist_id} ({count} tracks)" for artist_id, count in same.items())
+        raise MelodexError(f"{args.artist!r} names {len(same)} artists in the store at {store.root} (artist_id "
+                           f"{listed}): give one with --artist ARTIST_ID")
     rows = artist_rows(tracks, args.artist) if args.artist else None
     if rows is not None and rows.size == 0:
         raise MelodexError(f"no artist {args.artist!r} in the store at {store.root}"
