@@ -236,3 +236,34 @@ def test_the_artist_distance_matrix_is_the_energy_distance_of_every_pair():
             # float32 dot products put a track ~3e-4 from itself (sqrt of a 1e-7 rounding), in either
             # order of summation; the squared distances are ~1.4
             assert matrix[i, j] ** 2 == pytest.approx(energy_distance(rows[a], rows[b]) ** 2, abs=1e-3)
+
+
+def test_similar_artists_tells_namesakes_apart_by_artist_id(tmp_path, capsys):
+    """Two artists called "John Smith" (artist_ids 11 and 12, as FMA has): by name alone they would
+    be one catalogue; similar --artist asks which, takes an artist_id or the listed label, and lists
+    each as its own artist."""
+    from melodex.library.store import LibraryStore, TrackRecord
+
+    rng = np.random.default_rng(4)
+    records = []
+    for a, (name, artist_id) in enumerate([("John Smith", "11"), ("John Smith", "12"), ("Foo", None),
+                                           ("Foo [Live]", None)]):
+        centre = np.abs(rng.standard_normal(32))
+        for k in range(4):
+            vector = np.maximum(centre + 0.3 * rng.standard_normal(32), 0)
+            records.append(TrackRecord(f"{a}-{k}", f"/m/{a}/{k}.mp3", vector, {"Pop": 1.0}, title=f"song {k}",
+                                       artist=name, artist_id=artist_id))
+    store = LibraryStore(tmp_path / "lib")
+    store.add(records)
+    base = ["similar", "--store", str(store.root), "--json"]
+    assert main([*base, "--artist", "john smith"]) == 2
+    err = capsys.readouterr().err
+    assert "'john smith' names 2 artists" in err
+    assert "John Smith [11] (4 tracks), John Smith [12] (4 tracks)" in err
+    for query in ("12", "John Smith [12]"):
+        assert main([*base, "--artist", query]) == 0
+        shown = [row["artist"] for row in json.loads(capsys.readouterr().out)["neighbours"]]
+        assert sorted(shown) == ["Foo", "Foo [Live]", "John Smith [11]"]
+    assert main([*base, "--artist", "foo"]) == 0  # a name with brackets is not a namesake label
+    shown = [row["artist"] for row in json.loads(capsys.readouterr().out)["neighbours"]]
+    assert sorted(shown) == ["Foo [Live]", "John Smith [11]", "John Smith [12]"]

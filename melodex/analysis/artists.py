@@ -42,22 +42,54 @@ def energy_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(max(value, 0.0)))
 
 
-def artist_rows(collection: Collection) -> dict[str, np.ndarray]:
-    """Each named artist's rows (tracks with no artist are left out), in order of first track."""
+def artist_rows(collection: Collection, *, namesakes: bool = False) -> dict[str, np.ndarray]:
+    """Each named artist's rows (tracks with no artist are left out), in order of first track.
+
+    Grouped by name; with ``namesakes``, artists who share a name but not an artist_id (FMA holds
+    several) are apart, each as ``"name [artist_id]"`` (tracks of that name without an id as the
+    name alone); every other artist keeps its name.
+    """
     groups: dict[str, list[int]] = {}
-    for row, artist in enumerate(collection.artists):
+    ids_of: dict[str, set] = {}
+    for row, (artist, artist_id) in enumerate(zip(collection.artists, collection.artist_ids)):
         if artist:
             groups.setdefault(artist, []).append(row)
+            ids_of.setdefault(artist, set()).add(artist_id)
+    if namesakes:
+        split: dict[str, list[int]] = {}
+        for artist, rows in groups.items():
+            several = len(ids_of[artist] - {None}) > 1
+            for row in rows:
+                artist_id = collection.artist_ids[row]
+                label = f"{artist} [{artist_id}]" if several and artist_id else artist
+                split.setdefault(label, []).append(row)
+        groups = split
     return {artist: np.asarray(rows) for artist, rows in groups.items()}
 
 
-def find_artist(groups: dict[str, np.ndarray], name: str, root: str = "") -> str:
-    """The stored artist called ``name`` (exactly, else ignoring case); :class:`QueryError` if none."""
+def find_artist(groups: dict[str, np.ndarray], name: str, root: str = "",
+                collection: Collection | None = None) -> str:
+    """The stored artist called ``name`` (exactly, else ignoring case), or (given ``collection``)
+    whose artist_id is ``name``; :class:`QueryError` if none, or if the name stands for several
+    artists of :func:`artist_rows` with ``namesakes`` (the error lists them)."""
+    wanted = name.casefold()
+    labels = set() if collection is None else {
+        f"{artist} [{artist_id}]" for artist, artist_id in zip(collection.artists, collection.artist_ids)
+        if artist and artist_id and artist.casefold() == wanted}
+    same = sorted(label for label in labels if label in groups)  # split apart by artist_rows: namesakes
+    if same:
+        listed = ", ".join(f"{a} ({len(groups[a])} tracks)" for a in same)
+        raise QueryError(f"{name!r} names {len(same)} artists in the store at {root}: {listed}; give one "
+                         "as it is written there, or its artist_id")
     if name in groups:
         return name
     folded = {a.casefold(): a for a in groups}
     if name.casefold() in folded:
         return folded[name.casefold()]
+    if collection is not None:
+        by_id = {a for a, rows in groups.items() if any(collection.artist_ids[r] == name for r in rows)}
+        if len(by_id) == 1:
+            return by_id.pop()
     raise QueryError(f"{name}: no artist of that name in the store at {root}")
 
 
@@ -67,8 +99,8 @@ def similar_artists(collection: Collection, name: str, k: int = 10) -> pd.DataFr
     Columns: rank, artist, distance (the energy distance), centroid_distance (cosine distance
     between the mean embeddings, for comparison) and tracks (how many the store holds).
     """
-    groups = artist_rows(collection)
-    artist = find_artist(groups, name, collection.root)
+    groups = artist_rows(collection, namesakes=True)
+    artist = find_artist(groups, name, collection.root, collection)
     own = collection.unit[groups[artist]]
     own_spread = _mean_pairwise(own, own)
     centre = _unit(own.mean(axis=0))

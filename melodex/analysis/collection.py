@@ -41,7 +41,7 @@ class Collection:
     cosine distance of rows i and j. ``durations`` [shape=(n,)] float seconds, NaN when the store
     does not know. ``artists`` holds None for an unknown artist; ``artist_keys`` never does (an
     unknown artist's key is the track id), so tracks of unknown artists never count against each
-    other in an artist cap.
+    other in an artist cap. ``artist_ids`` holds the catalogue's artist id (FMA's), None when unknown.
     """
 
     track_ids: np.ndarray
@@ -49,6 +49,7 @@ class Collection:
     titles: np.ndarray
     artists: np.ndarray
     artist_keys: np.ndarray
+    artist_ids: np.ndarray
     genres: np.ndarray
     durations: np.ndarray
     unit: np.ndarray
@@ -74,8 +75,8 @@ class Collection:
         durations = (pd.to_numeric(tracks["duration"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
                      if "duration" in tracks.columns else np.full(len(tracks), np.nan))
         return cls(track_ids=ids, paths=_strings(tracks, "path"), titles=_strings(tracks, "title"),
-                   artists=artists, artist_keys=keys, genres=genres, durations=durations,
-                   unit=normalize_rows(embeddings), root=root)
+                   artists=artists, artist_keys=keys, artist_ids=_strings(tracks, "artist_id"), genres=genres,
+                   durations=durations, unit=normalize_rows(embeddings), root=root)
 
     def __len__(self) -> int:
         return len(self.track_ids)
