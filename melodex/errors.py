@@ -67,3 +67,7 @@ class ServeError(MelodexError):
 
 class DistributedError(MelodexError):
     """A process of a ``torchrun`` training stops because another one (rank 0) failed, or the group cannot start."""
+
+
+class WorkerError(MelodexError):
+    """A worker process died without a word (killed by the system, often for lack of memory)."""

@@ -277,3 +277,78 @@ def test_reembed_killed_then_rerun_completes(music, checkpoint, tiny_checkpoint_
     assert list(ta["predicted_label"].iloc[order_a]) == list(tb["predicted_label"].iloc[order_b])
     np.testing.assert_allclose(a.embeddings()[order_a], b.embeddings()[order_b], atol=1e-5)
     assert not staging.exists() and not list(store.rglob("*.tmp"))
+
+
+# ----------------------------------------------------------------------------- a worker killed outright
+
+
+def _die_on_third(item: int) -> int:
+    if item == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer ends a process: no exception, no word
+    return item * 2
+
+
+def test_a_pool_worker_killed_outright_is_one_error_not_a_broken_pool_traceback():
+    from melodex.errors import WorkerError
+    from melodex.util.processes import ordered_map
+
+    with pytest.raises(WorkerError, match="a worker process died"):
+        list(ordered_map(_die_on_third, range(8), workers=2))
+    assert list(ordered_map(_die_on_third, [0, 1, 2], workers=2)) == [0, 2, 4]
+
+
+def test_infer_whose_decoding_worker_is_killed_says_so_in_one_line_and_keeps_the_results(
+        music, checkpoint, tmp_path, monkeypatch, capsys):
+    """A decoding worker killed outright (the OOM killer's SIGKILL) ends infer with one line that says
+    what happened, exit status 2, the results before it complete in the JSONL, and --resume goes on."""
+    from melodex.inference import stream
+
+    files = _files(music, 12)
+    doomed = Path(files[7]).name
+    real = stream.file_items
+
+    def file_items(index, path, settings):
+        if Path(path).name == doomed and os.environ.get("MELODEX_TEST_PARENT") != str(os.getpid()):
+            os.kill(os.getpid(), signal.SIGKILL)  # in the worker only
+        return real(index, path, settings)
+
+    monkeypatch.setenv("MELODEX_TEST_PARENT", str(os.getpid()))
+    monkeypatch.setattr(stream, "file_items", file_items)  # forked workers inherit it
+    out = tmp_path / "results.jsonl"
+    infer = ["infer", "--model", str(checkpoint), "--num-workers", "2", "--output", str(out), "-q",
+             "--audio", *files]
+    assert main(infer) == 2
+    err = capsys.readouterr().err
+    assert "a worker process died" in err and "--resume" in err and len(err.strip().splitlines()) == 1, err
+    kept = [json.loads(line)["audio_file"] for line in out.read_text().splitlines()]
+    assert Path(files[7]).as_posix() not in kept and kept == files[:len(kept)]  # whole lines, in order
+    monkeypatch.setattr(stream, "file_items", real)
+    assert main([*infer, "--resume"]) == 0
+    assert [json.loads(line)["audio_file"] for line in out.read_text().splitlines()] == files
+
+
+_PARENT = os.getpid()
+
+
+def _extract_or_die(job, *args):
+    """preprocess's extract_job, but a worker given track 17 is killed outright."""
+    from melodex.training.preprocess import _real_extract_job
+
+    if os.getpid() != _PARENT and job.path.endswith("17.wav"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real_extract_job(job, *args)
+
+
+def test_preprocess_whose_worker_is_killed_says_so_in_one_line_and_resumes(music, tmp_path, monkeypatch, capsys):
+    from melodex.training import preprocess
+
+    monkeypatch.setattr(preprocess, "_real_extract_job", preprocess.extract_job, raising=False)
+    monkeypatch.setattr(preprocess, "extract_job", _extract_or_die)  # a module-level function: it pickles
+    args = ["preprocess", "--data_dir", str(music), "--kind", "folder", "--workers", "2", "-q",
+            "--cache_dir", str(tmp_path / "cache")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "a worker process died" in err and "resumes" in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert _lines(tmp_path / "cache" / "index.csv") == N_FILES + 1

@@ -49,6 +49,7 @@ import torch
 from melodex.audio.files import find_audio_files
 from melodex.audio.segments import LAST_POLICIES
 from melodex.constants import DECODE_WORKERS, SEGMENT_BATCH
+from melodex.errors import WorkerError
 from melodex.features.mfcc import FeatureConfig
 from melodex.inference.fast_forward import FastForward, model_outputs
 from melodex.inference.results import MODE_FIRST, MODE_FULL, FileResult, SegmentPrediction
@@ -64,6 +65,7 @@ from melodex.inference.stream import (
 from melodex.model.checkpoint import Checkpoint, load_model
 from melodex.model.cnn import GenreCNN, place_model
 from melodex.util.device import resolve_device
+from melodex.util.processes import WORKER_DIED
 from melodex.util.workers import usable_cores
 
 log = logging.getLogger(__name__)
@@ -320,6 +322,11 @@ class Predictor:
                 while next_index in ready:
                     yield ready.pop(next_index)
                     next_index += 1
+            except RuntimeError as exc:  # torch's words for a worker killed outright (SIGKILL, out of memory)
+                if not str(exc).startswith("DataLoader worker"):
+                    raise
+                raise WorkerError(f"{WORKER_DIED}: {exc}; the results before it are kept, and the same "
+                                  "command goes on from there (infer: with --resume)") from None
             finally:
                 del stream  # shuts the workers down, also when the caller stops early
         if next_index != len(files):  # a worker died without reporting: never drop files silently

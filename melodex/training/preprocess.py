@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,10 +31,11 @@ except ImportError:  # not POSIX
 from tqdm import tqdm
 
 from melodex.audio.segments import read_first_segment
-from melodex.errors import AudioLoadError, MelodexError
+from melodex.errors import AudioLoadError, MelodexError, WorkerError
 from melodex.features.cache import FAILURES_HEADER, INDEX_HEADER, SOURCES_HEADER, FeatureCache, SourceIdentity
 from melodex.features.mfcc import DEFAULT_FEATURES, FeatureConfig, compute_mfcc
 from melodex.util.csvlog import AppendLog, Failure
+from melodex.util.processes import WORKER_DIED
 from melodex.util.workers import start_worker, usable_cores
 
 if TYPE_CHECKING:
@@ -309,6 +311,10 @@ def _extract_all(jobs: Sequence[_Job], cache, workers: int | None) -> Iterator[_
             for future in list(in_flight):
                 in_flight.discard(future)
                 yield future.result()
+        except BrokenProcessPool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise WorkerError(f"{WORKER_DIED}; what is cached so far stays, and the same command "
+                              "resumes") from None
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -18,7 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from melodex.errors import WorkerError
+
+# What a worker that dies without a word (SIGKILL, the OOM killer) leaves the user with.
+WORKER_DIED = "a worker process died (killed by the system, perhaps for lack of memory)"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -68,7 +74,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int,
     module-level functions. With one worker (or one item) everything runs in this process, with
     ``setup`` called first. Workers leave Ctrl-C to this process and die with it; on an error or
     an interrupt here the items not started are cancelled. An exception in ``fn`` is raised here
-    when its result is reached.
+    when its result is reached; a worker that dies without one (killed) raises :class:`WorkerError`.
     """
     items = list(items)
     workers = max(1, min(workers, len(items)))
@@ -83,6 +89,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int,
     try:
         for future in [pool.submit(fn, item) for item in items]:
             yield future.result()
+    except BrokenProcessPool:
+        raise WorkerError(WORKER_DIED) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
