@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -304,27 +305,42 @@ def test_infer_whose_decoding_worker_is_killed_says_so_in_one_line_and_keeps_the
     from melodex.inference import stream
 
     files = _files(music, 12)
-    doomed = Path(files[7]).name
+    doomed = Path(files[10]).name
     real = stream.file_items
 
     def file_items(index, path, settings):
         if Path(path).name == doomed and os.environ.get("MELODEX_TEST_PARENT") != str(os.getpid()):
+            time.sleep(1.5)  # the other worker's files are done and handed on by then
             os.kill(os.getpid(), signal.SIGKILL)  # in the worker only
         return real(index, path, settings)
 
     monkeypatch.setenv("MELODEX_TEST_PARENT", str(os.getpid()))
     monkeypatch.setattr(stream, "file_items", file_items)  # forked workers inherit it
     out = tmp_path / "results.jsonl"
-    infer = ["infer", "--model", str(checkpoint), "--num-workers", "2", "--output", str(out), "-q",
-             "--audio", *files]
+    # batches of 2 per worker: worker 0 dies holding files 8 and 10, worker 1 has handed on 1 to 11
+    infer = ["infer", "--model", str(checkpoint), "--num-workers", "2", "--batch-size", "2",
+             "--output", str(out), "-q", "--audio", *files]
     assert main(infer) == 2
     err = capsys.readouterr().err
     assert "a worker process died" in err and "--resume" in err and len(err.strip().splitlines()) == 1, err
     kept = [json.loads(line)["audio_file"] for line in out.read_text().splitlines()]
-    assert Path(files[7]).as_posix() not in kept and kept == files[:len(kept)]  # whole lines, in order
+    assert kept == files[:8]  # whole lines, in order, up to the batch the worker died with
     monkeypatch.setattr(stream, "file_items", real)
     assert main([*infer, "--resume"]) == 0
     assert [json.loads(line)["audio_file"] for line in out.read_text().splitlines()] == files
+
+    # index keeps the tracks embedded before the worker died (its part is written), then adds the rest
+    monkeypatch.setattr(stream, "file_items", file_items)
+    store = tmp_path / "store"
+    index = ["index", "--model", str(checkpoint), "--num-workers", "2", "--batch-size", "2",
+             "--store", str(store), "-q", "--audio", *files]
+    assert main(index) == 2
+    err = capsys.readouterr().err
+    assert "a worker process died" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(LibraryStore(store).tracks()["path"]) == sorted(files[:8])
+    monkeypatch.setattr(stream, "file_items", real)
+    assert main(index) == 0
+    assert sorted(LibraryStore(store).tracks()["path"]) == sorted(files)
 
 
 _PARENT = os.getpid()

@@ -48,7 +48,7 @@ from melodex.commands.options import (
     positive_int,
 )
 from melodex.constants import DECODE_WORKERS, DEFAULT_PART_SIZE, SEGMENT_BATCH
-from melodex.errors import MelodexError
+from melodex.errors import MelodexError, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +142,15 @@ def _add(args: argparse.Namespace, store, records, bar, sources, summary, stamp,
     from melodex.library.updates import update_metadata
     from melodex.util.interrupt import UntilInterrupted
 
-    records = UntilInterrupted(records)  # Ctrl-C while embedding: write what is done, then stop
+    # Ctrl-C, or a decoding worker killed, while embedding: write what is done, then stop
+    records = UntilInterrupted(records, ends=(WorkerError,))
     try:
         summary.added = index_records(store, records, part_size=args.part_size, progress=bar, model=stamp) \
             if staged is None else staged.commit(records, summary, progress=bar)
     finally:
         bar.close()
+    if records.ended_by is not None:
+        raise records.ended_by
     if records.interrupted or (fitting is not None and fitting.interrupted):
         log.warning("interrupted: the %d track(s) embedded so far are kept in %s; run the same command "
                     "again to add the rest", summary.added, store.root)

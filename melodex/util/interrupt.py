@@ -20,10 +20,15 @@ class UntilInterrupted(Generic[T]):
     the consumer asks for the next item, so that write is never cut in half. Holding needs the
     signal handler, which Python lets only the main thread set; elsewhere a Ctrl-C in the
     consumer's own code propagates as usual.
+
+    ``ends``: exceptions that end the iteration the same way (a worker process that died, say);
+    the one raised is kept in :attr:`ended_by` for the consumer to raise once it has kept its work.
     """
 
-    def __init__(self, items: Iterable[T]):
+    def __init__(self, items: Iterable[T], ends: tuple[type[BaseException], ...] = ()):
         self._items = items
+        self._ends = ends
+        self.ended_by: BaseException | None = None
         self.interrupted = False
         self._producing = False
         self._pending = False
@@ -47,6 +52,9 @@ class UntilInterrupted(Generic[T]):
                     return
                 except KeyboardInterrupt:
                     self.interrupted = True
+                    return
+                except self._ends as exc:
+                    self.ended_by = exc
                     return
                 finally:
                     self._producing = False
