@@ -153,8 +153,8 @@ def test_cli_all_writes_ranked_artists_collection_and_map_trajectories(tmp_path)
     store.save_coordinates(pd.DataFrame({"track_id": tracks["track_id"], "x": rng.random(len(tracks)),
                                          "y": rng.random(len(tracks))}), {"n_neighbors": 5})
     out = tmp_path / "evo"
-    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(out), "--num-workers", "2",
-                 "-q"]) == 0
+    pages = ["--artist-pages", "3", "--num-workers"]  # 3 pages: the drifting artist's and two more
+    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(out), *pages, "2", "-q"]) == 0
     artists = pd.read_csv(out / "artists.csv")
     assert artists.loc[0, "artist"] == "Shifter" and artists["drifting"].sum() == 1
     years = pd.read_csv(out / "collection_years.csv")
@@ -166,8 +166,8 @@ def test_cli_all_writes_ranked_artists_collection_and_map_trajectories(tmp_path)
     assert "Shifter" in page and "<script>" not in page
     # the artist pages were drawn on 2 processes; one process writes the same bytes, in the same order
     alone = tmp_path / "evo-alone"
-    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(alone), "--num-workers", "0", "-q"]) == 0
-    assert len(list(out.glob("artist-*"))) == 3 * (N_STABLE + 1)
+    assert main(["evolution", "--all", "--store", str(store.root), "--out", str(alone), *pages, "0", "-q"]) == 0
+    assert len(list(out.glob("artist-*"))) == 3 * 3
     assert {p.name: p.read_bytes() for p in alone.iterdir()} == {p.name: p.read_bytes() for p in out.iterdir()}
 
 
