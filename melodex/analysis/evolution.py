@@ -274,14 +274,13 @@ def _slopes(t: np.ndarray, d: np.ndarray, samples: list[np.ndarray]) -> np.ndarr
     """The least-squares slope of ``d`` against ``t`` over the rows of each sample, all at once
     (a Python-level ``polyfit`` per sample was 50 ms an artist); NaN where ``t`` does not vary."""
     rows = np.concatenate(samples)
-    starts = np.concatenate([[0], np.cumsum([len(s) for s in samples])[:-1]])
-    n = np.array([len(s) for s in samples], dtype=float)
+    lengths = np.array([len(s) for s in samples])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    n = lengths.astype(float)
     tt, dd = t[rows], d[rows]
-    mean_t = np.add.reduceat(tt, starts) / n
-    mean_d = np.add.reduceat(dd, starts) / n
-    spread = tt - np.repeat(mean_t, n.astype(int))
+    spread = tt - np.repeat(np.add.reduceat(tt, starts) / n, lengths)
     var = np.add.reduceat(spread * spread, starts)
-    cov = np.add.reduceat(spread * (dd - np.repeat(mean_d, n.astype(int))), starts)
+    cov = np.add.reduceat(spread * (dd - np.repeat(np.add.reduceat(dd, starts) / n, lengths)), starts)
     flat = np.maximum.reduceat(tt, starts) == np.minimum.reduceat(tt, starts)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(flat | (n < 2), np.nan, cov / var)

@@ -243,8 +243,8 @@ def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame
     every artist in ``timelines`` with at least :data:`FIGURE_MIN_RELEASES` dated releases an
     ``artist-<slug>.html``/``.png``/``.csv`` (:func:`page_stems`), linked from the artists table;
     drifting artists' figures are also shown in ``evolution.html``. ``timelines`` is keyed by
-    :func:`~melodex.analysis.evolution.artist_key` of each score's artist and artist_id. ``progress`` (a tqdm bar, say) gets
-    ``update(1)`` after each artist's page.
+    :func:`~melodex.analysis.evolution.artist_key` of each score's artist and artist_id.
+    ``progress`` (a tqdm bar, say) gets ``update(1)`` after each artist's page.
 
     The artist pages are drawn on ``workers`` processes (default: every usable core): a page's
     figure takes about half a second, nearly all of it matplotlib laying out text, so 500 pages
@@ -256,8 +256,9 @@ def write_collection_report(out: Path, scores: pd.DataFrame, years: pd.DataFrame
     files.append(_write(out / "collection.png", collection_png))
     sections, links = [], {}
     scored = {index: ArtistDrift(**row) for index, row in zip(scores.index, scores.to_dict(orient="records"))}
-    paged = {index: artist_key(score.artist, score.artist_id) for index, score in scored.items()
-             if artist_key(score.artist, score.artist_id) in timelines and score.n_releases >= FIGURE_MIN_RELEASES}
+    keys = {index: artist_key(score.artist, score.artist_id) for index, score in scored.items()}
+    paged = {index: key for index, key in keys.items()
+             if key in timelines and scored[index].n_releases >= FIGURE_MIN_RELEASES}
     stems = page_stems(list(paged.values()))
     jobs = [(out, scored[index], timelines[key], stems[key]) for index, key in paged.items()]
     pages = ordered_map(_artist_page, jobs, workers=workers or usable_cores(), setup=_page_setup,

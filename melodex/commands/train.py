@@ -102,9 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ssl.add_argument("--temperature", type=float, default=_DEFAULT["temperature"],
                      help="NT-Xent temperature (default: %(default)s)")
     ssl.add_argument("--view-seconds", "--view_seconds", dest="view_seconds", type=float,
-                     default=_DEFAULT["view_seconds"], metavar="S", help="length of each view cut from a track (default: %(default)s)")
+                     default=_DEFAULT["view_seconds"], metavar="S",
+                     help="length of each view cut from a track (default: %(default)s)")
     ssl.add_argument("--projection-dim", "--projection_dim", dest="projection_dim", type=positive_int,
-                     default=_DEFAULT["projection_dim"], metavar="N", help="output size of the projection head the loss sees (default: %(default)s)")
+                     default=_DEFAULT["projection_dim"], metavar="N",
+                     help="output size of the projection head the loss sees (default: %(default)s)")
     ssl.add_argument("--spec-mask", "--spec_mask", dest="spec_mask", type=float, default=_DEFAULT["spec_mask"],
                      metavar="W",
                      help="SpecAugment-style masking of each training view: 2 blocks of frames and 2 of MFCC "

@@ -311,12 +311,11 @@ def _extract_all(jobs: Sequence[_Job], cache, workers: int | None) -> Iterator[_
             for future in list(in_flight):
                 in_flight.discard(future)
                 yield future.result()
-        except BrokenProcessPool:
+        except BaseException as exc:
             pool.shutdown(wait=True, cancel_futures=True)
-            raise WorkerError(f"{WORKER_DIED}; what is cached so far stays, and the same command "
-                              "resumes") from None
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if isinstance(exc, BrokenProcessPool):
+                raise WorkerError(f"{WORKER_DIED}; what is cached so far stays, and the same command "
+                                  "resumes") from None
             raise
 
 

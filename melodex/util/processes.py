@@ -95,8 +95,15 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start(parent_pid: int, setup: Callable[..., None] | None, setup_args: tuple[Any, ...]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def start_process(parent_pid: int, ignore_sigint: bool = False) -> None:
+    """Set up a worker process of ``parent_pid``: Ctrl-C left to the parent when ``ignore_sigint``
+    (a terminal's Ctrl-C reaches the whole process group), and death with the parent."""
+    if ignore_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
+
+
+def _start(parent_pid: int, setup: Callable[..., None] | None, setup_args: tuple[Any, ...]) -> None:
+    start_process(parent_pid, ignore_sigint=True)
     if setup is not None:
         setup(*setup_args)

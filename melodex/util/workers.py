@@ -8,11 +8,9 @@ they are named here too for the modules that import them from here.
 
 from __future__ import annotations
 
-import signal
-
 import torch
 
-from melodex.util.processes import die_with_parent, usable_cores
+from melodex.util.processes import die_with_parent, start_process, usable_cores
 
 __all__ = ["die_with_parent", "start_worker", "usable_cores"]
 
@@ -24,6 +22,4 @@ def start_worker(parent_pid: int, ignore_sigint: bool = False) -> None:
     (it cancels what is queued and lets running files finish), and death with the parent.
     """
     torch.set_num_threads(1)
-    if ignore_sigint:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(parent_pid)
+    start_process(parent_pid, ignore_sigint)
