@@ -238,10 +238,9 @@ def test_the_artist_distance_matrix_is_the_energy_distance_of_every_pair():
             assert matrix[i, j] ** 2 == pytest.approx(energy_distance(rows[a], rows[b]) ** 2, abs=1e-3)
 
 
-def test_similar_artists_tells_namesakes_apart_by_artist_id(tmp_path, capsys):
-    """Two artists called "John Smith" (artist_ids 11 and 12, as FMA has): by name alone they would
-    be one catalogue; similar --artist asks which, takes an artist_id or the listed label, and lists
-    each as its own artist."""
+def namesake_store(root: Path):
+    """Four tracks each of "John Smith" (artist_ids 11 and 12, two artists as FMA has them), "Foo"
+    and "Foo [Live]" (no ids), each artist around its own centre; track ids "<artist>-<k>"."""
     from melodex.library.store import LibraryStore, TrackRecord
 
     rng = np.random.default_rng(4)
@@ -253,8 +252,16 @@ def test_similar_artists_tells_namesakes_apart_by_artist_id(tmp_path, capsys):
             vector = np.maximum(centre + 0.3 * rng.standard_normal(32), 0)
             records.append(TrackRecord(f"{a}-{k}", f"/m/{a}/{k}.mp3", vector, {"Pop": 1.0}, title=f"song {k}",
                                        artist=name, artist_id=artist_id))
-    store = LibraryStore(tmp_path / "lib")
+    store = LibraryStore(root)
     store.add(records)
+    return store
+
+
+def test_similar_artists_tells_namesakes_apart_by_artist_id(tmp_path, capsys):
+    """Two artists called "John Smith" (artist_ids 11 and 12, as FMA has): by name alone they would
+    be one catalogue; similar --artist asks which, takes an artist_id or the listed label, and lists
+    each as its own artist."""
+    store = namesake_store(tmp_path / "lib")
     base = ["similar", "--store", str(store.root), "--json"]
     assert main([*base, "--artist", "john smith"]) == 2
     err = capsys.readouterr().err
@@ -267,3 +274,34 @@ def test_similar_artists_tells_namesakes_apart_by_artist_id(tmp_path, capsys):
     assert main([*base, "--artist", "foo"]) == 0  # a name with brackets is not a namesake label
     shown = [row["artist"] for row in json.loads(capsys.readouterr().out)["neighbours"]]
     assert sorted(shown) == ["Foo [Live]", "John Smith [11]", "John Smith [12]"]
+
+
+def test_map_page_figure_and_mixes_tell_namesakes_apart(tmp_path):
+    """The two John Smiths are two artists on the map page (codes, colours, search list, nearest
+    artists), in the static figure's legend and in an instant mix's artist cap, as in similar."""
+    from melodex.analysis.collection import Collection
+    from melodex.analysis.map_figure import write_static_map
+    from melodex.analysis.map_page import color_values, map_frame, page_data
+    from melodex.analysis.playlists import instant_mix
+    from tests._helpers_maps import save_plain_map
+
+    store = namesake_store(tmp_path / "lib")
+    save_plain_map(store)
+    frame = map_frame(store)
+    labels = ["John Smith [11]", "John Smith [12]", "Foo", "Foo [Live]"]
+    assert color_values(frame, "artist") == [labels[int(t.split("-")[0])] for t in frame["track_id"]]
+    data = page_data(frame, page_dir=tmp_path, audio_base=None, title="t", embeddings=store.embeddings())
+    assert data["artists"] == sorted(labels, key=str.casefold)
+    assert [data["artists"][c] for c in data["artist"]] == color_values(frame, "artist")
+    assert len(set(data["artistColors"])) == 4
+    assert all(len(near) == 3 for near in data["artistNear"])  # every other artist, namesake included
+    smith = data["artists"].index("John Smith [11]")
+    assert data["artists"].index("John Smith [12]") in [code for code, _ in data["artistNear"][smith]]
+
+    figure = write_static_map(store, tmp_path / "map.svg", color_by="artist")
+    assert all(label in figure.read_text() for label in labels)
+
+    collection = Collection.from_store(store)
+    mix = instant_mix(collection, ["0-0"], 6, max_per_artist=2)
+    assert len(mix) == 6  # 2 per artist: one John Smith's cap leaves the other's tracks free
+    assert sorted(collection.artist_keys[list(mix.rows)]).count("John Smith [11]") == 2

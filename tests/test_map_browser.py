@@ -285,3 +285,22 @@ def test_artist_path_has_start_and_end_markers_and_arrows(site, page):
     assert tracks["date"][expected[0]] in start["name"] and tracks["date"][expected[-1]] in end["name"]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "map-artist-path.png"))
+
+
+def test_artist_search_says_when_the_query_matches_several_artists(site, page):
+    """Namesakes are "name [artist_id]" on the page, so a shared name matches several artists:
+    the path drawn is the first one's, and the status line says there are more to pick from."""
+    store, html_file = site
+    tracks = store.tracks()
+    artist = tracks["artist"][12]
+    prefix = artist.rsplit("-", 1)[0] + "-"  # "Artist 1-": its three artists "Artist 1-0" .. "Artist 1-2"
+    several = sorted({a for a in tracks["artist"] if a.startswith(prefix)}, key=str.casefold)
+    assert len(several) == 3
+    base = open_and_search(page, html_file, prefix, traces_added=1)
+    first, rows = artist_and_dated_rows(tracks, tracks.index[tracks["artist"] == several[0]][0])
+    assert page.evaluate(f"window.melodexMap.graph.data[{base}].customdata") == rows
+    status = page.inner_text("#search-status")
+    assert status.startswith(first + ":")
+    assert status.endswith(f"(the first of 3 artists matching \u201c{prefix}\u201d; pick one from the list)")
+    open_and_search(page, html_file, artist, traces_added=1)  # a whole name matches itself alone
+    assert "artists matching" not in page.inner_text("#search-status")

@@ -8,6 +8,7 @@ and j"). :class:`Collection` loads the store once and answers them; it reads the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,15 +34,31 @@ def _absent(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
+def artist_labels(artists: Sequence[str | None], artist_ids: Sequence[str | None]) -> np.ndarray:
+    """Each track's artist as the listening tools tell artists apart [shape=(n,)] object.
+
+    The name, except where artists who share a name have different artist_ids (FMA holds
+    several "John Smith"s): there each track with an id is ``"name [artist_id]"``; a track of
+    that name without an id keeps the bare name. None (or "") for no artist gives None.
+    """
+    ids_of: dict[str, set[str]] = {}
+    for artist, artist_id in zip(artists, artist_ids):
+        if artist and artist_id:
+            ids_of.setdefault(artist, set()).add(artist_id)
+    return np.array([(f"{a} [{i}]" if i and len(ids_of[a]) > 1 else a) if a else None
+                     for a, i in zip(artists, artist_ids)], dtype=object)
+
+
 @dataclass(frozen=True)
 class Collection:
     """Every track of a store, row-aligned.
 
     ``unit`` [shape=(n, d)] float32: L2-normalised embeddings, so ``1 - unit[i] @ unit[j]`` is the
     cosine distance of rows i and j. ``durations`` [shape=(n,)] float seconds, NaN when the store
-    does not know. ``artists`` holds None for an unknown artist; ``artist_keys`` never does (an
-    unknown artist's key is the track id), so tracks of unknown artists never count against each
-    other in an artist cap. ``artist_ids`` holds the catalogue's artist id (FMA's), None when unknown.
+    does not know. ``artists`` holds None for an unknown artist. ``artist_keys`` tell artists apart
+    for artist caps: :func:`artist_labels` (namesakes with different artist_ids are two artists),
+    and never None (an unknown artist's key is the track id), so tracks of unknown artists never
+    count against each other. ``artist_ids`` holds the catalogue's artist id (FMA's), None when unknown.
     """
 
     track_ids: np.ndarray
@@ -67,15 +84,15 @@ class Collection:
     def from_frame(cls, tracks: pd.DataFrame, embeddings: np.ndarray, *, root: str = "") -> Collection:
         """From a ``store.tracks()``-shaped frame and its embeddings [shape=(n, d)]."""
         ids = _strings(tracks, "track_id", "")
-        artists = _strings(tracks, "artist")
-        keys = np.array([a if a else f"\0{t}" for a, t in zip(artists, ids)], dtype=object)
+        artists, artist_ids = _strings(tracks, "artist"), _strings(tracks, "artist_id")
+        keys = np.array([a if a else f"\0{t}" for a, t in zip(artist_labels(artists, artist_ids), ids)], dtype=object)
         genres = _strings(tracks, "genre")
         predicted = _strings(tracks, "predicted_label")
         genres = np.array([g if g else p for g, p in zip(genres, predicted)], dtype=object)
         durations = (pd.to_numeric(tracks["duration"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
                      if "duration" in tracks.columns else np.full(len(tracks), np.nan))
         return cls(track_ids=ids, paths=_strings(tracks, "path"), titles=_strings(tracks, "title"),
-                   artists=artists, artist_keys=keys, artist_ids=_strings(tracks, "artist_id"), genres=genres,
+                   artists=artists, artist_keys=keys, artist_ids=artist_ids, genres=genres,
                    durations=durations, unit=normalize_rows(embeddings), root=root)
 
     def __len__(self) -> int:

@@ -16,12 +16,11 @@ import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay untouched
 
 from melodex.analysis.map_page import (
-    COLOR_COLUMNS,
     MAX_LEGEND,
     STATIC_FORMATS,
     category_colors,
     choose_color_by,
-    label_strings,
+    color_values,
     map_frame,
     track_years,
 )
@@ -54,7 +53,7 @@ def write_static_map(store_or_frames: Any, path: str | Path, *, color_by: str | 
         _draw_years(ax, fig, frame, size)
     else:
         colors = category_colors(frame)[color_by if color_by in ("artist", "folder") else "label"]
-        _draw_categories(ax, frame, label_strings(frame.get(COLOR_COLUMNS[color_by]), n), size, colors)
+        _draw_categories(ax, frame, color_values(frame, color_by), size, colors)
     ax.set_axis_off()
     ax.set_aspect("equal", adjustable="datalim")
     if title:

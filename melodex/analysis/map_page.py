@@ -22,7 +22,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from melodex.analysis.artists import artist_distance_matrix
-from melodex.analysis.collection import Collection
+from melodex.analysis.collection import Collection, artist_labels
 from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
 from melodex.analysis.neighbours import all_nearest
 from melodex.analysis.palette import OTHER_COLOR, PALETTE, UNKNOWN_COLOR, label_colors, model_labels
@@ -116,6 +116,17 @@ def label_strings(series: pd.Series | None, n: int) -> list[str | None]:
             for v in series.tolist()]
 
 
+def color_values(frame: pd.DataFrame, color_by: str) -> list[str | None]:
+    """Each point's category for colouring by ``color_by`` (a key of :data:`COLOR_COLUMNS`, not
+    ``"year"``). Artists are told apart as :func:`~melodex.analysis.collection.artist_labels`
+    does (namesakes with different artist_ids are two artists, ``"name [artist_id]"``)."""
+
+    n = len(frame)
+    if color_by == "artist":
+        return list(artist_labels(label_strings(frame.get("artist"), n), label_strings(frame.get("artist_id"), n)))
+    return label_strings(frame.get(COLOR_COLUMNS[color_by]), n)
+
+
 def _codes(values: list[str | None]) -> tuple[list[int], list[str]]:
     """Category codes (-1 for missing) and the sorted category names."""
     names = sorted({v for v in values if v is not None}, key=str.casefold)
@@ -170,7 +181,7 @@ def category_colors(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
     genres = {v for v in label_strings(frame.get("genre"), n) if v is not None}
     preds = {v for v in label_strings(frame.get("predicted_label"), n) if v is not None}
     labels = label_colors(model_labels(frame.columns), genres | preds)
-    return {"label": labels, "artist": _top_colors(label_strings(frame.get("artist"), n)),
+    return {"label": labels, "artist": _top_colors(color_values(frame, "artist")),
             "folder": _top_colors(label_strings(frame.get("folder"), n))}
 
 
@@ -242,7 +253,7 @@ def page_data(frame: pd.DataFrame, *, page_dir: Path, audio_base: str | None, ti
     server for its instant mixes."""
 
     n = len(frame)
-    artist, artists = _codes(label_strings(frame.get("artist"), n))
+    artist, artists = _codes(color_values(frame, "artist"))
     genre, genres = _codes(label_strings(frame.get("genre"), n))
     pred, preds = _codes(label_strings(frame.get("predicted_label"), n))
     folder, folders = _codes(label_strings(frame.get("folder"), n))

@@ -218,16 +218,18 @@ _CORE_START = r"""
 
 _CORE_END = r"""
   // ---- artist search: the artist's tracks in date order as a path ---------------------------
-  function findArtist(query) {
-    var q = query.trim().toLowerCase();
-    if (!q) return -1;
-    for (var c = 0; c < D.artists.length; c++) if (D.artists[c].toLowerCase() === q) return c;
-    for (c = 0; c < D.artists.length; c++) if (D.artists[c].toLowerCase().indexOf(q) >= 0) return c;
-    return -1;
+  // The artist named exactly (any case), else every artist whose name holds the query
+  // (namesakes are "name [artist_id]", so a shared name finds them all).
+  function findArtists(query) {
+    var q = query.trim().toLowerCase(), found = [];
+    if (!q) return found;
+    for (var c = 0; c < D.artists.length; c++) if (D.artists[c].toLowerCase() === q) return [c];
+    for (c = 0; c < D.artists.length; c++) if (D.artists[c].toLowerCase().indexOf(q) >= 0) found.push(c);
+    return found;
   }
 
   function search(query) {
-    var code = findArtist(query);
+    var found = findArtists(query), code = found.length ? found[0] : -1;
     if (code < 0) { statusEl.textContent = known(query.trim()) ? "no artist matches \u201C" + query.trim() + "\u201D" : ""; showArtistNear(-1); return clearPath(); }
     var dated = [], undated = [];
     for (var i = 0; i < N; i++) if (D.artist[i] === code) (known(D.date[i]) ? dated : undated).push(i);
@@ -251,7 +253,9 @@ _CORE_END = r"""
     if (undated.length) traces.push({ type: "scattergl", mode: "markers", name: esc(name + " (date unknown)"),
       x: pick(D.x, undated), y: pick(D.y, undated), customdata: undated, text: pick(hover, undated), hoverinfo: "text",
       marker: { size: SIZE + 5, color: "#ffffff", line: { color: "#111111", width: 2 } } });
-    statusEl.textContent = name + ": " + (dated.length + undated.length) + " tracks, " + dated.length + " dated";
+    statusEl.textContent = name + ": " + (dated.length + undated.length) + " tracks, " + dated.length + " dated" +
+      (found.length > 1 ? " (the first of " + found.length + " artists matching \u201C" + query.trim() +
+        "\u201D; pick one from the list)" : "");
     showArtistNear(code);
     pathTraces = traces;
     return showPath(traces);
