@@ -307,3 +307,41 @@ def test_an_unreadable_kernel_cache_is_compiled_again_and_replaced(tmp_path, mon
         saved.write_bytes(b"\xfa not a pickle")
         assert run(f"corrupt{suffix}") == (0, 1)  # compiled again, no error
         assert run(f"healed{suffix}") == (1, 0)  # and saved over the bad entry
+
+
+def test_an_unreadable_pynndescent_cache_no_longer_breaks_every_map_command(tmp_path):
+    """pynndescent (which umap-learn imports) caches its kernels itself and loads some while it is
+    imported: one corrupt entry made ``import umap`` raise numba's UnpicklingError in every later
+    process. Imported through Melodex, the entry is compiled again and saved over."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pynndescent
+    import umap
+    from conftest import ROOT
+    from numba.core.caching import UserProvidedCacheLocator
+
+    # the installed caches, copied where $NUMBA_CACHE_DIR puts them, so nothing else is compiled
+    cache_dir = tmp_path / "numba-cache"
+    for package in (pynndescent, umap):
+        source = Path(package.__file__).parent
+        target = cache_dir / UserProvidedCacheLocator.get_suitable_cache_subpath(str(source / "x.py"))
+        target.mkdir(parents=True)
+        for saved in (source / "__pycache__").glob("*.nb[ic]"):
+            shutil.copy2(saved, target)
+    bad = sorted(cache_dir.glob("*/utils.seed-*.nbi")) + sorted(cache_dir.glob("*/utils.norm-*.nbc"))
+    assert len(bad) >= 2, "pynndescent's cache is not where this test expects it"
+    for path in bad:
+        path.write_bytes(b"\xfa not a pickle")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_CACHE_DIR=str(cache_dir))
+    code = "import melodex.analysis.mapping, pynndescent.utils as u, numpy as np; print(u.norm(np.ones(4, np.float32)))"
+    for _ in range(2):  # compiled again and saved, then loaded
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == "2.0"
+        assert all(path.read_bytes()[:1] != b"\xfa" for path in bad if path.exists())
+    assert subprocess.run([sys.executable, "-c", "import pynndescent"], env=env, capture_output=True,
+                          timeout=300, check=False).returncode == 0  # healed for a plain import too

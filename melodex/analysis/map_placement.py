@@ -11,15 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
-from umap.layouts import optimize_layout_euclidean
-from umap.umap_ import (
-    compute_membership_strengths,
-    find_ab_params,
-    make_epochs_per_sample,
-    smooth_knn_dist,
-)
 
-from melodex.analysis.umap_kernels import cache_kernels
+from melodex.analysis.umap_kernels import cache_kernels, umap
 
 EXACT_DISTANCE = 1e-6  # a new embedding this close to a stored one is that track: it lands on it
 PLACE_EPOCHS = 100  # umap-learn's transform uses 100 epochs for up to 10,000 new points
@@ -73,8 +66,9 @@ def _membership(ref_emb: np.ndarray, new_emb: np.ndarray, k: int, metric: str) -
     dists = np.ascontiguousarray(np.maximum(dists, 0.0), dtype=np.float32)
     indices = np.ascontiguousarray(indices, dtype=np.int32)
     # umap's transform uses local_connectivity - 1 (= 0): rho = 0, so only exact matches weigh 1
-    sigmas, rhos = smooth_knn_dist(dists, float(k), local_connectivity=0.0)
-    rows, cols, vals, _ = compute_membership_strengths(indices, dists, sigmas, rhos, bipartite=True)
+    sigmas, rhos = umap.umap_.smooth_knn_dist(dists, float(k), local_connectivity=0.0)
+    rows, cols, vals, _ = umap.umap_.compute_membership_strengths(indices, dists, sigmas, rhos,
+                                                                  bipartite=True)
     weights = vals.reshape(m, k).astype(np.float64)
     exact = dists <= EXACT_DISTANCE
     has_exact = exact.any(axis=1)
@@ -94,10 +88,10 @@ def _refine(start: np.ndarray, ref_coords: np.ndarray, graph: _Membership, epoch
     """``start`` [shape=(m, 2)] after ``epochs`` of UMAP's layout optimisation, fitted points fixed."""
 
     keep = graph.vals >= graph.vals.max() / float(epochs)
-    a, b = find_ab_params(1.0, min_dist)
+    a, b = umap.umap_.find_ab_params(1.0, min_dist)
     rng_state = np.random.RandomState(seed).randint(np.iinfo(np.int32).min, np.iinfo(np.int32).max, 3)
-    refined = optimize_layout_euclidean(
+    refined = umap.layouts.optimize_layout_euclidean(
         start.copy(), ref_coords.copy(), graph.rows[keep], graph.cols[keep], epochs, ref_coords.shape[0],
-        make_epochs_per_sample(graph.vals[keep], epochs), a, b, rng_state.astype(np.int64),
+        umap.umap_.make_epochs_per_sample(graph.vals[keep], epochs), a, b, rng_state.astype(np.int64),
         gamma=1.0, initial_alpha=0.25, negative_sample_rate=5, parallel=False, move_other=False)
     return np.asarray(refined, dtype=np.float32)

@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import umap
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from melodex.analysis.map_placement import PLACE_EPOCHS, TRANSFORM_SEED, place_among
-from melodex.analysis.umap_kernels import cache_kernels
+from melodex.analysis.umap_kernels import cache_kernels, umap
 from melodex.errors import MapError
 from melodex.library.store import DEFAULT_STORE, LibraryStore
 

@@ -13,6 +13,13 @@ and signature and by the CPU, so an upgraded umap-learn or another machine compi
 compiled code is the same either way, so cached and fresh runs give the same coordinates. An
 unreadable entry (a truncated or corrupt file) is compiled again and written over, where numba's
 own cache would fail every call until the file is deleted.
+
+pynndescent, which umap-learn imports, caches its kernels itself (``cache=True``) and loads some
+of them while it is imported: one unreadable entry there made ``import umap`` raise numba's
+``UnpicklingError``, so every command that draws or reads a map failed until the file was found
+and deleted. umap-learn is therefore imported here, and only here, with the same tolerant cache
+given to every kernel that asks numba for one meanwhile; Melodex's modules take ``umap`` from
+this module.
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from functools import lru_cache
 
-import umap.layouts  # loads the kernels' modules (the import binds nothing used here)
-import umap.umap_  # noqa: F401
 from numba.core.caching import FunctionCache, NullCache
+from numba.core.dispatcher import Dispatcher
 from numba.core.registry import CPUDispatcher
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,30 @@ class _TolerantCache(FunctionCache):
             super().save_overload(sig, data)
         except Exception as exc:  # noqa: BLE001 (a full disk, a vanished folder: the next process compiles)
             log.debug("numba's cache of %s not saved (%s)", self._py_func.__qualname__, exc)
+
+
+@contextlib.contextmanager
+def _tolerant_disk_caches() -> Iterator[None]:
+    """Kernels that turn numba's disk cache on while this is open (``cache=True`` in their
+    decorator) get :class:`_TolerantCache` instead of numba's own."""
+    original = Dispatcher.enable_caching
+
+    def enable_caching(self: Dispatcher) -> None:  # numba's own, with the tolerant class
+        self._cache = _TolerantCache(self.py_func)
+
+    Dispatcher.enable_caching = enable_caching
+    try:
+        yield
+    finally:
+        Dispatcher.enable_caching = original
+
+
+with _tolerant_disk_caches():  # pynndescent's kernels are decorated (and some loaded) on import
+    import umap
+    import umap.layouts
+    import umap.umap_
+
+__all__ = ["cache_kernel", "cache_kernels", "umap"]
 
 
 def cache_kernel(kernel: CPUDispatcher) -> bool:
