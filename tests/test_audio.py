@@ -27,6 +27,23 @@ def test_every_format_decodes_to_mono_22050(make_audio, ext):
     assert 0.1 < float(np.sqrt(np.mean(audio**2))) < 0.4
 
 
+@pytest.mark.parametrize("ext", FORMATS)
+def test_every_format_starts_and_ends_where_the_music_does(tmp_path, ext):
+    """The same second of silence then a tone, written in each format and decoded at its own rate:
+    the tone starts at the same sample and the file has the same length whatever the format. An
+    m4a's AAC priming (1024 samples) and the padding of its last frame are dropped, as FFmpeg's
+    edit list says; written without one (before), they made the m4a 1024 samples late."""
+    from melodex.audio.encode import write_audio
+
+    sr = 44100
+    mono = np.zeros(4 * sr, np.float32)
+    mono[sr:] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * sr) / sr)
+    path = write_audio(tmp_path / f"onset.{ext}", np.stack([mono, mono], axis=1), sr)
+    audio = load_audio(path, sr=sr)
+    assert audio.size == mono.size
+    assert abs(int(np.flatnonzero(np.abs(audio) > 0.05)[0]) - sr) <= 2
+
+
 @pytest.mark.parametrize("name", ["clip.opus", "CLIP.OPUS"])
 def test_ogg_opus_decodes_and_is_found(make_audio, name):
     # Opus runs at 48 kHz whatever the input's rate; libsndfile decodes it (and resamples to 22050).

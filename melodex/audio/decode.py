@@ -20,12 +20,10 @@ Bad input never escapes as a decoder's own exception: it becomes an
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ import soundfile as sf
 import soxr
 
 from melodex.audio import mpg123
+from melodex.audio.av_frames import frame_to_mono, mp4_samples
 from melodex.audio.chatter import decoder_chatter
 from melodex.constants import SAMPLE_RATE
 from melodex.errors import AudioLoadError
@@ -321,6 +320,9 @@ def _ffmpeg_blocks(path: Path | str, duration: float | None,
         container.close()
         raise AudioLoadError(path, "the audio stream has no sample rate")
     limit = None if duration is None else int(math.ceil(duration * native_sr))
+    declared = mp4_samples(container, stream, native_sr)
+    if declared is not None and (limit is None or declared < limit):
+        limit = declared  # the encoder's padding after the last sample (up to a frame of AAC)
 
     def blocks() -> Iterator[np.ndarray]:
         got = 0
@@ -338,7 +340,7 @@ def _ffmpeg_blocks(path: Path | str, duration: float | None,
                         raise AudioLoadError(path, "no decodable audio packets") from None
                     continue
                 for frame in frames:
-                    mono = _frame_to_mono(frame)
+                    mono = frame_to_mono(frame)
                     if limit is not None and got + mono.size > limit:
                         mono = mono[: limit - got]
                     got += mono.size
@@ -369,26 +371,6 @@ def _checked_first(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndar
         yield from blocks
 
     return chain()
-
-
-_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
-
-
-def _frame_to_mono(frame) -> np.ndarray:
-    """An FFmpeg audio frame as mono float32, whatever its sample format and layout."""
-    data = frame.to_ndarray()
-    name = frame.format.name.rstrip("p")
-    channels = frame.layout.nb_channels if hasattr(frame.layout, "nb_channels") else len(frame.layout.channels)
-    if not frame.format.is_planar and channels > 1:
-        data = data.reshape(-1, channels).T
-    if name in _INT_SCALE:
-        data = data.astype(np.float32)
-        if name == "u8":
-            data -= 128.0
-        data /= _INT_SCALE[name]
-    else:
-        data = data.astype(np.float32, copy=False)
-    return data[0].copy() if data.shape[0] == 1 else data.mean(axis=0, dtype=np.float32)
 
 
 def _downmix(data: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -50,6 +51,11 @@ def encode_with_ffmpeg(target, audio: np.ndarray, sr: int, *, container_format: 
     """Encode ``audio`` [shape=(n,) or (n, channels)] with FFmpeg's ``codec`` into ``target``.
 
     ``target`` is a path or a writable binary file object (e.g. from ``atomic_write``).
+
+    The frame is stamped (pts 0 in samples), so the encoder's delay reaches the container as it
+    does from the ``ffmpeg`` tool: AAC's 1024 priming samples become an MP4 edit list, and a
+    decoder drops them. Unstamped, the file started with them and every decode of it (and
+    :func:`roundtrip` through AAC) came out 1024 samples late.
     """
 
     audio = np.asarray(audio, dtype=np.float32)
@@ -64,6 +70,7 @@ def encode_with_ffmpeg(target, audio: np.ndarray, sr: int, *, container_format: 
             stream.codec_context.options = options
         frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
         frame.sample_rate = sr
+        frame.pts, frame.time_base = 0, Fraction(1, sr)
         for packet in stream.encode(frame):
             container.mux(packet)
         for packet in stream.encode(None):

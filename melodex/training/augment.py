@@ -30,6 +30,7 @@ on the clips that mix two styles about 2:1. Robustness (``bench_robustness.py``,
 test clips) is that of ``prob`` 0.7 without the warm-up: mean cosine between versions 0.995-0.997
 for every seed, nearest neighbour the same clip for >= 99.6% of files; the lowest cosine (one
 clip's low-rate ogg) varies with the seed, 0.83-0.97 (0.90-0.97 without the warm-up), 0.96 for seed 0.
+These figures date from when the AAC views came out 1024 samples late (a shift within the crop's).
 
 The first four need the waveform; they make ``variants`` MFCCs per training clip once (see
 :mod:`melodex.training.variants`). Gain is applied to the MFCC itself, where it is exact: a level
