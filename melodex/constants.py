@@ -79,5 +79,8 @@ DUPLICATE_DISTANCE = 0.005
 # duplicates: embedding distance within which a pair is a candidate that the audio fingerprint then
 # judges (a copy with 3 s cut off a 10-s clip lies 0.014 away; the fingerprint rejects the rest)
 DUPLICATE_CANDIDATE_DISTANCE = 0.05
+# duplicates: Cohen's kappa of the fingerprint bits from which a candidate pair is one recording
+# (see melodex.analysis.fingerprint_match for what copies and different clips score)
+DUPLICATE_MATCH_AGREEMENT = 0.88
 DURATION_TOLERANCE = 1.0
 DEFAULT_ARTIST_PAGES = 500  # evolution --all: artists with a page of figures (the most drifting first)

@@ -21,8 +21,7 @@ import argparse
 
 from melodex.commands.options import add_store, positive_seconds
 from melodex.constants import DUPLICATE_CANDIDATE_DISTANCE, DURATION_TOLERANCE
-
-MATCH_AGREEMENT = 0.78  # as melodex.analysis.fingerprint_match.MATCH_AGREEMENT (not imported: --help stays instant)
+from melodex.constants import DUPLICATE_MATCH_AGREEMENT as MATCH_AGREEMENT
 
 
 def _fraction(text: str) -> float:
