@@ -16,11 +16,12 @@ earlier threshold of 0.78, so such copies went unreported. :func:`agreement` the
 item of the copy with the two items of the original it lies between, on the bits those two hold
 alike (about two thirds of them); on the grid that is the plain comparison.
 
-Measured (``/tmp`` script over the tests' small demo, 128 clips of 10 s): 8 clips, each cut at
-0, 1/4, 1/2 and 3/4 of an item past 2 items, as they are and through 22.05 kHz mono MP3 48k, Ogg
-and AAC 64k: 0.963-1.0 (the plain kappa: 0.78-1.0). All 8,128 pairs of different clips within
-+-1.8 s: at most 0.79 (a drone the demo renders almost identically twice; the plain kappa 0.73),
-the next 0.74. :data:`MATCH_AGREEMENT` lies between. Another take of a piece scores about 0.2.
+Measured (``benchmarks/bench_fingerprint.py --files 128`` on the tests' small demo, 128 clips of
+10 s; 8 clips in an earlier run): clips cut at 0, 1/4, 1/2 and 3/4 of an item past 2 items, as
+they are and through 22.05 kHz mono MP3 48k, Ogg and AAC 64k: 0.963-1.0 (item by item: from
+0.77). All 8,128 pairs of different clips within +-1.8 s: at most 0.79 (a drone the demo renders
+almost identically twice; item by item 0.80), the next 0.74. :data:`MATCH_AGREEMENT` lies
+between. Another take of a piece scores about 0.2.
 
 Only numpy here: the fingerprints were computed when the audio was decoded.
 """
