@@ -123,3 +123,24 @@ def test_a_report_is_replaced_whole(demo_store, tmp_path):
     assert doc["baseline"] is None and [r["embedding"] for r in doc["scores"]] == ["store"]
     assert doc["tracks"] == len(LibraryStore(lib))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".r.json")]  # no temporary left behind
+
+
+def test_namesakes_are_two_artists_when_scoring_by_artist():
+    """Two artists called "John Smith" (artist_ids 11 and 12) whose tracks lie side by side: scored
+    by name alone, each track's neighbours would count as its own artist's."""
+    import pandas as pd
+
+    from melodex.analysis.retrieval import retrieval_table
+
+    rng = np.random.default_rng(5)
+    centre = rng.standard_normal(16)
+    x = np.concatenate([centre + 0.01 * rng.standard_normal((6, 16)),  # both John Smiths, mixed
+                        rng.standard_normal((6, 16)) * 5])  # six others, far apart
+    tracks = pd.DataFrame({"artist": ["John Smith"] * 6 + [f"solo {i}" for i in range(6)],
+                           "artist_id": ["11", "12"] * 3 + [str(20 + i) for i in range(6)]})
+    (row,) = retrieval_table({"emb": x}, tracks, ["artist"], k=2)
+    assert row.classes == 8  # John Smith [11], John Smith [12] and six solo artists
+    # each John Smith track's 2 nearest are among the other 5, of which 2 share its artist_id
+    assert row.agreement < 0.3
+    (by_name,) = retrieval_table({"emb": x}, tracks.drop(columns="artist_id"), ["artist"], k=2)
+    assert by_name.classes == 7 and by_name.agreement == pytest.approx(0.5)  # 6 of 12 tracks: all hits

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from melodex.analysis.collection import artist_labels
 from melodex.util.atomic import atomic_write
 
 DEFAULT_K = 10
@@ -97,9 +98,22 @@ def neighbour_agreement(embeddings: np.ndarray, labels: Sequence[Any], *, k: int
 
 def retrieval_table(embeddings: Mapping[str, np.ndarray], tracks: pd.DataFrame, columns: Sequence[str],
                     *, k: int = DEFAULT_K) -> list[Agreement]:
-    """Every embedding (by name; rows aligned with ``tracks``) scored on every label column of ``tracks``."""
-    return [neighbour_agreement(vectors, tracks[column].tolist(), k=k, name=name, label=column)
+    """Every embedding (by name; rows aligned with ``tracks``) scored on every label column of ``tracks``.
+
+    ``artist`` is scored as :func:`~melodex.analysis.collection.artist_labels` tells artists apart:
+    two artists who share a name but not an artist_id are two labels, not one.
+    """
+    return [neighbour_agreement(vectors, _label_values(tracks, column), k=k, name=name, label=column)
             for column in columns for name, vectors in embeddings.items()]
+
+
+def _label_values(tracks: pd.DataFrame, column: str) -> list[Any]:
+    values = tracks[column].tolist()
+    if column != "artist" or "artist_id" not in tracks.columns:
+        return values
+    names, ids = ([None if pd.isna(v) else str(v) for v in tracks[name].tolist()]
+                  for name in ("artist", "artist_id"))
+    return list(artist_labels(names, ids))
 
 
 def label_columns(tracks: pd.DataFrame, wanted: Sequence[str]) -> list[str]:

@@ -11,7 +11,8 @@ no-training baseline, MFCC statistics (``melodex index --features mfcc-stats``) 
 tracks. The baseline comes from --baseline-store (tracks matched by track_id), or is computed
 from the stored files' audio when none is given (this decodes every file; --no-baseline skips
 it; a store of MFCC statistics is its own baseline). Only tracks present in both take part, and
-only those whose label is known count, as queries and as neighbours.
+only those whose label is known count, as queries and as neighbours. Artists who share a name
+but not an artist_id (FMA holds several) are different artists, as in ``similar``.
 The report goes to --out (JSON) and the same name with .csv, both written atomically.
 """
 
