@@ -161,7 +161,8 @@ def retrieval_report(config, tracks, vectors) -> tuple[str, dict]:
     rows = []
     for track in tracks:
         fields, _ = sources.describe(track.path)
-        rows.append({"artist": fields.get("artist"), "album": release_identity(fields)})
+        rows.append({"artist": fields.get("artist"), "artist_id": fields.get("artist_id"),  # namesakes apart
+                     "album": release_identity(fields)})
     columns = label_columns(pd.DataFrame(rows), ["artist", "album"])
     if "artist" not in columns:
         return (("The retrieval report needs artist metadata for the validation tracks, and none was found: tag the "
