@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from melodex.analysis.collection import Collection, artist_labels
+from melodex.analysis.collection import Collection
 from melodex.errors import QueryError
 
 MEASURE = "energy distance between the artists' track embeddings"
@@ -45,11 +45,11 @@ def energy_distance(a: np.ndarray, b: np.ndarray) -> float:
 def artist_rows(collection: Collection, *, namesakes: bool = False) -> dict[str, np.ndarray]:
     """Each named artist's rows (tracks with no artist are left out), in order of first track.
 
-    Grouped by name; with ``namesakes``, by :func:`~melodex.analysis.collection.artist_labels`:
-    artists who share a name but not an artist_id (FMA holds several) are apart, each as
-    ``"name [artist_id]"``; every other artist keeps its name.
+    Grouped by name; with ``namesakes``, by the collection's ``artist_labels``: artists who share
+    a name but not an artist_id (FMA holds several) are apart, each as ``"name [artist_id]"``;
+    every other artist keeps its name.
     """
-    labels = artist_labels(collection.artists, collection.artist_ids) if namesakes else collection.artists
+    labels = collection.artist_labels if namesakes else collection.artists
     groups: dict[str, list[int]] = {}
     for row, label in enumerate(labels):
         if label:
@@ -63,10 +63,10 @@ def find_artist(groups: dict[str, np.ndarray], name: str, root: str = "",
     whose artist_id is ``name``; :class:`QueryError` if none, or if the name stands for several
     artists of :func:`artist_rows` with ``namesakes`` (the error lists them)."""
     wanted = name.casefold()
-    labels = [] if collection is None else artist_labels(collection.artists, collection.artist_ids)
     # the namesakes of that name, split apart by artist_rows
-    same = sorted({label for label, artist in zip(labels, collection.artists if collection else [])
-                   if artist and label != artist and artist.casefold() == wanted and label in groups})
+    same = [] if collection is None else sorted(
+        {label for label, artist in zip(collection.artist_labels, collection.artists)
+         if artist and label != artist and artist.casefold() == wanted and label in groups})
     if same:
         listed = ", ".join(f"{a} ({len(groups[a])} tracks)" for a in same)
         raise QueryError(f"{name!r} names {len(same)} artists in the store at {root}: {listed}; give one "

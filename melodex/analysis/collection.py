@@ -49,16 +49,23 @@ def artist_labels(artists: Sequence[str | None], artist_ids: Sequence[str | None
                      for a, i in zip(artists, artist_ids)], dtype=object)
 
 
+def track_artist_labels(tracks: pd.DataFrame) -> np.ndarray:
+    """:func:`artist_labels` of a ``store.tracks()``-shaped frame (its ``artist`` and ``artist_id``
+    columns; a missing column counts as unknown everywhere)."""
+    return artist_labels(_strings(tracks, "artist"), _strings(tracks, "artist_id"))
+
+
 @dataclass(frozen=True)
 class Collection:
     """Every track of a store, row-aligned.
 
     ``unit`` [shape=(n, d)] float32: L2-normalised embeddings, so ``1 - unit[i] @ unit[j]`` is the
     cosine distance of rows i and j. ``durations`` [shape=(n,)] float seconds, NaN when the store
-    does not know. ``artists`` holds None for an unknown artist. ``artist_keys`` tell artists apart
-    for artist caps: :func:`artist_labels` (namesakes with different artist_ids are two artists),
-    and never None (an unknown artist's key is the track id), so tracks of unknown artists never
-    count against each other. ``artist_ids`` holds the catalogue's artist id (FMA's), None when unknown.
+    does not know. ``artists`` holds None for an unknown artist, ``artist_ids`` the catalogue's
+    artist id (FMA's), None when unknown, and ``artist_labels`` each track's artist as
+    :func:`artist_labels` tells them apart (namesakes with different artist_ids are two artists).
+    ``artist_keys`` are those labels for artist caps, never None (an unknown artist's key is the
+    track id), so tracks of unknown artists never count against each other.
     """
 
     track_ids: np.ndarray
@@ -67,6 +74,7 @@ class Collection:
     artists: np.ndarray
     artist_keys: np.ndarray
     artist_ids: np.ndarray
+    artist_labels: np.ndarray
     genres: np.ndarray
     durations: np.ndarray
     unit: np.ndarray
@@ -85,15 +93,16 @@ class Collection:
         """From a ``store.tracks()``-shaped frame and its embeddings [shape=(n, d)]."""
         ids = _strings(tracks, "track_id", "")
         artists, artist_ids = _strings(tracks, "artist"), _strings(tracks, "artist_id")
-        keys = np.array([a if a else f"\0{t}" for a, t in zip(artist_labels(artists, artist_ids), ids)], dtype=object)
+        labels = artist_labels(artists, artist_ids)
+        keys = np.array([a if a else f"\0{t}" for a, t in zip(labels, ids)], dtype=object)
         genres = _strings(tracks, "genre")
         predicted = _strings(tracks, "predicted_label")
         genres = np.array([g if g else p for g, p in zip(genres, predicted)], dtype=object)
         durations = (pd.to_numeric(tracks["duration"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
                      if "duration" in tracks.columns else np.full(len(tracks), np.nan))
         return cls(track_ids=ids, paths=_strings(tracks, "path"), titles=_strings(tracks, "title"),
-                   artists=artists, artist_keys=keys, artist_ids=artist_ids, genres=genres,
-                   durations=durations, unit=normalize_rows(embeddings), root=root)
+                   artists=artists, artist_keys=keys, artist_ids=artist_ids, artist_labels=labels,
+                   genres=genres, durations=durations, unit=normalize_rows(embeddings), root=root)
 
     def __len__(self) -> int:
         return len(self.track_ids)

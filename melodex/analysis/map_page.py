@@ -22,7 +22,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from melodex.analysis.artists import artist_distance_matrix
-from melodex.analysis.collection import Collection, artist_labels
+from melodex.analysis.collection import Collection, track_artist_labels
 from melodex.analysis.map_template import APP_JS, PAGE_TEMPLATE
 from melodex.analysis.neighbours import all_nearest
 from melodex.analysis.palette import OTHER_COLOR, PALETTE, UNKNOWN_COLOR, label_colors, model_labels
@@ -121,10 +121,9 @@ def color_values(frame: pd.DataFrame, color_by: str) -> list[str | None]:
     ``"year"``). Artists are told apart as :func:`~melodex.analysis.collection.artist_labels`
     does (namesakes with different artist_ids are two artists, ``"name [artist_id]"``)."""
 
-    n = len(frame)
     if color_by == "artist":
-        return list(artist_labels(label_strings(frame.get("artist"), n), label_strings(frame.get("artist_id"), n)))
-    return label_strings(frame.get(COLOR_COLUMNS[color_by]), n)
+        return list(track_artist_labels(frame))
+    return label_strings(frame.get(COLOR_COLUMNS[color_by]), len(frame))
 
 
 def _codes(values: list[str | None]) -> tuple[list[int], list[str]]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from melodex.analysis.collection import artist_labels
+from melodex.analysis.collection import track_artist_labels
 from melodex.util.atomic import atomic_write
 
 DEFAULT_K = 10
@@ -103,17 +103,10 @@ def retrieval_table(embeddings: Mapping[str, np.ndarray], tracks: pd.DataFrame, 
     ``artist`` is scored as :func:`~melodex.analysis.collection.artist_labels` tells artists apart:
     two artists who share a name but not an artist_id are two labels, not one.
     """
-    return [neighbour_agreement(vectors, _label_values(tracks, column), k=k, name=name, label=column)
+    values = {column: list(track_artist_labels(tracks)) if column == "artist" else tracks[column].tolist()
+              for column in columns}
+    return [neighbour_agreement(vectors, values[column], k=k, name=name, label=column)
             for column in columns for name, vectors in embeddings.items()]
-
-
-def _label_values(tracks: pd.DataFrame, column: str) -> list[Any]:
-    values = tracks[column].tolist()
-    if column != "artist" or "artist_id" not in tracks.columns:
-        return values
-    names, ids = ([None if pd.isna(v) else str(v) for v in tracks[name].tolist()]
-                  for name in ("artist", "artist_id"))
-    return list(artist_labels(names, ids))
 
 
 def label_columns(tracks: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
