@@ -28,7 +28,7 @@ import pandas as pd
 
 from melodex.analysis.collection import Collection
 from melodex.analysis.duplicates import NEIGHBOURS, duplicate_pairs
-from melodex.analysis.fingerprint_match import ITEM_SECONDS, MATCH_AGREEMENT, agreement
+from melodex.analysis.fingerprint_match import ITEM_SECONDS, MATCH_AGREEMENT, agreement, kappa
 from melodex.audio.decode import load_audio
 from melodex.audio.encode import TRAINING_CODECS, roundtrip
 from melodex.audio.files import find_audio_files
@@ -94,16 +94,9 @@ def judging(n: int = 2000) -> None:
 _POPCOUNT = np.array([i.bit_count() for i in range(256)], dtype=np.int32)
 
 
-def _plain_kappa(a: np.ndarray, b: np.ndarray) -> float:
-    observed = 1.0 - _POPCOUNT[np.bitwise_xor(a, b).view(np.uint8)].sum() / (32.0 * len(a))
-    px, py = (np.unpackbits(x.view(np.uint8)).reshape(len(x), 32).mean(axis=0) for x in (a, b))
-    expected = float(np.mean(px * py + (1.0 - px) * (1.0 - py)))
-    return 0.0 if expected >= 1.0 else (observed - expected) / (1.0 - expected)
-
-
 def item_by_item(a: np.ndarray, b: np.ndarray, *, shifts: tuple[float, float], min_items: int = 32) -> float:
-    """The baseline: kappa of ``b`` against ``a`` at the whole-item shift where most bits agree
-    (what ``agreement`` computed before a2fc618), with a table popcount."""
+    """The baseline: kappa of ``b`` against ``a`` over all bits at the whole-item shift where most
+    bits agree (what ``agreement`` computed before a2fc618), the shifts searched with a table popcount."""
     a, b = np.ascontiguousarray(a, dtype="<u4"), np.ascontiguousarray(b, dtype="<u4")
     steps = np.arange(int(np.floor(shifts[0] / ITEM_SECONDS)), int(np.ceil(shifts[1] / ITEM_SECONDS)) + 1)
     reach = int(np.abs(steps).max())
@@ -119,7 +112,7 @@ def item_by_item(a: np.ndarray, b: np.ndarray, *, shifts: tuple[float, float], m
     best = int(np.argmax(observed))
     shift, size = int(steps[best]), int(n[best])
     lo, hi = max(0, shift), max(0, -shift)
-    return max(0.0, _plain_kappa(a[lo:lo + size], b[hi:hi + size]))
+    return max(0.0, kappa(a[lo:lo + size], b[hi:hi + size]))  # over all bits
 
 
 def against_item_by_item(files: list, phase_files: int) -> None:

@@ -24,8 +24,8 @@ rather than fall back to the embedding alone. Pairs join into groups through sha
 Nothing is ever deleted: the result is a report; no audio is decoded here. Judging a candidate
 pair costs 0.3-0.5 ms (``benchmarks/bench_fingerprint.py``: 2,000 tracks whose embeddings all
 lie within the candidate distance, 20 candidates each, take 6.6-10.5 s on a shared 2-core
-machine); a pair of 30-s fingerprints 1.4x (shifts of +-1 s) to 4.2x (+-16 s) faster than the
-item-by-item comparison before, in the same run.
+machine); a pair of 30-s fingerprints 1.4-1.5x (shifts of +-1 s) and 2.7-4.2x (+-16 s) faster
+than the item-by-item comparison before, in the same run (three runs).
 """
 
 from __future__ import annotations
