@@ -317,14 +317,16 @@ def test_infer_whose_decoding_worker_is_killed_says_so_in_one_line_and_keeps_the
     monkeypatch.setenv("MELODEX_TEST_PARENT", str(os.getpid()))
     monkeypatch.setattr(stream, "file_items", file_items)  # forked workers inherit it
     out = tmp_path / "results.jsonl"
-    # batches of 2 per worker: worker 0 dies holding files 8 and 10, worker 1 has handed on 1 to 11
+    # batches of 2 per worker; each worker takes the next file when free, so the one that takes file 10
+    # dies holding it and at most one earlier file of its batch (8 or 9), while the other hands on the rest
     infer = ["infer", "--model", str(checkpoint), "--num-workers", "2", "--batch-size", "2",
              "--output", str(out), "-q", "--audio", *files]
     assert main(infer) == 2
     err = capsys.readouterr().err
     assert "a worker process died" in err and "--resume" in err and len(err.strip().splitlines()) == 1, err
     kept = [json.loads(line)["audio_file"] for line in out.read_text().splitlines()]
-    assert kept == files[:8]  # whole lines, in order, up to the batch the worker died with
+    # whole lines, in order, up to the batch the worker died with
+    assert kept == files[: len(kept)] and 8 <= len(kept) <= 10, kept
     monkeypatch.setattr(stream, "file_items", real)
     assert main([*infer, "--resume"]) == 0
     assert [json.loads(line)["audio_file"] for line in out.read_text().splitlines()] == files
@@ -337,7 +339,8 @@ def test_infer_whose_decoding_worker_is_killed_says_so_in_one_line_and_keeps_the
     assert main(index) == 2
     err = capsys.readouterr().err
     assert "a worker process died" in err and len(err.strip().splitlines()) == 1, err
-    assert sorted(LibraryStore(store).tracks()["path"]) == sorted(files[:8])
+    stored = sorted(LibraryStore(store).tracks()["path"])
+    assert stored == sorted(files[: len(stored)]) and 8 <= len(stored) <= 10, stored
     monkeypatch.setattr(stream, "file_items", real)
     assert main(index) == 0
     assert sorted(LibraryStore(store).tracks()["path"]) == sorted(files)

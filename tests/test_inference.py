@@ -300,6 +300,68 @@ def test_stopping_early_ends_the_workers_and_restores_torch_threads(tree, checkp
     assert torch.get_num_threads() == threads
 
 
+def test_a_slow_file_holds_up_its_worker_only(checkpoint, tmp_path, monkeypatch):
+    """Workers take the next file when they are free (one shared counter), not a fixed share each:
+    while one worker is stuck on file 0, the other takes every other file, each file is decoded
+    once, and the results come out complete and in order."""
+    from melodex.inference import stream
+
+    files = []
+    for i in range(10):
+        files.append(tmp_path / f"{i:02d}.wav")
+        write_audio(files[-1], tone(1.0, 22050, 220.0 + 20 * i), 22050)
+    taken = tmp_path / "taken.txt"
+    real = stream.file_items
+
+    def file_items(index, path, settings):
+        with open(taken, "a") as log:
+            log.write(f"{os.getpid()} {index}\n")
+        if index == 0:
+            time.sleep(3.0)  # the other worker decodes the nine other files meanwhile
+        return real(index, path, settings)
+
+    monkeypatch.setattr(stream, "file_items", file_items)  # forked workers inherit it
+    predictor = Predictor(checkpoint, device="cpu", batch_size=1, num_workers=2)
+    results = list(predictor.predict(files))
+    assert [r.audio_file for r in results] == [str(f) for f in files] and all(r.ok for r in results)
+    by_worker: dict[str, list[int]] = {}
+    for line in taken.read_text().splitlines():
+        pid, index = line.split()
+        by_worker.setdefault(pid, []).append(int(index))
+    assert sorted(i for indices in by_worker.values() for i in indices) == list(range(10))
+    slow = next(indices for indices in by_worker.values() if 0 in indices)
+    assert slow == [0], by_worker  # a fixed share (0, 2, 4, ...) would have waited behind file 0
+
+
+FAULTS_PER_CYCLE = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "keep":
+    from melodex.util.processes import keep_freed_memory
+    keep_freed_memory()
+
+def faults():  # page faults to fill and free a 20-MiB array, as a worker does with each file's audio
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    np.ones(5 << 20, np.float32)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+print(*(faults() for _ in range(3)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+                    reason="glibc's malloc")
+def test_workers_keep_freed_memory_for_the_next_file():
+    """A worker's second file reuses the memory its first one freed instead of faulting it in again."""
+    counts = {}
+    for mode in ("default", "keep"):
+        out = subprocess.run([sys.executable, "-c", FAULTS_PER_CYCLE, mode], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+        counts[mode] = [int(n) for n in out.split()]
+    assert counts["default"][1] > 200, counts  # freed to the kernel, then taken back page by page
+    assert counts["keep"][1] < 50 and counts["keep"][2] < 50, counts
+
+
 # ----------------------------------------------------------------------------- resume
 
 

@@ -10,8 +10,8 @@ A file's ``probabilities`` are the softmax of each segment's logits averaged ove
 segments, its ``embedding`` the mean of the segments' embeddings (see :mod:`melodex.inference.results`).
 
 How files stream (the default path): a torch ``DataLoader`` over
-:class:`~melodex.inference.stream.SegmentStream`, an ``IterableDataset`` sharded across
-``num_workers`` processes (worker ``w`` decodes files ``w, w+W, ...``). Each
+:class:`~melodex.inference.stream.SegmentStream`, an ``IterableDataset`` read by
+``num_workers`` processes (each takes the next file as it becomes free). Each
 item is one segment's MFCC, computed in the worker with the checkpoint's
 :class:`~melodex.features.mfcc.FeatureConfig` and tagged with its file's index. Where the model
 runs depends on the cores (:func:`model_in_workers`):
