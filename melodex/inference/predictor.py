@@ -264,7 +264,7 @@ class Predictor:
         else:
             per_list, collate = (math.ceil(self.batch_size / workers) if workers else 1), identity
         loader = torch.utils.data.DataLoader(
-            SegmentStream(files, settings),
+            SegmentStream(files, settings, workers=workers > 0),
             batch_size=per_list,
             collate_fn=collate,
             num_workers=workers,

@@ -137,17 +137,21 @@ class SegmentStream(torch.utils.data.IterableDataset):
     results waited in the reorder buffer.
     """
 
-    def __init__(self, paths: list[Path], settings: DecodeSettings):
+    def __init__(self, paths: list[Path], settings: DecodeSettings, *, workers: bool = True):
         super().__init__()
         self.paths = paths
         self.settings = settings
-        self.taken = multiprocessing.Value("q", 0)  # files handed out so far; the workers inherit it
+        # files handed out so far, which the workers inherit; none to share when this process reads
+        # alone (a shared value needs a semaphore, which some sandboxes lack)
+        self.taken = multiprocessing.Value("q", 0) if workers else None
 
     def __iter__(self) -> Iterator[SegmentItem]:
         if torch.utils.data.get_worker_info() is None:  # in this process: every file, in order
             for index, path in enumerate(self.paths):
                 yield from file_items(index, path, self.settings)
             return
+        if self.taken is None:  # each worker would take every file
+            raise RuntimeError("a SegmentStream made with workers=False is read by DataLoader workers")
         while (index := self._take()) < len(self.paths):
             yield from file_items(index, self.paths[index], self.settings)
 
