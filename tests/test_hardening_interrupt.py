@@ -307,43 +307,82 @@ def test_infer_whose_decoding_worker_is_killed_says_so_in_one_line_and_keeps_the
     files = _files(music, 12)
     doomed = Path(files[10]).name
     real = stream.file_items
+    out, store = tmp_path / "results.jsonl", tmp_path / "store"
+    done = {"out": lambda: len(out.read_text().splitlines()) if out.exists() else 0,
+            "store": lambda: len(list((store / "parts").glob("*.parquet"))) if store.exists() else 0}
+    watched = {"what": "out"}
 
     def file_items(index, path, settings):
         if Path(path).name == doomed and os.environ.get("MELODEX_TEST_PARENT") != str(os.getpid()):
-            time.sleep(1.5)  # the other worker's files are done and handed on by then
-            os.kill(os.getpid(), signal.SIGKILL)  # in the worker only
+            # in the worker only: wait until the command has written files 0-9 (the other worker
+            # decodes them; a fixed sleep was too short on a loaded machine), then die holding file 10
+            deadline = time.monotonic() + 60
+            while done[watched["what"]]() < 10 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            os.kill(os.getpid(), signal.SIGKILL)
         return real(index, path, settings)
 
     monkeypatch.setenv("MELODEX_TEST_PARENT", str(os.getpid()))
     monkeypatch.setattr(stream, "file_items", file_items)  # forked workers inherit it
-    out = tmp_path / "results.jsonl"
-    # batches of 2 per worker; each worker takes the next file when free, so the one that takes file 10
-    # dies holding it and at most one earlier file of its batch (8 or 9), while the other hands on the rest
-    infer = ["infer", "--model", str(checkpoint), "--num-workers", "2", "--batch-size", "2",
+    # one file a list: the worker that takes file 10 dies holding it alone, while the other worker
+    # hands on every file before it (and file 11, which must not be written out of order)
+    infer = ["infer", "--model", str(checkpoint), "--num-workers", "2", "--batch-size", "1",
              "--output", str(out), "-q", "--audio", *files]
     assert main(infer) == 2
     err = capsys.readouterr().err
     assert "a worker process died" in err and "--resume" in err and len(err.strip().splitlines()) == 1, err
-    kept = [json.loads(line)["audio_file"] for line in out.read_text().splitlines()]
-    # whole lines, in order, up to the batch the worker died with
-    assert kept == files[: len(kept)] and 8 <= len(kept) <= 10, kept
+    # whole lines, in order, every file before the one the worker died with
+    assert [json.loads(line)["audio_file"] for line in out.read_text().splitlines()] == files[:10]
     monkeypatch.setattr(stream, "file_items", real)
     assert main([*infer, "--resume"]) == 0
     assert [json.loads(line)["audio_file"] for line in out.read_text().splitlines()] == files
 
-    # index keeps the tracks embedded before the worker died (its part is written), then adds the rest
+    # index keeps the tracks embedded before the worker died (a part a track here), then adds the rest
     monkeypatch.setattr(stream, "file_items", file_items)
-    store = tmp_path / "store"
-    index = ["index", "--model", str(checkpoint), "--num-workers", "2", "--batch-size", "2",
-             "--store", str(store), "-q", "--audio", *files]
+    watched["what"] = "store"  # forked after this, the workers see it
+    index = ["index", "--model", str(checkpoint), "--num-workers", "2", "--batch-size", "1",
+             "--part-size", "1", "--store", str(store), "-q", "--audio", *files]
     assert main(index) == 2
     err = capsys.readouterr().err
     assert "a worker process died" in err and len(err.strip().splitlines()) == 1, err
-    stored = sorted(LibraryStore(store).tracks()["path"])
-    assert stored == sorted(files[: len(stored)]) and 8 <= len(stored) <= 10, stored
+    assert sorted(LibraryStore(store).tracks()["path"]) == sorted(files[:10])
     monkeypatch.setattr(stream, "file_items", real)
     assert main(index) == 0
     assert sorted(LibraryStore(store).tracks()["path"]) == sorted(files)
+
+
+def test_a_worker_killed_while_the_caller_is_busy_with_a_result_ends_at_the_callers_next_request(
+        music, checkpoint, tmp_path, monkeypatch):
+    """torch's DataLoader raises a worker's death in whatever the main thread runs; a death while the
+    caller is busy with a result (writing a line, a store part) must not stop the caller's own code
+    halfway with a bare RuntimeError: it ends the iteration, as a WorkerError, when the caller asks for
+    the next result."""
+    from melodex.errors import WorkerError
+    from melodex.inference import stream
+    from melodex.inference.predictor import Predictor
+
+    files = _files(music, 8)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    real = stream.file_items
+
+    def file_items(index, path, settings):
+        (pids / str(os.getpid())).touch()  # which processes decode (the workers)
+        return real(index, path, settings)
+
+    monkeypatch.setattr(stream, "file_items", file_items)  # forked workers inherit it
+    predictor = Predictor(checkpoint, num_workers=2, batch_size=1)
+    results = predictor.predict(files)
+    first = next(results)
+    assert first.error is None
+    workers = [int(p.name) for p in pids.iterdir() if int(p.name) != os.getpid()]
+    assert workers, "no worker decoded the first file"
+    os.kill(workers[0], signal.SIGKILL)
+    busy_until = time.monotonic() + 1.0  # the caller's own work, during which the SIGCHLD comes
+    while time.monotonic() < busy_until:
+        sum(range(1000))
+    with pytest.raises(WorkerError, match="a worker process died"):
+        list(results)
 
 
 _PARENT = os.getpid()

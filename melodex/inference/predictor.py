@@ -30,7 +30,9 @@ than the files in flight, so memory stays flat however many files there are. ``l
 is the reference path: decode one file, run it, next.
 
 A file that cannot be decoded does not stop the run: its :class:`FileResult` carries
-``error`` (the reason in one line) and the next file follows.
+``error`` (the reason in one line) and the next file follows. A worker killed outright (the
+out-of-memory killer) ends it with a :class:`~melodex.errors.WorkerError`, raised when the
+caller asks for the next result, never in the middle of the caller's work on the last one.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from melodex.model.checkpoint import Checkpoint, load_model
 from melodex.model.cnn import GenreCNN, place_model
 from melodex.util.device import resolve_device
 from melodex.util.processes import WORKER_DIED
-from melodex.util.workers import usable_cores
+from melodex.util.workers import HeldWorkerDeaths, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -298,30 +300,35 @@ class Predictor:
         with _torch_threads(threads):
             stream = iter(loader)
             try:
-                for items in stream:
-                    for item in items:
-                        if item.error is not None:
-                            open_files.pop(item.file_index, None)
-                            ready[item.file_index] = FileResult.failed(
-                                str(files[item.file_index]), mode, self.labels, item.error)
-                        else:
-                            if item.file_index not in open_files:
-                                open_files[item.file_index] = _Accumulator(
-                                    files[item.file_index], mode, self.labels, embeddings)
-                            if item.outputs is not None:  # the worker ran the model
-                                add(item, *item.outputs)
+                with HeldWorkerDeaths() as deaths:  # after iter(), where torch sets its SIGCHLD handler
+                    for items in stream:
+                        for item in items:
+                            if item.error is not None:
+                                open_files.pop(item.file_index, None)
+                                ready[item.file_index] = FileResult.failed(
+                                    str(files[item.file_index]), mode, self.labels, item.error)
                             else:
-                                batch.append(item)
-                                if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
-                                    run_batch()
-                        while next_index in ready:
-                            yield ready.pop(next_index)
-                            next_index += 1
-                if batch:
-                    run_batch()
-                while next_index in ready:
-                    yield ready.pop(next_index)
-                    next_index += 1
+                                if item.file_index not in open_files:
+                                    open_files[item.file_index] = _Accumulator(
+                                        files[item.file_index], mode, self.labels, embeddings)
+                                if item.outputs is not None:  # the worker ran the model
+                                    add(item, *item.outputs)
+                                else:
+                                    batch.append(item)
+                                    if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
+                                        run_batch()
+                            while next_index in ready:
+                                deaths.handing_on = True  # the caller's code runs until it asks for more
+                                yield ready.pop(next_index)
+                                deaths.check()
+                                next_index += 1
+                    if batch:
+                        run_batch()
+                    while next_index in ready:
+                        deaths.handing_on = True
+                        yield ready.pop(next_index)
+                        deaths.check()
+                        next_index += 1
             except RuntimeError as exc:  # torch's words for a worker killed outright (SIGKILL, out of memory)
                 if not str(exc).startswith("DataLoader worker"):
                     raise
