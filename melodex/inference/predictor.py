@@ -294,6 +294,13 @@ class Predictor:
                 add(item, p, e)
             batch.clear()
 
+        def finished() -> Iterator[FileResult]:
+            """The results the reorder buffer can hand on now: the next files in order."""
+            nonlocal next_index
+            while next_index in ready:
+                yield ready.pop(next_index)
+                next_index += 1
+
         threads = _main_threads(workers)  # 1 when the workers take every core, as they do to run the model
         log.debug("streaming %d files: %d decoding workers, the model on %s in %s", len(files), workers,
                   self.device, "the workers" if in_workers else f"this process ({threads} torch threads)")
@@ -317,18 +324,10 @@ class Predictor:
                                     batch.append(item)
                                     if len(batch) >= self.batch_size or (one_file_per_batch and item.last):
                                         run_batch()
-                            while next_index in ready:
-                                deaths.handing_on = True  # the caller's code runs until it asks for more
-                                yield ready.pop(next_index)
-                                deaths.check()
-                                next_index += 1
+                            yield from deaths.hand_on(finished())
                     if batch:
                         run_batch()
-                    while next_index in ready:
-                        deaths.handing_on = True
-                        yield ready.pop(next_index)
-                        deaths.check()
-                        next_index += 1
+                    yield from deaths.hand_on(finished())
             except RuntimeError as exc:  # torch's words for a worker killed outright (SIGKILL, out of memory)
                 if not str(exc).startswith("DataLoader worker"):
                     raise

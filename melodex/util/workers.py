@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import torch
 
 from melodex.util.processes import die_with_parent, start_process, usable_cores
 
 __all__ = ["HeldWorkerDeaths", "die_with_parent", "start_worker", "usable_cores"]
+
+T = TypeVar("T")
 
 
 def start_worker(parent_pid: int, ignore_sigint: bool = False) -> None:
@@ -36,15 +40,15 @@ class HeldWorkerDeaths:
     whatever the main thread is running. While a generator over the loader is suspended at a
     ``yield``, that is the caller's own code (writing a line of the output, a part of the store),
     which would stop halfway with a bare RuntimeError. Inside this context manager (entered
-    after the loader's workers start, where torch's handler is set), a SIGCHLD that comes while
-    :attr:`handing_on` is True is held, and :meth:`check`, called when the generator resumes,
-    runs torch's handler then, so its error is raised in the generator; at any other time the
-    handler runs at once, as before. Outside the main thread (where Python runs no handler
-    of its own) nothing changes.
+    after the loader's workers start, where torch's handler is set), the generator yields its
+    results through :meth:`hand_on`: a SIGCHLD that comes while the caller has one is held, and
+    torch's handler runs when the caller asks for the next, so its error is raised in the
+    generator; at any other time the handler runs at once, as before. Outside the main thread
+    (where Python runs no handler of its own) nothing changes.
     """
 
     def __init__(self) -> None:
-        self.handing_on = False
+        self._handing_on = False
         self._pending = False
         self._torch_handler = None
 
@@ -62,15 +66,20 @@ class HeldWorkerDeaths:
             self._torch_handler = None
 
     def _on_sigchld(self, signum, frame) -> None:
-        if self.handing_on:
+        if self._handing_on:
             self._pending = True
         else:
             self._torch_handler(signum, frame)
 
-    def check(self) -> None:
-        """Run torch's handler for a SIGCHLD held while the caller had a result; it raises if a
-        worker died."""
-        self.handing_on = False
-        if self._pending:
-            self._pending = False
-            self._torch_handler(signal.SIGCHLD, None)
+    def hand_on(self, results: Iterable[T]) -> Iterator[T]:
+        """Yield ``results`` to the caller, holding a worker's death while the caller has one;
+        raise it (torch's RuntimeError) when the caller asks for the next."""
+        for result in results:
+            self._handing_on = True
+            try:
+                yield result
+            finally:
+                self._handing_on = False
+            if self._pending:
+                self._pending = False
+                self._torch_handler(signal.SIGCHLD, None)
